@@ -1,0 +1,1 @@
+"""HTTP routers. Thin: parse the request, call the core, shape the answer."""

@@ -1,0 +1,190 @@
+"""Datasets, their snapshots, imports and presence reports."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
+
+from app import catalog
+from app.api.deps import ReadSessionDep, SessionFactoryDep, SettingsDep, only_params
+from app.api.upload import receive_manifest
+from app.db import write_session
+from app.errors import NotFoundError
+from app.ingest.importer import import_manifest
+from app.ingest.presence import apply_presence, recording_names
+from app.models import Recording
+from app.schemas import (
+    DatasetCreate,
+    DatasetOut,
+    ErrorResponse,
+    ImportResponse,
+    PresenceResult,
+    PresenceUpdate,
+    RecordingOut,
+    SnapshotOut,
+)
+
+router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422)
+}
+
+MANIFEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A manifest.json, plain or gzip (`Content-Encoding: gzip`).",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["partial_seizure", "full_seizure", "no_seizure"],
+                    "additionalProperties": False,
+                    "properties": {
+                        key: {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["cache_file", "window_idx"],
+                                "properties": {
+                                    "cache_file": {"type": "string"},
+                                    "window_idx": {"type": "integer", "minimum": 0},
+                                    "n_pos": {"type": "integer", "minimum": 0},
+                                    "n_samples": {"type": "integer", "minimum": 1},
+                                },
+                            },
+                        }
+                        for key in ("partial_seizure", "full_seizure", "no_seizure")
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.get("", summary="All datasets", dependencies=[Depends(only_params())])
+def list_datasets(session: ReadSessionDep) -> list[DatasetOut]:
+    return [catalog.dataset_out(session, d) for d in catalog.list_datasets(session)]
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create an empty dataset (importing into a new name creates it too)",
+    responses=ERRORS,
+    dependencies=[Depends(only_params())],
+)
+def create_dataset(body: DatasetCreate, factory: SessionFactoryDep) -> DatasetOut:
+    with write_session(factory) as session:
+        dataset = catalog.create_dataset(
+            session, body.name, description=body.description, full_threshold=body.full_threshold
+        )
+        return catalog.dataset_out(session, dataset)
+
+
+@router.get(
+    "/{dataset}",
+    summary="One dataset and its current snapshot",
+    responses=ERRORS,
+    dependencies=[Depends(only_params())],
+)
+def get_dataset(dataset: str, session: ReadSessionDep) -> DatasetOut:
+    return catalog.dataset_out(session, catalog.get_dataset(session, dataset))
+
+
+@router.get(
+    "/{dataset}/snapshots",
+    summary="The dataset's snapshots, newest first",
+    responses=ERRORS,
+    dependencies=[Depends(only_params())],
+)
+def list_snapshots(dataset: str, session: ReadSessionDep) -> list[SnapshotOut]:
+    found = catalog.get_dataset(session, dataset)
+    return [catalog.snapshot_out(s, found) for s in catalog.list_snapshots(session, found)]
+
+
+@router.get(
+    "/{dataset}/snapshots/{snapshot_id}",
+    summary="One snapshot",
+    responses=ERRORS,
+    dependencies=[Depends(only_params())],
+)
+def get_snapshot(dataset: str, snapshot_id: int, session: ReadSessionDep) -> SnapshotOut:
+    found = catalog.get_dataset(session, dataset)
+    return catalog.snapshot_out(catalog.get_snapshot(session, found, snapshot_id), found)
+
+
+@router.post(
+    "/{dataset}/snapshots",
+    status_code=201,
+    summary="Import a manifest.json as a new snapshot (200 if identical content exists)",
+    responses={**ERRORS, 200: {"model": ImportResponse}},
+    openapi_extra=MANIFEST_BODY,
+    dependencies=[Depends(only_params("source"))],
+)
+async def import_snapshot(
+    dataset: str,
+    request: Request,
+    response: Response,
+    factory: SessionFactoryDep,
+    settings: SettingsDep,
+    source: Annotated[str, Query(max_length=500, description="Where it came from.")] = "",
+) -> ImportResponse:
+    body = await receive_manifest(request, settings.max_upload_bytes)
+    try:
+        outcome = await run_in_threadpool(
+            import_manifest, factory, dataset, body, source=source or "http upload"
+        )
+    finally:
+        body.close()
+    if not outcome.created:
+        response.status_code = 200
+    summary = catalog.snapshot_out(outcome.snapshot, outcome.dataset)
+    return ImportResponse(**summary.model_dump(), created=outcome.created)
+
+
+@router.get(
+    "/{dataset}/recordings",
+    summary="The dataset's recordings: names parsed from the stem, and presence on the volume",
+    responses=ERRORS,
+    dependencies=[Depends(only_params())],
+)
+def list_recordings(dataset: str, session: ReadSessionDep) -> list[RecordingOut]:
+    found = catalog.get_dataset(session, dataset)
+    rows = session.scalars(
+        select(Recording).where(Recording.dataset_id == found.id).order_by(Recording.cache_file)
+    )
+    return [
+        RecordingOut(
+            cache_file=r.cache_file,
+            stem=r.stem,
+            patient=r.patient,
+            session=r.session,
+            token=r.token,
+            present=r.present,
+        )
+        for r in rows
+    ]
+
+
+@router.post(
+    "/{dataset}/presence",
+    summary="Record which recordings are present on the volume (from a verify or scan)",
+    responses=ERRORS,
+    dependencies=[Depends(only_params())],
+)
+def update_presence(
+    dataset: str, body: PresenceUpdate, factory: SessionFactoryDep
+) -> PresenceResult:
+    presence = dict.fromkeys(body.present, True) | dict.fromkeys(body.missing, False)
+    with write_session(factory) as session:
+        found = catalog.get_dataset(session, dataset)
+        known = set(recording_names(session, found))
+        if not known:
+            raise NotFoundError(f"dataset {dataset!r} has no recordings yet: import a manifest")
+        updated = apply_presence(session, found, presence)
+        unknown = sorted(set(presence) - known)
+    return PresenceResult(dataset=dataset, updated=updated, unknown=unknown[:1000])

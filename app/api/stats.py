@@ -1,0 +1,244 @@
+"""Statistics and balanced selection of a dataset's subsets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from app import catalog
+from app.api.deps import ReadSessionDep, SessionFactoryDep, only_params
+from app.db import read_session
+from app.schemas import (
+    FILTER_FIELDS,
+    BalancedQuery,
+    BalancedResponse,
+    ErrorResponse,
+    StatsQuery,
+    StatsResponse,
+)
+from app.selection import balanced_index, compute_balanced
+from app.stats import compute_stats
+
+router = APIRouter(prefix="/api/v1/datasets", tags=["statistics"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 404, 422)
+}
+LIST_HELP = "Repeat the parameter or separate values with commas."
+
+Values = Annotated[list[str], Query(description=LIST_HELP)]
+Weighting = Literal["sqrt", "linear", "effective", "none"]
+
+
+def stats_query(
+    patient: Values = [],  # noqa: B006 - FastAPI copies defaults per request
+    exclude_patient: Values = [],  # noqa: B006
+    session: Values = [],  # noqa: B006
+    recording: Values = [],  # noqa: B006
+    category: Annotated[
+        list[str], Query(description="partial_seizure, full_seizure, no_seizure or seizure.")
+    ] = [],  # noqa: B006
+    snapshot: Annotated[
+        int | None, Query(ge=1, description="Snapshot id; default current.")
+    ] = None,
+    weighting: Weighting = "sqrt",
+    beta: Annotated[float, Query(ge=0, lt=1, description="For effective weighting.")] = 0.9999,
+    basis: Literal["window", "sample"] = "window",
+) -> StatsQuery:
+    return StatsQuery.model_validate(
+        {
+            "patient": patient,
+            "exclude_patient": exclude_patient,
+            "session": session,
+            "recording": recording,
+            "category": category,
+            "snapshot": snapshot,
+            "weighting": weighting,
+            "beta": beta,
+            "basis": basis,
+        }
+    )
+
+
+def balanced_query(
+    patient: Values = [],  # noqa: B006
+    exclude_patient: Values = [],  # noqa: B006
+    session: Values = [],  # noqa: B006
+    recording: Values = [],  # noqa: B006
+    category: Annotated[
+        list[str], Query(description="partial_seizure, full_seizure, no_seizure or seizure.")
+    ] = [],  # noqa: B006
+    snapshot: Annotated[int | None, Query(ge=1)] = None,
+    full_ratio: Annotated[float, Query(ge=0, le=1_000_000)] = 0.3,
+    background_ratio: Annotated[float, Query(ge=0, le=1_000_000)] = 2.5,
+    seed: Annotated[int, Query(ge=0, le=2**63 - 1)] = 42,
+    weighting: Weighting = "sqrt",
+    beta: Annotated[float, Query(ge=0, lt=1)] = 0.9999,
+) -> BalancedQuery:
+    return BalancedQuery.model_validate(
+        {
+            "patient": patient,
+            "exclude_patient": exclude_patient,
+            "session": session,
+            "recording": recording,
+            "category": category,
+            "snapshot": snapshot,
+            "full_ratio": full_ratio,
+            "background_ratio": background_ratio,
+            "seed": seed,
+            "weighting": weighting,
+            "beta": beta,
+        }
+    )
+
+
+STATS_PARAMS = (*FILTER_FIELDS, "snapshot", "weighting", "beta", "basis")
+BALANCED_PARAMS = (
+    *FILTER_FIELDS,
+    "snapshot",
+    "full_ratio",
+    "background_ratio",
+    "seed",
+    "weighting",
+    "beta",
+)
+INDEX_PARAMS = (*BALANCED_PARAMS, "format")
+
+
+def answer_stats(session: Session, dataset: str, query: StatsQuery) -> StatsResponse:
+    found = catalog.get_dataset(session, dataset)
+    snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
+    return compute_stats(session, found, snapshot, query)
+
+
+@router.get(
+    "/{dataset}/stats",
+    summary="Exact counts, seizure ratio and pos_weight of a subset",
+    responses=ERRORS,
+    dependencies=[Depends(only_params(*STATS_PARAMS))],
+)
+def get_stats(
+    dataset: str, session: ReadSessionDep, query: Annotated[StatsQuery, Depends(stats_query)]
+) -> StatsResponse:
+    return answer_stats(session, dataset, query)
+
+
+@router.post(
+    "/{dataset}/stats",
+    summary="The same as GET, with the filter in a JSON body (for long recording lists)",
+    responses=ERRORS,
+    dependencies=[Depends(only_params())],
+)
+def post_stats(dataset: str, session: ReadSessionDep, query: StatsQuery) -> StatsResponse:
+    return answer_stats(session, dataset, query)
+
+
+def answer_balanced(session: Session, dataset: str, query: BalancedQuery) -> BalancedResponse:
+    found = catalog.get_dataset(session, dataset)
+    snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
+    return compute_balanced(session, found, snapshot, query)
+
+
+@router.get(
+    "/{dataset}/balanced",
+    summary="What the balanced training dataset keeps of a subset: counts and pos_weight",
+    responses=ERRORS,
+    dependencies=[Depends(only_params(*BALANCED_PARAMS))],
+)
+def get_balanced(
+    dataset: str,
+    session: ReadSessionDep,
+    query: Annotated[BalancedQuery, Depends(balanced_query)],
+) -> BalancedResponse:
+    return answer_balanced(session, dataset, query)
+
+
+@router.post(
+    "/{dataset}/balanced",
+    summary="The same as GET, with the filter in a JSON body",
+    responses=ERRORS,
+    dependencies=[Depends(only_params())],
+)
+def post_balanced(dataset: str, session: ReadSessionDep, query: BalancedQuery) -> BalancedResponse:
+    return answer_balanced(session, dataset, query)
+
+
+def stream_index(
+    factory: SessionFactoryDep, dataset: str, query: BalancedQuery, output: str
+) -> StreamingResponse:
+    # The selection is computed before the first byte, so errors still get a proper status;
+    # only the formatting of the lines is streamed.
+    with read_session(factory) as session:
+        found = catalog.get_dataset(session, dataset)
+        snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
+        entries = list(balanced_index(session, found, snapshot, query))
+    headers = {"X-Snapshot": str(snapshot.id), "X-Content-Hash": snapshot.content_hash}
+    if output == "json":
+        return StreamingResponse(
+            _json_array(entries), media_type="application/json", headers=headers
+        )
+    return StreamingResponse(
+        _json_lines(entries), media_type="application/x-ndjson", headers=headers
+    )
+
+
+def _json_lines(entries: list[tuple[str, int]]) -> Iterator[bytes]:
+    encoded: dict[str, str] = {}
+    batch: list[str] = []
+    for cache_file, window_idx in entries:
+        name = encoded.get(cache_file)
+        if name is None:
+            name = encoded[cache_file] = json.dumps(cache_file)
+        batch.append(f'{{"cache_file": {name}, "window_idx": {window_idx}}}\n')
+        if len(batch) >= 10_000:
+            yield "".join(batch).encode()
+            batch = []
+    if batch:
+        yield "".join(batch).encode()
+
+
+def _json_array(entries: list[tuple[str, int]]) -> Iterator[bytes]:
+    yield b"["
+    first = True
+    for chunk in _json_lines(entries):
+        lines = chunk.decode().rstrip("\n").split("\n")
+        yield (("" if first else ",") + ",".join(lines)).encode()
+        first = False
+    yield b"]"
+
+
+@router.get(
+    "/{dataset}/balanced/index",
+    summary="The kept (cache_file, window_idx) entries in dataset order, streamed",
+    response_description="JSON lines, one entry per line (or a JSON array with format=json).",
+    responses=ERRORS | {200: {"content": {"application/x-ndjson": {}, "application/json": {}}}},
+    response_class=StreamingResponse,
+    dependencies=[Depends(only_params(*INDEX_PARAMS))],
+)
+def get_balanced_index(
+    dataset: str,
+    factory: SessionFactoryDep,
+    query: Annotated[BalancedQuery, Depends(balanced_query)],
+    format: Literal["jsonl", "json"] = "jsonl",
+) -> StreamingResponse:
+    return stream_index(factory, dataset, query, format)
+
+
+@router.post(
+    "/{dataset}/balanced/index",
+    summary="The same as GET, with the filter in a JSON body",
+    responses=ERRORS | {200: {"content": {"application/x-ndjson": {}, "application/json": {}}}},
+    response_class=StreamingResponse,
+    dependencies=[Depends(only_params("format"))],
+)
+def post_balanced_index(
+    dataset: str,
+    factory: SessionFactoryDep,
+    query: BalancedQuery,
+    format: Literal["jsonl", "json"] = "jsonl",
+) -> StreamingResponse:
+    return stream_index(factory, dataset, query, format)

@@ -1,0 +1,129 @@
+"""Datasets and snapshots: lookups and creation. Services flush; the caller's session commits."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.errors import ConflictError, InvalidRequestError, NotFoundError
+from app.labels import DEFAULT_FULL_THRESHOLD
+from app.models import Dataset, Snapshot
+from app.schemas import DatasetOut, SnapshotOut
+from app.stats import make_counts
+
+DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def validate_dataset_name(name: str) -> None:
+    if not DATASET_NAME.match(name):
+        raise InvalidRequestError(
+            f"dataset name {name[:140]!r} is not valid: use 1-128 letters, digits, '.', '_' or "
+            "'-', starting with a letter or digit"
+        )
+
+
+def validate_full_threshold(threshold: float) -> None:
+    if not 0 < threshold <= 1:
+        raise InvalidRequestError(f"full_threshold must be in (0, 1], got {threshold}")
+
+
+def list_datasets(session: Session) -> list[Dataset]:
+    return list(session.scalars(select(Dataset).order_by(Dataset.name)))
+
+
+def find_dataset(session: Session, name: str) -> Dataset | None:
+    return session.scalars(select(Dataset).where(Dataset.name == name)).one_or_none()
+
+
+def get_dataset(session: Session, name: str) -> Dataset:
+    dataset = find_dataset(session, name)
+    if dataset is None:
+        raise NotFoundError(f"dataset {name[:140]!r} does not exist")
+    return dataset
+
+
+def create_dataset(
+    session: Session,
+    name: str,
+    *,
+    description: str = "",
+    full_threshold: float = DEFAULT_FULL_THRESHOLD,
+) -> Dataset:
+    validate_dataset_name(name)
+    validate_full_threshold(full_threshold)
+    if find_dataset(session, name) is not None:
+        raise ConflictError(f"dataset {name!r} already exists")
+    dataset = Dataset(name=name, description=description, full_threshold=full_threshold)
+    session.add(dataset)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise ConflictError(f"dataset {name!r} already exists") from None
+    return dataset
+
+
+def get_or_create_dataset(session: Session, name: str) -> Dataset:
+    dataset = find_dataset(session, name)
+    return dataset if dataset is not None else create_dataset(session, name)
+
+
+def list_snapshots(session: Session, dataset: Dataset) -> list[Snapshot]:
+    query = select(Snapshot).where(Snapshot.dataset_id == dataset.id).order_by(Snapshot.id.desc())
+    return list(session.scalars(query))
+
+
+def get_snapshot(session: Session, dataset: Dataset, snapshot_id: int) -> Snapshot:
+    snapshot = session.get(Snapshot, snapshot_id)
+    if snapshot is None or snapshot.dataset_id != dataset.id:
+        raise NotFoundError(f"dataset {dataset.name!r} has no snapshot {snapshot_id}")
+    return snapshot
+
+
+def resolve_snapshot(session: Session, dataset: Dataset, snapshot_id: int | None) -> Snapshot:
+    """The pinned snapshot, or the dataset's current one."""
+    if snapshot_id is not None:
+        return get_snapshot(session, dataset, snapshot_id)
+    if dataset.current_snapshot_id is None:
+        raise NotFoundError(f"dataset {dataset.name!r} has no snapshot yet: import a manifest")
+    return get_snapshot(session, dataset, dataset.current_snapshot_id)
+
+
+def count_snapshots(session: Session, dataset: Dataset) -> int:
+    query = select(func.count()).select_from(Snapshot).where(Snapshot.dataset_id == dataset.id)
+    return int(session.scalar(query) or 0)
+
+
+def snapshot_out(snapshot: Snapshot, dataset: Dataset) -> SnapshotOut:
+    return SnapshotOut(
+        id=snapshot.id,
+        dataset=dataset.name,
+        content_hash=snapshot.content_hash,
+        created_at=snapshot.created_at,
+        source=snapshot.source,
+        counts=make_counts(
+            snapshot.partial_windows, snapshot.full_windows, snapshot.no_seizure_windows
+        ),
+        recordings=snapshot.recordings,
+        has_sample_counts=snapshot.has_sample_counts,
+        current=dataset.current_snapshot_id == snapshot.id,
+    )
+
+
+def dataset_out(session: Session, dataset: Dataset) -> DatasetOut:
+    current = (
+        get_snapshot(session, dataset, dataset.current_snapshot_id)
+        if dataset.current_snapshot_id is not None
+        else None
+    )
+    return DatasetOut(
+        name=dataset.name,
+        description=dataset.description,
+        full_threshold=dataset.full_threshold,
+        created_at=dataset.created_at,
+        snapshots=count_snapshots(session, dataset),
+        current_snapshot=snapshot_out(current, dataset) if current is not None else None,
+    )

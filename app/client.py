@@ -1,0 +1,334 @@
+"""Client for training jobs and scripts: httpx and the wire schemas, nothing from the server side.
+
+from app.client import SeizureStatsClient
+with SeizureStatsClient("http://stats:8000") as client:
+    stats = client.stats("tusz-train", exclude_patient=["aaaaagxr"])
+criterion = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(stats.pos_weight))
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import httpx
+
+from app.schemas import (
+    BalancedResponse,
+    DatasetOut,
+    ImportResponse,
+    IndexEntry,
+    PresenceResult,
+    RecordingOut,
+    SnapshotOut,
+    StatsResponse,
+)
+
+__all__ = [
+    "APIError",
+    "SeizureStatsClient",
+    "SeizureStatsError",
+    "ServiceUnavailableError",
+]
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Past this many filter values, the filter travels in a POST body instead of the URL.
+MAX_URL_VALUES = 100
+
+
+class SeizureStatsError(Exception):
+    """Base of the client's errors."""
+
+
+class APIError(SeizureStatsError):
+    """The service refused the request (4xx) or failed (5xx after retries)."""
+
+    def __init__(self, status_code: int, error: str, detail: str) -> None:
+        super().__init__(f"{status_code} {error}: {detail}")
+        self.status_code = status_code
+        self.error = error
+        self.detail = detail
+
+
+class ServiceUnavailableError(SeizureStatsError):
+    """The service could not be reached within the retry budget."""
+
+
+FilterValue = str | Iterable[str] | None
+
+
+class SeizureStatsClient:
+    """A synchronous client. Retries connection errors, 429 and 5xx with exponential backoff."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        base_url = base_url or os.environ.get("SEIZURE_STATS_URL") or "http://127.0.0.1:8000"
+        token = token or os.environ.get("SEIZURE_STATS_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=timeout, headers=headers, transport=transport
+        )
+        self._retries = retries
+        self._backoff = backoff
+
+    def __enter__(self) -> SeizureStatsClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def datasets(self) -> list[DatasetOut]:
+        return [DatasetOut.model_validate(d) for d in self._json("GET", "/api/v1/datasets")]
+
+    def dataset(self, name: str) -> DatasetOut:
+        return DatasetOut.model_validate(self._json("GET", f"/api/v1/datasets/{name}"))
+
+    def snapshots(self, dataset: str) -> list[SnapshotOut]:
+        data = self._json("GET", f"/api/v1/datasets/{dataset}/snapshots")
+        return [SnapshotOut.model_validate(s) for s in data]
+
+    def recordings(self, dataset: str) -> list[str]:
+        """Cache file names of the dataset's recordings."""
+        data = self._json("GET", f"/api/v1/datasets/{dataset}/recordings")
+        return [RecordingOut.model_validate(r).cache_file for r in data]
+
+    def stats(
+        self,
+        dataset: str,
+        *,
+        patient: FilterValue = None,
+        exclude_patient: FilterValue = None,
+        session: FilterValue = None,
+        recording: FilterValue = None,
+        category: FilterValue = None,
+        snapshot: int | None = None,
+        weighting: str = "sqrt",
+        beta: float = 0.9999,
+        basis: str = "window",
+    ) -> StatsResponse:
+        """Exact counts, seizure_ratio and pos_weight of a subset."""
+        filters = _filters(patient, exclude_patient, session, recording, category)
+        options = {"snapshot": snapshot, "weighting": weighting, "beta": beta, "basis": basis}
+        data = self._query(f"/api/v1/datasets/{dataset}/stats", filters, options)
+        return StatsResponse.model_validate(data)
+
+    def balanced(
+        self,
+        dataset: str,
+        *,
+        patient: FilterValue = None,
+        exclude_patient: FilterValue = None,
+        session: FilterValue = None,
+        recording: FilterValue = None,
+        category: FilterValue = None,
+        snapshot: int | None = None,
+        full_ratio: float = 0.3,
+        background_ratio: float = 2.5,
+        seed: int = 42,
+        weighting: str = "sqrt",
+        beta: float = 0.9999,
+    ) -> BalancedResponse:
+        """Counts and pos_weight of what the balanced training dataset keeps."""
+        filters = _filters(patient, exclude_patient, session, recording, category)
+        options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
+        options |= {"weighting": weighting, "beta": beta}
+        data = self._query(f"/api/v1/datasets/{dataset}/balanced", filters, options)
+        return BalancedResponse.model_validate(data)
+
+    def balanced_index(
+        self,
+        dataset: str,
+        *,
+        patient: FilterValue = None,
+        exclude_patient: FilterValue = None,
+        session: FilterValue = None,
+        recording: FilterValue = None,
+        category: FilterValue = None,
+        snapshot: int | None = None,
+        full_ratio: float = 0.3,
+        background_ratio: float = 2.5,
+        seed: int = 42,
+    ) -> Iterator[IndexEntry]:
+        """The balanced dataset's (cache_file, window_idx) entries in dataset order, streamed."""
+        filters = _filters(patient, exclude_patient, session, recording, category)
+        options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
+        path = f"/api/v1/datasets/{dataset}/balanced/index"
+        if _value_count(filters) > MAX_URL_VALUES:
+            request = self._http.build_request("POST", path, json=filters | _drop_none(options))
+        else:
+            request = self._http.build_request("GET", path, params=_params(filters, options))
+        response = self._send(request, stream=True)
+        try:
+            for line in response.iter_lines():
+                if line.strip():
+                    yield IndexEntry.model_validate_json(line)
+        finally:
+            response.close()
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def import_manifest(
+        self, dataset: str, manifest: Path | str | IO[bytes], *, source: str = ""
+    ) -> ImportResponse:
+        """Upload a manifest.json (a path, or an open binary file; gzip is detected)."""
+        if isinstance(manifest, str | Path):
+            path = Path(manifest)
+            with path.open("rb") as handle:
+                return self.import_manifest(dataset, handle, source=source or path.name)
+        head = manifest.read(2)
+        manifest.seek(0)
+        headers = {"Content-Type": "application/json"}
+        if head == b"\x1f\x8b":
+            headers["Content-Encoding"] = "gzip"
+        request = self._http.build_request(
+            "POST",
+            f"/api/v1/datasets/{dataset}/snapshots",
+            params={"source": source} if source else None,
+            content=_read_chunks(manifest),
+            headers=headers,
+        )
+        # An upload cannot be replayed from a consumed stream: no retries here.
+        response = self._send(request, retry=False)
+        return ImportResponse.model_validate(response.json())
+
+    def report_presence(
+        self, dataset: str, *, present: Iterable[str] = (), missing: Iterable[str] = ()
+    ) -> PresenceResult:
+        body = {"present": list(present), "missing": list(missing)}
+        data = self._json("POST", f"/api/v1/datasets/{dataset}/presence", json=body)
+        return PresenceResult.model_validate(data)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _query(self, path: str, filters: dict[str, list[str]], options: Mapping[str, Any]) -> Any:
+        if _value_count(filters) > MAX_URL_VALUES:
+            return self._json("POST", path, json=filters | _drop_none(options))
+        return self._json("GET", path, params=_params(filters, options))
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(self._http.build_request(method, path, **kwargs))
+        return response.json()
+
+    def _send(
+        self, request: httpx.Request, *, stream: bool = False, retry: bool = True
+    ) -> httpx.Response:
+        attempts = self._retries + 1 if retry else 1
+        for attempt in range(attempts):
+            last_try = attempt == attempts - 1
+            try:
+                response = self._http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                if last_try:
+                    raise ServiceUnavailableError(
+                        f"{request.method} {request.url} failed after {attempt + 1} "
+                        f"attempt(s): {exc!r}"
+                    ) from exc
+                self._sleep(attempt, None)
+                continue
+            if response.status_code in RETRY_STATUSES and not last_try:
+                retry_after = response.headers.get("Retry-After")
+                response.close()
+                self._sleep(attempt, retry_after)
+                continue
+            if response.is_error:
+                if stream:
+                    response.read()
+                raise _api_error(response)
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _sleep(self, attempt: int, retry_after: str | None) -> None:
+        delay = self._backoff * 2**attempt * (0.5 + random.random())
+        if retry_after and retry_after.isdigit():
+            delay = max(delay, float(retry_after))
+        time.sleep(min(delay, 30.0))
+
+
+def _api_error(response: httpx.Response) -> APIError:
+    try:
+        body = response.json()
+        return APIError(response.status_code, str(body["error"]), str(body["detail"]))
+    except (ValueError, KeyError, TypeError):
+        return APIError(response.status_code, "http_error", response.text[:500])
+
+
+def _as_list(value: FilterValue) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def _filters(
+    patient: FilterValue,
+    exclude_patient: FilterValue,
+    session: FilterValue,
+    recording: FilterValue,
+    category: FilterValue,
+) -> dict[str, list[str]]:
+    named = {
+        "patient": patient,
+        "exclude_patient": exclude_patient,
+        "session": session,
+        "recording": recording,
+        "category": category,
+    }
+    return {name: values for name, value in named.items() if (values := _as_list(value))}
+
+
+def _balanced_options(
+    snapshot: int | None, full_ratio: float, background_ratio: float, seed: int
+) -> dict[str, Any]:
+    return {
+        "snapshot": snapshot,
+        "full_ratio": full_ratio,
+        "background_ratio": background_ratio,
+        "seed": seed,
+    }
+
+
+def _value_count(filters: Mapping[str, list[str]]) -> int:
+    return sum(len(values) for values in filters.values())
+
+
+def _drop_none(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def _params(
+    filters: Mapping[str, list[str]], options: Mapping[str, Any]
+) -> list[tuple[str, str | int | float | bool | None]]:
+    params: list[tuple[str, str | int | float | bool | None]] = [
+        (name, value) for name, values in filters.items() for value in values
+    ]
+    params += [(key, str(value)) for key, value in _drop_none(options).items()]
+    return params
+
+
+def _read_chunks(stream: IO[bytes], size: int = 1024 * 1024) -> Iterator[bytes]:
+    while chunk := stream.read(size):
+        yield chunk

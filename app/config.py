@@ -1,0 +1,45 @@
+"""Settings: the only place that reads environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("data")
+
+
+def default_database_url(data_dir: Path = DEFAULT_DATA_DIR) -> str:
+    """The embedded SQLite database used when DATABASE_URL is not set."""
+    return f"sqlite:///{data_dir / 'seizure-stats.db'}"
+
+
+class Settings(BaseSettings):
+    """Service settings, from environment variables (see the README's table)."""
+
+    model_config = SettingsConfigDict(env_prefix="SEIZURE_STATS_", extra="ignore")
+
+    database_url: str = Field(
+        default="",
+        validation_alias=AliasChoices("DATABASE_URL", "SEIZURE_STATS_DATABASE_URL"),
+        description="SQLAlchemy URL; empty means the embedded SQLite file under data_dir.",
+    )
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR, description="Where the embedded database lives."
+    )
+    max_upload_bytes: int = Field(
+        default=2 * 1024**3,
+        description="Largest manifest body accepted, after gzip decoding (bytes).",
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        default=60_000, description="How long SQLite waits for a lock before giving up."
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or default_database_url(self.data_dir)
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return not self.database_url

@@ -1,0 +1,62 @@
+"""Error types of the service. Routers turn them into `{"error": ..., "detail": ...}` answers."""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    """Base of every error the service reports to its callers."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFoundError(AppError):
+    status_code = 404
+    code = "not_found"
+
+
+class ConflictError(AppError):
+    status_code = 409
+    code = "conflict"
+
+
+class InvalidRequestError(AppError):
+    status_code = 422
+    code = "invalid_request"
+
+
+class ManifestError(AppError):
+    """The manifest cannot be imported; the message names the offending entry."""
+
+    status_code = 422
+    code = "invalid_manifest"
+
+
+class UnreadableManifestError(ManifestError):
+    """The body is not JSON (or not gzip when it says it is)."""
+
+    status_code = 400
+    code = "unreadable_manifest"
+
+
+class PayloadTooLargeError(AppError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnauthorizedError(AppError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(AppError):
+    status_code = 403
+    code = "forbidden"
+
+
+def error_body(code: str, detail: str) -> dict[str, str]:
+    return {"error": code, "detail": detail}

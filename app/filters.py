@@ -1,0 +1,104 @@
+"""Filters -> SQL over the recordings table. Every filter is defined once, in FILTERS.
+
+Values are always bound parameters, never spliced into SQL. Long value lists travel as one
+parameter (a JSON array on SQLite, an array on Postgres), so thousands of recordings cost one
+bind instead of hitting the driver's parameter limit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ARRAY, String, and_, any_, bindparam, false, func, not_, or_, select, true
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.models import Recording
+from app.schemas import SubsetFilter
+
+Column = ColumnElement[Any] | InstrumentedAttribute[Any]
+# Past this many values a list goes to the database as one array parameter.
+INLINE_VALUES = 200
+
+
+@dataclass(frozen=True)
+class FilterSpec:
+    name: str
+    description: str
+    clause: Callable[[list[str], str], ColumnElement[bool]]
+
+
+def in_values(column: Column, values: Sequence[str], dialect: str) -> ColumnElement[bool]:
+    """`column IN values`, with the long-list form chosen per dialect."""
+    if not values:
+        return false()
+    if len(values) <= INLINE_VALUES:
+        return column.in_(list(values))
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
+    table = func.json_each(bindparam(None, json.dumps(list(values)), type_=String))
+    return column.in_(select(table.table_valued("value").c.value))
+
+
+def _patient(values: list[str], dialect: str) -> ColumnElement[bool]:
+    return in_values(Recording.patient, values, dialect)
+
+
+def _exclude_patient(values: list[str], dialect: str) -> ColumnElement[bool]:
+    return not_(in_values(Recording.patient, values, dialect))
+
+
+def _session(values: list[str], dialect: str) -> ColumnElement[bool]:
+    """`s018` matches that session of every patient; `aaaaagxr_s018` one patient's session."""
+    bare = [v for v in values if "_" not in v]
+    qualified = [tuple(v.rsplit("_", 1)) for v in values if "_" in v]
+    clauses = []
+    if bare:
+        clauses.append(in_values(Recording.session, bare, dialect))
+    clauses.extend(
+        and_(Recording.patient == patient, Recording.session == session)
+        for patient, session in qualified
+    )
+    return or_(*clauses)
+
+
+def _recording(values: list[str], dialect: str) -> ColumnElement[bool]:
+    return or_(
+        in_values(Recording.cache_file, values, dialect),
+        in_values(Recording.stem, values, dialect),
+    )
+
+
+FILTERS: tuple[FilterSpec, ...] = (
+    FilterSpec("patient", "recordings of these patients", _patient),
+    FilterSpec("exclude_patient", "leaving out these patients' recordings", _exclude_patient),
+    FilterSpec(
+        "session",
+        "these sessions (`s018` in any patient, or `patient_s018` in one)",
+        _session,
+    ),
+    FilterSpec("recording", "these recordings (cache file name or stem)", _recording),
+)
+
+
+def recording_clause(subset: SubsetFilter, dialect: str) -> ColumnElement[bool]:
+    """One WHERE clause over `recordings` for every recording-level filter that is set."""
+    clauses = [
+        spec.clause(values, dialect) for spec in FILTERS if (values := getattr(subset, spec.name))
+    ]
+    return and_(true(), *clauses)
+
+
+def describe(subset: SubsetFilter) -> str:
+    """The filter in plain English, e.g. for the dashboard and logs."""
+    parts = [
+        f"{spec.description}: {', '.join(values)}"
+        for spec in FILTERS
+        if (values := getattr(subset, spec.name))
+    ]
+    if subset.category:
+        parts.append(f"categories: {', '.join(subset.category)}")
+    return "; ".join(parts) or "all windows"

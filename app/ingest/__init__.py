@@ -1,0 +1,1 @@
+"""Getting manifests in: parsing, presence checks, storing snapshots."""

@@ -1,0 +1,93 @@
+"""The application factory: engine, routers and error handling. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import app
+from app.api import datasets, health, stats
+from app.config import Settings
+from app.db import make_engine, make_session_factory
+from app.errors import AppError, error_body
+from app.migrate import head_revision, upgrade
+
+logger = logging.getLogger("seizure_stats")
+
+DESCRIPTION = """Exact counts, seizure ratio and pos_weight of any subset of an EEG
+seizure-detection training set, from manifests kept in a database. Reads never touch the
+storage volume; every answer names the snapshot and content hash it came from."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    if settings.uses_embedded_database:
+        # The embedded default should just work: bring its schema to the latest migration.
+        upgrade(settings.resolved_database_url)
+    engine = make_engine(
+        settings.resolved_database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    application = FastAPI(
+        title="Seizure Stats Service",
+        version=app.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    application.state.settings = settings
+    application.state.engine = engine
+    application.state.session_factory = make_session_factory(engine)
+    application.state.schema_head = head_revision()
+
+    application.include_router(health.router)
+    application.include_router(datasets.router)
+    application.include_router(stats.router)
+    install_error_handlers(application)
+    return application
+
+
+def install_error_handlers(application: FastAPI) -> None:
+    @application.exception_handler(AppError)
+    async def _app_error(_: Request, exc: AppError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.detail), status_code=exc.status_code)
+
+    @application.exception_handler(RequestValidationError)
+    async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_response(exc.errors())
+
+    @application.exception_handler(ValidationError)
+    async def _model_invalid(_: Request, exc: ValidationError) -> JSONResponse:
+        return _validation_response(exc.errors())
+
+    @application.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = "not_found" if exc.status_code == 404 else "http_error"
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+
+def _validation_response(errors: Any) -> JSONResponse:
+    """422 whose detail names each offending parameter: `query.weighting: Input should be ...`."""
+    problems = []
+    for error in errors:
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+        problem = f"{where}: {error.get('msg', 'invalid')}"
+        if error.get("type") not in ("missing", "extra_forbidden") and "input" in error:
+            problem += f" (got {str(error['input'])[:80]!r})"
+        problems.append(problem)
+    detail = "; ".join(problems[:20]) or "invalid request"
+    return JSONResponse(error_body("invalid_request", detail), status_code=422)

@@ -1,0 +1,143 @@
+"""Tables. Snapshots and their windows are immutable once committed; presence is per dataset."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from app.db import Base
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps in UTC on every backend (SQLite would hand them back without a zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Dataset(Base):
+    """One cache directory: a named sequence of snapshots, one of them current."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(String(1000), default="")
+    full_threshold: Mapped[float] = mapped_column(Float, default=0.99)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    current_snapshot_id: Mapped[int | None] = mapped_column(
+        ForeignKey("snapshots.id", use_alter=True, ondelete="SET NULL")
+    )
+    presence_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    current_snapshot: Mapped[Snapshot | None] = relationship(
+        foreign_keys=[current_snapshot_id], lazy="raise", post_update=True
+    )
+
+
+class Snapshot(Base):
+    """One immutable import of a dataset's manifest."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (UniqueConstraint("dataset_id", "content_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    content_hash: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    source: Mapped[str] = mapped_column(String(500), default="")
+    partial_windows: Mapped[int] = mapped_column(BigInteger)
+    full_windows: Mapped[int] = mapped_column(BigInteger)
+    no_seizure_windows: Mapped[int] = mapped_column(BigInteger)
+    recordings: Mapped[int] = mapped_column(Integer)
+    has_sample_counts: Mapped[bool] = mapped_column(Boolean)
+
+    dataset: Mapped[Dataset] = relationship(foreign_keys=[dataset_id], lazy="raise")
+
+
+class Recording(Base):
+    """A cache file of a dataset, with the names parsed from its stem and whether it is present."""
+
+    __tablename__ = "recordings"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "cache_file"),
+        Index("ix_recordings_dataset_id_patient", "dataset_id", "patient"),
+        Index("ix_recordings_dataset_id_stem", "dataset_id", "stem"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    cache_file: Mapped[str] = mapped_column(String(255))
+    stem: Mapped[str] = mapped_column(String(255))
+    patient: Mapped[str] = mapped_column(String(255))
+    session: Mapped[str | None] = mapped_column(String(255))
+    token: Mapped[str | None] = mapped_column(String(255))
+    # None: never checked (counted as present); False: known to be missing from the volume.
+    present: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class RecordingRollup(Base):
+    """Per snapshot and recording, window and sample counts by category: what stats sum over."""
+
+    __tablename__ = "recording_rollups"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    recording_id: Mapped[int] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    partial_windows: Mapped[int] = mapped_column(Integer)
+    full_windows: Mapped[int] = mapped_column(Integer)
+    no_seizure_windows: Mapped[int] = mapped_column(Integer)
+    partial_pos: Mapped[int] = mapped_column(BigInteger)
+    full_pos: Mapped[int] = mapped_column(BigInteger)
+    no_seizure_pos: Mapped[int] = mapped_column(BigInteger)
+    partial_samples: Mapped[int] = mapped_column(BigInteger)
+    full_samples: Mapped[int] = mapped_column(BigInteger)
+    no_seizure_samples: Mapped[int] = mapped_column(BigInteger)
+
+
+class Window(Base):
+    """One manifest entry: its category list, its place in that list, and its label counts."""
+
+    __tablename__ = "windows"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    snapshot_id: Mapped[int] = mapped_column(
+        ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    category: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # No foreign key here: recordings outlive snapshots, and a per-row check would slow bulk loads.
+    recording_id: Mapped[int] = mapped_column(Integer)
+    window_idx: Mapped[int] = mapped_column(Integer)
+    n_pos: Mapped[int | None] = mapped_column(Integer)
+    n_samples: Mapped[int | None] = mapped_column(Integer)

@@ -1,0 +1,203 @@
+"""Wire models of the HTTP API. Only pydantic and the standard library: the client imports these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CategoryName = Literal["partial_seizure", "full_seizure", "no_seizure"]
+WeightingName = Literal["sqrt", "linear", "effective", "none"]
+BasisName = Literal["window", "sample"]
+CATEGORY_NAMES: tuple[str, ...] = ("partial_seizure", "full_seizure", "no_seizure")
+FILTER_FIELDS: tuple[str, ...] = ("patient", "exclude_patient", "session", "recording", "category")
+MAX_FILTER_VALUES = 100_000
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="A stable machine-readable code, e.g. `invalid_manifest`.")
+    detail: str = Field(description="What went wrong, naming the offending input.")
+
+
+class SubsetFilter(BaseModel):
+    """Which windows a question is about. Values within a filter are alternatives (OR); different
+    filters must all hold (AND). An empty filter matches everything."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    patient: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    exclude_patient: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    session: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    recording: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    category: list[Literal["partial_seizure", "full_seizure", "no_seizure", "seizure"]] = Field(
+        default_factory=list, max_length=4
+    )
+
+    @field_validator("patient", "exclude_patient", "session", "recording", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        return split_values(value)
+
+    @field_validator("category", mode="before")
+    @classmethod
+    def _split_categories(cls, value: object) -> object:
+        return split_values(value)
+
+    def normalized(self) -> SubsetFilter:
+        """Sorted, de-duplicated values, `seizure` expanded: equal filters compare equal."""
+        categories: set[str] = set()
+        for name in self.category:
+            categories.update(("partial_seizure", "full_seizure") if name == "seizure" else (name,))
+        return SubsetFilter(
+            patient=sorted(set(self.patient)),
+            exclude_patient=sorted(set(self.exclude_patient)),
+            session=sorted(set(self.session)),
+            recording=sorted(set(self.recording)),
+            category=sorted(categories),
+        )
+
+    def selected_categories(self) -> tuple[str, ...]:
+        chosen = set(self.normalized().category)
+        return tuple(c for c in CATEGORY_NAMES if not chosen or c in chosen)
+
+
+def split_values(value: object) -> object:
+    """Accept a list, a single string, or comma-separated strings; drop empty items."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        out: list[object] = []
+        for item in value:
+            if isinstance(item, str):
+                out.extend(part.strip() for part in item.split(",") if part.strip())
+            else:
+                out.append(item)
+        return out
+    return value
+
+
+class StatsQuery(SubsetFilter):
+    snapshot: int | None = Field(default=None, ge=1, description="Snapshot id; default current.")
+    weighting: WeightingName = "sqrt"
+    beta: float = Field(default=0.9999, ge=0, lt=1, description="For `effective` weighting.")
+    basis: BasisName = "window"
+
+
+class BalancedQuery(SubsetFilter):
+    snapshot: int | None = Field(default=None, ge=1)
+    full_ratio: float = Field(default=0.3, ge=0, le=1_000_000)
+    background_ratio: float = Field(default=2.5, ge=0, le=1_000_000)
+    seed: int = Field(default=42, ge=0, le=2**63 - 1)
+    weighting: WeightingName = "sqrt"
+    beta: float = Field(default=0.9999, ge=0, lt=1)
+
+
+class Counts(BaseModel):
+    no_seizure: int
+    partial_seizure: int
+    full_seizure: int
+    seizure: int
+    total: int
+
+
+class SampleCounts(BaseModel):
+    positive: int | None = Field(description="Positive label samples; null when unknown.")
+    total: int | None = Field(description="Label samples; null when unknown.")
+
+
+class StatsResponse(BaseModel):
+    dataset: str
+    snapshot: int
+    content_hash: str
+    counts: Counts
+    samples: SampleCounts
+    seizure_ratio: float
+    sample_ratio: float | None
+    weighting: WeightingName
+    basis: BasisName
+    beta: float
+    pos_weight: float
+    recordings: int = Field(
+        description="Present recordings with at least one window in the subset."
+    )
+    missing_windows: int = Field(description="Windows of the subset whose recording is missing.")
+    missing_recordings: int
+    warnings: list[str]
+
+
+class BalancedResponse(BaseModel):
+    dataset: str
+    snapshot: int
+    content_hash: str
+    counts: Counts
+    seizure_ratio: float
+    weighting: WeightingName
+    pos_weight: float
+    missing_skipped: int = Field(
+        description="Drawn entries left out because their file is missing."
+    )
+    full_ratio: float
+    background_ratio: float
+    seed: int
+    warnings: list[str]
+
+
+class IndexEntry(BaseModel):
+    cache_file: str
+    window_idx: int
+
+
+class DatasetCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    description: str = Field(default="", max_length=1000)
+    full_threshold: float = Field(default=0.99, gt=0, le=1)
+
+
+class SnapshotOut(BaseModel):
+    id: int
+    dataset: str
+    content_hash: str
+    created_at: datetime
+    source: str
+    counts: Counts
+    recordings: int
+    has_sample_counts: bool
+    current: bool
+
+
+class DatasetOut(BaseModel):
+    name: str
+    description: str
+    full_threshold: float
+    created_at: datetime
+    snapshots: int
+    current_snapshot: SnapshotOut | None
+
+
+class ImportResponse(SnapshotOut):
+    created: bool = Field(description="False when identical content was imported before.")
+
+
+class RecordingOut(BaseModel):
+    cache_file: str
+    stem: str
+    patient: str
+    session: str | None
+    token: str | None
+    present: bool | None = Field(description="null: never checked (counted as present).")
+
+
+class PresenceUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    present: list[str] = Field(default_factory=list, max_length=10_000_000)
+    missing: list[str] = Field(default_factory=list, max_length=10_000_000)
+
+
+class PresenceResult(BaseModel):
+    dataset: str
+    updated: int = Field(description="Known recordings whose presence was recorded.")
+    unknown: list[str] = Field(description="Names sent that the dataset has no recording for.")

@@ -1,0 +1,170 @@
+"""The exact-statistics core: counts of a subset summed in the database from per-recording rollups.
+
+Every filter is recording-level (plus a choice of categories), so a subset's counts are sums of
+the rollup rows of its recordings: the cost follows the number of recordings, not of windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from app.errors import InvalidRequestError
+from app.filters import recording_clause
+from app.labels import (
+    LOW_RATIO_WARNING_BELOW,
+    STALE_WARNING_ABOVE,
+    Basis,
+    Weighting,
+    pos_weight,
+    ratio,
+)
+from app.models import Dataset, Recording, RecordingRollup, Snapshot
+from app.schemas import (
+    CATEGORY_NAMES,
+    Counts,
+    SampleCounts,
+    StatsQuery,
+    StatsResponse,
+    SubsetFilter,
+)
+
+_COLUMN_PREFIX = {"partial_seizure": "partial", "full_seizure": "full", "no_seizure": "no_seizure"}
+
+
+@dataclass(frozen=True)
+class SubsetCounts:
+    """Window and sample counts of a subset, split by whether the recording is present."""
+
+    windows: dict[str, int]
+    positive_samples: dict[str, int]
+    samples: dict[str, int]
+    recordings: int
+    missing_windows: int
+    missing_recordings: int
+
+
+def count_subset(session: Session, snapshot: Snapshot, subset: SubsetFilter) -> SubsetCounts:
+    """Sum the rollups of the subset's recordings in one query, grouped by presence."""
+    categories = subset.selected_categories()
+    rollup = RecordingRollup
+    selected_windows = sum(
+        (getattr(rollup, f"{_COLUMN_PREFIX[c]}_windows") for c in categories),
+    )
+    present = func.coalesce(Recording.present, True).label("present")
+    columns = [
+        func.sum(getattr(rollup, f"{_COLUMN_PREFIX[c]}_{kind}")).label(f"{c}_{kind}")
+        for c in CATEGORY_NAMES
+        for kind in ("windows", "pos", "samples")
+    ]
+    query = (
+        select(
+            present,
+            func.sum(case((selected_windows > 0, 1), else_=0)).label("recordings"),
+            func.sum(selected_windows).label("selected"),
+            *columns,
+        )
+        .join(Recording, Recording.id == rollup.recording_id)
+        .where(rollup.snapshot_id == snapshot.id)
+        .where(recording_clause(subset, session.get_bind().dialect.name))
+        .group_by(present)
+    )
+    windows = dict.fromkeys(CATEGORY_NAMES, 0)
+    positive = dict.fromkeys(CATEGORY_NAMES, 0)
+    samples = dict.fromkeys(CATEGORY_NAMES, 0)
+    recordings = missing_windows = missing_recordings = 0
+    for row in session.execute(query).mappings():
+        if not row["present"]:
+            missing_windows += int(row["selected"] or 0)
+            missing_recordings += int(row["recordings"] or 0)
+            continue
+        recordings += int(row["recordings"] or 0)
+        for c in categories:
+            windows[c] += int(row[f"{c}_windows"] or 0)
+            positive[c] += int(row[f"{c}_pos"] or 0)
+            samples[c] += int(row[f"{c}_samples"] or 0)
+    return SubsetCounts(windows, positive, samples, recordings, missing_windows, missing_recordings)
+
+
+def make_counts(partial: int, full: int, background: int) -> Counts:
+    seizure = partial + full
+    return Counts(
+        no_seizure=background,
+        partial_seizure=partial,
+        full_seizure=full,
+        seizure=seizure,
+        total=seizure + background,
+    )
+
+
+def subset_warnings(counts: Counts, missing_windows: int) -> list[str]:
+    """The warnings that travel with every answer (DESIGN.md)."""
+    warnings = []
+    if counts.total == 0:
+        warnings.append("empty_subset: no windows match this filter (seizure_ratio is 0.0)")
+    elif ratio(counts.seizure, counts.total) < LOW_RATIO_WARNING_BELOW:
+        warnings.append(
+            f"low_seizure_ratio: seizure_ratio {ratio(counts.seizure, counts.total):.6f} is below "
+            f"{LOW_RATIO_WARNING_BELOW}; training risks collapsing to the negative class"
+        )
+    considered = counts.total + missing_windows
+    if considered and missing_windows / considered > STALE_WARNING_ABOVE:
+        warnings.append(
+            f"stale_manifest: {missing_windows} of {considered} windows "
+            f"({missing_windows / considered:.1%}) belong to recordings missing from the volume"
+        )
+    return warnings
+
+
+def compute_stats(
+    session: Session, dataset: Dataset, snapshot: Snapshot, query: StatsQuery
+) -> StatsResponse:
+    """Exact counts, ratios and pos_weight of a subset of one snapshot."""
+    weighting, basis = Weighting(query.weighting), Basis(query.basis)
+    if basis is Basis.SAMPLE and not snapshot.has_sample_counts:
+        raise InvalidRequestError(
+            f"basis=sample needs per-window sample counts, but snapshot {snapshot.id} was "
+            "imported from a manifest without them; scan the cache (seizure-stats scan) or use "
+            "basis=window"
+        )
+    subset = count_subset(session, snapshot, query)
+    w = subset.windows
+    counts = make_counts(w["partial_seizure"], w["full_seizure"], w["no_seizure"])
+    seizure_ratio = ratio(counts.seizure, counts.total)
+    warnings = subset_warnings(counts, subset.missing_windows)
+
+    if snapshot.has_sample_counts:
+        positive, total = sum(subset.positive_samples.values()), sum(subset.samples.values())
+        samples = SampleCounts(positive=positive, total=total)
+        sample_ratio: float | None = ratio(positive, total)
+    else:
+        samples = SampleCounts(positive=None, total=None)
+        # A manifest carries no label counts: say "unknown" rather than a made-up 0.
+        sample_ratio = None
+
+    if basis is Basis.SAMPLE:
+        positive, total = samples.positive or 0, samples.total or 0
+        p = ratio(positive, total)
+        n_positive, n_negative = positive, total - positive
+    else:
+        p, n_positive, n_negative = seizure_ratio, counts.seizure, counts.no_seizure
+    weight = pos_weight(p, weighting, n_positive=n_positive, n_negative=n_negative, beta=query.beta)
+    return StatsResponse(
+        dataset=dataset.name,
+        snapshot=snapshot.id,
+        content_hash=snapshot.content_hash,
+        counts=counts,
+        samples=samples,
+        seizure_ratio=seizure_ratio,
+        sample_ratio=sample_ratio,
+        weighting=query.weighting,
+        basis=query.basis,
+        beta=query.beta,
+        pos_weight=weight,
+        recordings=subset.recordings,
+        missing_windows=subset.missing_windows,
+        missing_recordings=subset.missing_recordings,
+        warnings=warnings,
+    )
