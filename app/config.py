@@ -18,7 +18,9 @@ def default_database_url(data_dir: Path = DEFAULT_DATA_DIR) -> str:
 class Settings(BaseSettings):
     """Service settings, from environment variables (see the README's table)."""
 
-    model_config = SettingsConfigDict(env_prefix="SEIZURE_STATS_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="SEIZURE_STATS_", extra="ignore", populate_by_name=True
+    )
 
     database_url: str = Field(
         default="",
