@@ -1,4 +1,4 @@
-"""Receiving a manifest body: spooled to a temporary file, gunzipped with a size cap."""
+"""Receiving a manifest body: spooled to a temporary file, gunzipped in bounded pieces."""
 
 from __future__ import annotations
 
@@ -12,9 +12,62 @@ from app.errors import PayloadTooLargeError, UnreadableManifestError
 
 GZIP_MAGIC = b"\x1f\x8b"
 SPOOL_IN_MEMORY = 8 * 1024**2
+# Inflate at most this much per step, so a small body can never balloon in memory.
+INFLATE_PIECE = 1024**2
 # A JSON manifest gzips to about a tenth to a hundredth of its size; far beyond that is a bomb.
-MAX_GZIP_RATIO = 500
+MAX_GZIP_RATIO = 200
 RATIO_CHECK_AFTER = 16 * 1024**2
+
+
+class _Spool:
+    """Counts what arrives and what is written, and enforces the limits as it goes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+        self.max_bytes = max_bytes
+        self.received = 0
+        self.written = 0
+        self.inflater: zlib._Decompress | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        if self.inflater is None:
+            self._write(chunk)
+            return
+        try:
+            data = self.inflater.decompress(chunk, INFLATE_PIECE)
+            self._write(data)
+            while self.inflater.unconsumed_tail:
+                data = self.inflater.decompress(self.inflater.unconsumed_tail, INFLATE_PIECE)
+                self._write(data)
+        except zlib.error as exc:
+            raise UnreadableManifestError(f"body is not valid gzip: {exc}") from exc
+
+    def _write(self, data: bytes) -> None:
+        self.written += len(data)
+        if self.written > self.max_bytes:
+            raise PayloadTooLargeError(f"manifest exceeds the limit of {self.max_bytes} bytes")
+        if (
+            self.inflater is not None
+            and self.written > RATIO_CHECK_AFTER
+            and self.written > MAX_GZIP_RATIO * self.received
+        ):
+            raise PayloadTooLargeError(
+                f"gzip body inflates more than {MAX_GZIP_RATIO}-fold ({self.received} bytes to "
+                f"over {self.written}); refusing it as a likely decompression bomb"
+            )
+        self.file.write(data)
+
+    def finish(self) -> IO[bytes]:
+        if self.inflater is not None:
+            if not self.inflater.eof:
+                raise UnreadableManifestError("gzip body is truncated")
+            if self.inflater.unused_data:
+                raise UnreadableManifestError("gzip body has trailing data after the stream")
+        if self.written == 0:
+            raise UnreadableManifestError("request body is empty: send a manifest.json")
+        self.file.seek(0)
+        return self.file
 
 
 async def receive_manifest(request: Request, max_bytes: int) -> IO[bytes]:
@@ -29,60 +82,15 @@ async def receive_manifest(request: Request, max_bytes: int) -> IO[bytes]:
         raise PayloadTooLargeError(
             f"manifest body of {int(declared)} bytes exceeds the limit of {max_bytes} bytes"
         )
-    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
-    inflater: zlib._Decompress | None = None
-    received = written = 0
-    first = True
+    spool = _Spool(max_bytes)
     try:
         async for chunk in request.stream():
             if not chunk:
                 continue
-            received += len(chunk)
-            if first:
-                first = False
-                if encoding == "gzip" or chunk[:2] == GZIP_MAGIC:
-                    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-            data = (
-                chunk
-                if inflater is None
-                else _inflate(inflater, chunk, max_bytes - written, max_bytes)
-            )
-            written += len(data)
-            _check_size(written, received, max_bytes, inflater is not None)
-            spool.write(data)
-        if inflater is not None:
-            if not inflater.eof:
-                raise UnreadableManifestError("gzip body is truncated")
-            if inflater.unused_data:
-                raise UnreadableManifestError("gzip body has trailing data after the stream")
+            if spool.received == 0 and (encoding == "gzip" or chunk[:2] == GZIP_MAGIC):
+                spool.inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            spool.feed(chunk)
+        return spool.finish()
     except BaseException:
-        spool.close()
+        spool.file.close()
         raise
-    if written == 0:
-        spool.close()
-        raise UnreadableManifestError("request body is empty: send a manifest.json")
-    spool.seek(0)
-    return spool
-
-
-def _inflate(inflater: zlib._Decompress, chunk: bytes, room: int, max_bytes: int) -> bytes:
-    try:
-        # Never inflate more than one byte past the limit, whatever the chunk expands to.
-        data = inflater.decompress(chunk, max(room, 0) + 1)
-    except zlib.error as exc:
-        raise UnreadableManifestError(f"body is not valid gzip: {exc}") from exc
-    if inflater.unconsumed_tail:
-        raise PayloadTooLargeError(
-            f"manifest exceeds the limit of {max_bytes} bytes once gunzipped"
-        )
-    return data
-
-
-def _check_size(written: int, received: int, max_bytes: int, gzipped: bool) -> None:
-    if written > max_bytes:
-        raise PayloadTooLargeError(f"manifest exceeds the limit of {max_bytes} bytes")
-    if gzipped and written > RATIO_CHECK_AFTER and written > MAX_GZIP_RATIO * received:
-        raise PayloadTooLargeError(
-            f"gzip body inflates more than {MAX_GZIP_RATIO}-fold ({received} bytes to over "
-            f"{written}); refusing it as a likely decompression bomb"
-        )

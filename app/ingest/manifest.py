@@ -100,12 +100,17 @@ def parse_manifest(
     except UnicodeDecodeError as exc:
         raise UnreadableManifestError(f"manifest is not valid UTF-8: {exc.reason}") from exc
     except (ijson.JSONError, ijson.IncompleteJSONError) as exc:
-        raise UnreadableManifestError(f"manifest is not valid JSON: {_short(exc)}") from exc
+        reason = _short(exc)
+        what = "UTF-8" if "UTF8" in reason else "JSON"
+        raise UnreadableManifestError(f"manifest is not valid {what}: {reason}") from exc
     return parser.finish(full_threshold)
 
 
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """The parser's message on one line (yajl reports it as bytes)."""
+    raw = exc.args[0] if exc.args else ""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    text = " ".join(text.split())
     return text[:300] or type(exc).__name__
 
 

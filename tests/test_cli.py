@@ -1,0 +1,115 @@
+"""The command line on DATABASE_URL: import, stats, balanced, verify, demo and their errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from app.cli import main
+from tests import manifests, oracle
+
+
+@pytest.fixture
+def cli(database_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.delenv("SEIZURE_STATS_URL", raising=False)
+    return CliRunner()
+
+
+def run(cli: CliRunner, *args: str, code: int = 0) -> str:
+    result = cli.invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_import_then_stats(cli: CliRunner, tmp_path: Path) -> None:
+    path = manifests.write(tmp_path / "manifest.json", manifests.SMALL)
+    out = run(cli, "import", str(path), "--dataset", "small")
+    assert "imported as snapshot" in out
+    assert "windows 12" in out
+    again = run(cli, "import", str(path), "--dataset", "small")
+    assert "already imported as snapshot" in again
+    answer = json.loads(run(cli, "stats", "--dataset", "small", "--json"))
+    expected = oracle.expected_stats(manifests.SMALL, set())
+    assert answer["counts"] == expected["counts"]
+    assert answer["pos_weight"] == expected["pos_weight"]
+    text = run(cli, "stats", "--dataset", "small", "--patient", "bbbbbbbb")
+    assert "seizure_ratio      0.333333" in text
+
+
+def test_gzip_manifest_and_cache_dir(cli: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "manifest.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(manifests.SMALL).encode()))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "aaaaaaaa_s001_t000_windows.npz").touch()
+    (cache / "aaaaaaaa_s002_t000_windows.npz").touch()
+    result = cli.invoke(main, ["import", str(path), "--dataset", "d", "--cache-dir", str(cache)])
+    assert result.exit_code == 0, result.output
+    assert "1 missing" in result.output
+    answer = json.loads(run(cli, "stats", "--dataset", "d", "--json"))
+    assert answer["missing_windows"] == 3
+    assert answer["counts"]["total"] == 9
+
+
+def test_verify_updates_presence(cli: CliRunner, tmp_path: Path) -> None:
+    path = manifests.write(tmp_path / "m.json", manifests.SMALL)
+    run(cli, "import", str(path), "--dataset", "d")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "bbbbbbbb_s001_t001_windows.npz").touch()
+    (cache / "extra_windows.npz").touch()
+    result = cli.invoke(main, ["verify", str(cache), "--dataset", "d"])
+    assert result.exit_code == 0, result.output
+    assert "1 recordings present, 2 missing, 1 unexpected" in result.output
+    answer = json.loads(run(cli, "stats", "--dataset", "d", "--json"))
+    assert answer["counts"]["total"] == 3
+    assert answer["missing_windows"] == 9
+
+
+def test_balanced_writes_the_index(cli: CliRunner, tmp_path: Path) -> None:
+    manifest = manifests.generated(4)
+    run(cli, "import", str(manifests.write(tmp_path / "m.json", manifest)), "--dataset", "g")
+    index = tmp_path / "index.jsonl"
+    out = run(cli, "balanced", "--dataset", "g", "--seed", "7", "--index", str(index))
+    counts, expected = oracle.expected_balanced(manifest, set(), seed=7)
+    assert f"kept {sum(counts.values()):,} windows" in out
+    lines = [json.loads(line) for line in index.read_text().splitlines()]
+    assert [(e["cache_file"], e["window_idx"]) for e in lines] == expected
+
+
+def test_invalid_manifest_exits_non_zero_with_the_reason(cli: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"partial_seizure": [{"cache_file": "../x", "window_idx": 0}]}))
+    result = cli.invoke(main, ["import", str(bad), "--dataset", "d"])
+    assert result.exit_code == 1
+    assert "partial_seizure[0].cache_file" in result.output
+
+
+def test_errors_are_one_line_and_non_zero(cli: CliRunner) -> None:
+    result = cli.invoke(main, ["stats", "--dataset", "missing"])
+    assert result.exit_code == 1
+    assert "dataset 'missing' does not exist" in result.output
+    result = cli.invoke(main, ["stats", "--dataset", "x", "--category", "bogus"])
+    assert result.exit_code == 1
+    assert "category" in result.output
+    result = cli.invoke(main, ["stats", "--dataset", "x", "--weighting", "cubic"])
+    assert result.exit_code == 2
+
+
+def test_demo_loads_a_dataset_with_sample_counts(cli: CliRunner) -> None:
+    out = run(cli, "demo", "--recordings", "40", "--dataset", "demo")
+    assert "demo: snapshot" in out
+    answer = json.loads(run(cli, "stats", "--dataset", "demo", "--json", "--basis", "sample"))
+    assert answer["samples"]["total"] == 15360 * (answer["counts"]["total"])
+    assert answer["missing_recordings"] >= 0
+    listed = run(cli, "datasets")
+    assert listed.startswith("demo: snapshot")
+
+
+def test_db_upgrade(cli: CliRunner) -> None:
+    assert "database at head" in run(cli, "db", "upgrade")

@@ -1,0 +1,194 @@
+"""The training-job client: against a real uvicorn process, and through MockTransport for faults."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.client import APIError, SeizureStatsClient, ServiceUnavailableError
+from tests import manifests, oracle
+from tests.live import running_server
+
+
+@pytest.fixture
+def live_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    with running_server(database_url, tmp_path) as url:
+        yield url
+
+
+@pytest.mark.e2e
+def test_training_job_start_up_against_a_real_server(live_url: str, tmp_path: Path) -> None:
+    manifest = manifests.generated(17, recordings=60)
+    names = manifests.recordings_of(manifest)
+    path = tmp_path / "manifest.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(manifest).encode()))
+    with SeizureStatsClient(live_url, retries=0) as client:
+        imported = client.import_manifest("tusz-train", path)
+        assert imported.created
+        assert client.import_manifest("tusz-train", path).created is False
+        client.report_presence("tusz-train", missing=names[:3])
+        missing = set(names[:3])
+
+        stats = client.stats("tusz-train", exclude_patient=oracle.names_of(names[5])[1])
+        expected = oracle.expected_stats(
+            manifest, missing, {"exclude_patient": [oracle.names_of(names[5])[1]]}
+        )
+        assert stats.counts.model_dump() == expected["counts"]
+        assert stats.pos_weight == expected["pos_weight"]
+        assert stats.content_hash == imported.content_hash
+
+        long_filter = names[10:40] + [f"nope_{i}" for i in range(500)]
+        posted = client.stats("tusz-train", recording=long_filter, weighting="linear")
+        expected = oracle.expected_stats(
+            manifest, missing, {"recording": long_filter}, weighting="linear"
+        )
+        assert posted.counts.model_dump() == expected["counts"]
+        assert posted.pos_weight == expected["pos_weight"]
+
+        balanced = client.balanced("tusz-train", seed=3)
+        counts, order = oracle.expected_balanced(manifest, missing, seed=3)
+        assert balanced.counts.total == sum(counts.values())
+        index = [(e.cache_file, e.window_idx) for e in client.balanced_index("tusz-train", seed=3)]
+        assert index == order
+        filtered = client.balanced_index("tusz-train", recording=long_filter)
+        assert [(e.cache_file, e.window_idx) for e in filtered] == oracle.expected_balanced(
+            manifest, missing, {"recording": long_filter}
+        )[1]
+
+        assert [d.name for d in client.datasets()] == ["tusz-train"]
+        assert len(client.snapshots("tusz-train")) == 1
+        with pytest.raises(APIError) as caught:
+            client.stats("tusz-train", weighting="cubic")
+        assert caught.value.status_code == 422
+        assert "weighting" in caught.value.detail
+
+
+def mock_client(handler: httpx.MockTransport, retries: int = 3) -> SeizureStatsClient:
+    return SeizureStatsClient(
+        "http://stats.test", transport=handler, retries=retries, backoff=0.001
+    )
+
+
+STATS_BODY = {
+    "dataset": "d",
+    "snapshot": 1,
+    "content_hash": "sha256:00",
+    "counts": {"no_seizure": 3, "partial_seizure": 1, "full_seizure": 0, "seizure": 1, "total": 4},
+    "samples": {"positive": None, "total": None},
+    "seizure_ratio": 0.25,
+    "sample_ratio": None,
+    "weighting": "sqrt",
+    "basis": "window",
+    "beta": 0.9999,
+    "pos_weight": 3**0.5,
+    "recordings": 1,
+    "missing_windows": 0,
+    "missing_recordings": 0,
+    "warnings": [],
+}
+
+
+def test_retries_5xx_and_429_then_succeeds() -> None:
+    statuses = iter([503, 429, 502, 200])
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        status = next(statuses)
+        if status == 200:
+            return httpx.Response(200, json=STATS_BODY)
+        return httpx.Response(
+            status, headers={"Retry-After": "0"}, json={"error": "x", "detail": "y"}
+        )
+
+    with mock_client(httpx.MockTransport(handler)) as client:
+        assert client.stats("d", patient=["a", "b"]).pos_weight == 3**0.5
+    assert len(seen) == 4
+    assert seen[0].endswith(
+        "/api/v1/datasets/d/stats?patient=a&patient=b&weighting=sqrt&beta=0.9999&basis=window"
+    )
+
+
+def test_gives_up_after_the_retry_budget() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(503, json={"error": "unavailable", "detail": "database down"})
+
+    with (
+        mock_client(httpx.MockTransport(handler), retries=2) as client,
+        pytest.raises(APIError) as caught,
+    ):
+        client.stats("d")
+    assert calls == 3
+    assert caught.value.status_code == 503
+    assert "database down" in str(caught.value)
+
+
+def test_connection_errors_become_service_unavailable() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with (
+        mock_client(httpx.MockTransport(handler), retries=2) as client,
+        pytest.raises(ServiceUnavailableError) as caught,
+    ):
+        client.stats("d")
+    assert calls == 3
+    assert "3 attempt" in str(caught.value)
+
+
+def test_client_errors_are_not_retried() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(
+            404, json={"error": "not_found", "detail": "dataset 'd' does not exist"}
+        )
+
+    with mock_client(httpx.MockTransport(handler)) as client, pytest.raises(APIError) as caught:
+        client.stats("d")
+    assert calls == 1
+    assert (caught.value.status_code, caught.value.error) == (404, "not_found")
+
+
+def test_long_filters_travel_in_a_post_body() -> None:
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, json=STATS_BODY)
+
+    names = [f"r{i}" for i in range(1000)]
+    with mock_client(httpx.MockTransport(handler)) as client:
+        client.stats("d", recording=names, snapshot=4)
+    assert requests[0].method == "POST"
+    body = json.loads(requests[0].content)
+    assert body["recording"] == names
+    assert body["snapshot"] == 4
+
+
+def test_client_imports_nothing_from_the_server_side() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, app.client; "
+        "bad = [m for m in sys.modules if m.startswith(('app.', 'sqlalchemy', 'fastapi', 'numpy'))"
+        " and m not in ('app.client', 'app.schemas')]; print(bad); sys.exit(bool(bad))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,55 @@
+"""The README documents every command, route and setting the code has."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+from fastapi.routing import APIRoute
+
+from app.cli import main
+from app.config import Settings
+from app.main import create_app
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def command_paths(group: click.Group, prefix: str = "") -> list[str]:
+    paths = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            paths += command_paths(command, f"{prefix}{name} ")
+        else:
+            paths.append(f"{prefix}{name}")
+    return paths
+
+
+def test_every_cli_command_is_documented() -> None:
+    for path in command_paths(main):
+        assert f"`seizure-stats {path}" in README, path
+
+
+def test_every_route_is_documented(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path))
+    table_rows = [
+        line
+        for line in README.splitlines()
+        if line.startswith("| GET") or line.startswith("| POST")
+    ]
+    documented = set()
+    for row in table_rows:
+        methods, path = re.match(r"\| ([A-Z, ]+) \| `([^`]+)`", row).groups()  # type: ignore[union-attr]
+        documented |= {(m.strip(), path) for m in methods.split(",")}
+    for route in app.routes:
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        path = route.path.replace("{snapshot_id}", "{id}")
+        for method in route.methods:
+            assert (method, path) in documented, (method, path)
+
+
+def test_every_setting_is_documented() -> None:
+    for name, _field in Settings.model_fields.items():
+        variable = "DATABASE_URL" if name == "database_url" else f"SEIZURE_STATS_{name.upper()}"
+        assert f"`{variable}`" in README, variable

@@ -1,0 +1,292 @@
+"""Manifest import: validation that names the offending entry, atomicity, idempotency, presence."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.errors import ManifestError
+from app.ingest.importer import import_manifest
+from app.ingest.manifest import parse_manifest
+from app.models import Recording, Snapshot, Window
+from tests import manifests
+
+GOOD = {"cache_file": "p_s001_t000_windows.npz", "window_idx": 0}
+
+
+def parse(data: bytes | str) -> Any:
+    raw = data.encode() if isinstance(data, str) else data
+    return parse_manifest(io.BytesIO(raw), full_threshold=0.99)
+
+
+def body(**lists: Any) -> str:
+    manifest: dict[str, Any] = {"partial_seizure": [], "full_seizure": [], "no_seizure": []}
+    manifest.update(lists)
+    return json.dumps(manifest)
+
+
+INVALID: list[tuple[str, bytes | str, str]] = [
+    ("not an object", "[]", "must be a JSON object"),
+    ("a string", '"manifest"', "must be a JSON object"),
+    ("unknown category", body(seizure=[GOOD]), "unknown category 'seizure'"),
+    (
+        "missing category",
+        json.dumps({"partial_seizure": [GOOD], "no_seizure": []}),
+        "'full_seizure'",
+    ),
+    (
+        "category twice",
+        '{"partial_seizure": [], "partial_seizure": [], "full_seizure": [], "no_seizure": []}',
+        "appears twice",
+    ),
+    ("list not a list", body(no_seizure={"a": 1}), "no_seizure: must be a list"),
+    ("entry not an object", body(no_seizure=[GOOD, 3]), "no_seizure[1]: must be an object"),
+    ("null entry", body(no_seizure=[None]), "no_seizure[0]: must be an object"),
+    (
+        "missing cache_file",
+        body(full_seizure=[{"window_idx": 1}]),
+        "full_seizure[0]: missing key 'cache_file'",
+    ),
+    (
+        "missing window_idx",
+        body(full_seizure=[{"cache_file": "a.npz"}]),
+        "full_seizure[0]: missing key 'window_idx'",
+    ),
+    (
+        "unknown entry key",
+        body(no_seizure=[GOOD | {"label": 1}]),
+        "no_seizure[0]: unknown key 'label'",
+    ),
+    (
+        "cache_file number",
+        body(no_seizure=[{"cache_file": 7, "window_idx": 0}]),
+        "no_seizure[0].cache_file: must be a string",
+    ),
+    ("negative index", body(no_seizure=[GOOD | {"window_idx": -3}]), "no_seizure[0].window_idx"),
+    ("fractional index", body(no_seizure=[GOOD | {"window_idx": 1.5}]), "no_seizure[0].window_idx"),
+    (
+        "float-looking index",
+        body(no_seizure=[GOOD | {"window_idx": 2.0}]),
+        "no_seizure[0].window_idx",
+    ),
+    ("string index", body(no_seizure=[GOOD | {"window_idx": "3"}]), "no_seizure[0].window_idx"),
+    ("boolean index", body(no_seizure=[GOOD | {"window_idx": True}]), "no_seizure[0].window_idx"),
+    ("huge index", body(no_seizure=[GOOD | {"window_idx": 10**30}]), "no_seizure[0].window_idx"),
+    (
+        "path traversal",
+        body(no_seizure=[{"cache_file": "../etc/passwd", "window_idx": 0}]),
+        "bare file name",
+    ),
+    (
+        "absolute path",
+        body(no_seizure=[{"cache_file": "/data/x.npz", "window_idx": 0}]),
+        "bare file name",
+    ),
+    (
+        "backslash path",
+        body(no_seizure=[{"cache_file": "a\\b.npz", "window_idx": 0}]),
+        "bare file name",
+    ),
+    ("dot-dot name", body(no_seizure=[{"cache_file": "..", "window_idx": 0}]), "'.' or '..'"),
+    ("empty name", body(no_seizure=[{"cache_file": "", "window_idx": 0}]), "is empty"),
+    (
+        "control character",
+        body(no_seizure=[{"cache_file": "a\u0000b", "window_idx": 0}]),
+        "control characters",
+    ),
+    (
+        "duplicate within",
+        body(no_seizure=[GOOD, GOOD]),
+        "appears twice: no_seizure[0] and no_seizure[1]",
+    ),
+    (
+        "duplicate across",
+        body(partial_seizure=[GOOD], no_seizure=[{"cache_file": "x.npz", "window_idx": 0}, GOOD]),
+        "appears twice: partial_seizure[0] and no_seizure[1]",
+    ),
+    ("empty manifest", body(), "no windows"),
+    ("empty object", "{}", "missing the category"),
+    ("truncated", body(no_seizure=[GOOD])[:-5], "not valid JSON"),
+    ("not json", "partial_seizure: []", "not valid JSON"),
+    ("not utf-8", b'{"no_seizure": [{"cache_file": "\xff\xfe", "window_idx": 0}]}', "UTF-8"),
+    ("trailing garbage", body(no_seizure=[GOOD]) + " {}", "not valid JSON"),
+    (
+        "deep nesting",
+        '{"no_seizure": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        "no_seizure[0]: must be an object",
+    ),
+    (
+        "n_pos without n_samples",
+        body(no_seizure=[GOOD | {"n_pos": 0}]),
+        "n_pos and n_samples go together",
+    ),
+    (
+        "n_pos above n_samples",
+        body(partial_seizure=[GOOD | {"n_pos": 9, "n_samples": 4}]),
+        "n_pos <= n_samples",
+    ),
+    (
+        "counts in some entries only",
+        body(
+            no_seizure=[
+                GOOD | {"n_pos": 0, "n_samples": 4},
+                {"cache_file": "b.npz", "window_idx": 0},
+            ]
+        ),
+        "every entry or for none",
+    ),
+    (
+        "counts contradict category",
+        body(no_seizure=[GOOD | {"n_pos": 3, "n_samples": 4}]),
+        "makes it partial_seizure",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "message"), INVALID, ids=[c[0] for c in INVALID])
+def test_invalid_manifests_are_refused_with_a_named_problem(
+    name: str, data: bytes | str, message: str
+) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse(data)
+    assert message in caught.value.detail, caught.value.detail
+
+
+def test_content_hash_ignores_formatting_and_key_order() -> None:
+    compact = json.dumps(manifests.SMALL)
+    reordered = json.dumps(
+        {
+            key: [dict(reversed(list(e.items()))) for e in manifests.SMALL[key]]
+            for key in reversed(list(manifests.SMALL))
+        },
+        indent=4,
+    )
+    assert parse(compact).content_hash == parse(reordered).content_hash
+    changed = json.loads(compact)
+    changed["no_seizure"].reverse()
+    assert parse(json.dumps(changed)).content_hash != parse(compact).content_hash
+
+
+def test_parsed_columns_keep_manifest_order() -> None:
+    parsed = parse(json.dumps(manifests.SMALL))
+    from app.labels import Category
+
+    columns = parsed.as_arrays(Category.NO_SEIZURE)
+    got = [
+        (parsed.recordings[r], int(i))
+        for r, i in zip(columns["recording"], columns["window_idx"], strict=True)
+    ]
+    assert got == [(e["cache_file"], e["window_idx"]) for e in manifests.SMALL["no_seizure"]]
+
+
+def count_rows(factory: sessionmaker[Session]) -> tuple[int, int, int]:
+    with factory() as session:
+        return (
+            session.scalar(select(func.count()).select_from(Snapshot)) or 0,
+            session.scalar(select(func.count()).select_from(Window)) or 0,
+            session.scalar(select(func.count()).select_from(Recording)) or 0,
+        )
+
+
+def test_refused_upload_changes_nothing(client: TestClient, factory: sessionmaker[Session]) -> None:
+    first = client.post("/api/v1/datasets/ds/snapshots", content=json.dumps(manifests.SMALL))
+    assert first.status_code == 201
+    before_rows = count_rows(factory)
+    before_stats = client.get("/api/v1/datasets/ds/stats").json()
+    for _, data, _ in INVALID:
+        response = client.post("/api/v1/datasets/ds/snapshots", content=data)
+        assert 400 <= response.status_code < 500, response.text
+        assert response.json()["error"] in ("invalid_manifest", "unreadable_manifest")
+        response = client.post("/api/v1/datasets/brand-new/snapshots", content=data)
+        assert 400 <= response.status_code < 500
+    assert count_rows(factory) == before_rows
+    assert client.get("/api/v1/datasets/ds/stats").json() == before_stats
+    assert client.get("/api/v1/datasets/brand-new").status_code == 404
+
+
+def test_failure_while_storing_rolls_back_everything(
+    client: TestClient, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (
+        client.post(
+            "/api/v1/datasets/ds/snapshots", content=json.dumps(manifests.SMALL)
+        ).status_code
+        == 201
+    )
+    before = count_rows(factory)
+    from app.ingest import store
+
+    def explode(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(store, "_insert_rollups", explode)
+    with pytest.raises(RuntimeError):
+        import_manifest(factory, "ds", io.BytesIO(json.dumps(manifests.generated(2)).encode()))
+    with pytest.raises(RuntimeError):
+        import_manifest(factory, "other", io.BytesIO(json.dumps(manifests.generated(2)).encode()))
+    assert count_rows(factory) == before
+    current = client.get("/api/v1/datasets/ds").json()["current_snapshot"]
+    assert current["counts"]["total"] == 12
+    assert client.get("/api/v1/datasets/other").status_code == 404
+
+
+def test_reimport_returns_the_existing_snapshot(client: TestClient) -> None:
+    first = client.post("/api/v1/datasets/ds/snapshots", content=json.dumps(manifests.SMALL))
+    again = client.post(
+        "/api/v1/datasets/ds/snapshots",
+        content=gzip.compress(json.dumps(manifests.SMALL, indent=2).encode()),
+        headers={"Content-Encoding": "gzip"},
+    )
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["created"] is False
+    assert len(client.get("/api/v1/datasets/ds/snapshots").json()) == 1
+
+
+def test_reimporting_an_older_manifest_makes_it_current_again(client: TestClient) -> None:
+    first = client.post("/api/v1/datasets/ds/snapshots", content=json.dumps(manifests.SMALL)).json()
+    second = client.post(
+        "/api/v1/datasets/ds/snapshots", content=json.dumps(manifests.generated(1))
+    ).json()
+    assert client.get("/api/v1/datasets/ds").json()["current_snapshot"]["id"] == second["id"]
+    again = client.post("/api/v1/datasets/ds/snapshots", content=json.dumps(manifests.SMALL))
+    assert again.status_code == 200
+    assert client.get("/api/v1/datasets/ds").json()["current_snapshot"]["id"] == first["id"]
+    assert len(client.get("/api/v1/datasets/ds/snapshots").json()) == 2
+
+
+def test_gzip_is_detected_without_the_header(client: TestClient) -> None:
+    data = gzip.compress(json.dumps(manifests.SMALL).encode())
+    response = client.post("/api/v1/datasets/ds/snapshots", content=data)
+    assert response.status_code == 201
+    assert response.json()["counts"]["total"] == 12
+
+
+def test_import_with_cache_dir_records_presence(
+    factory: sessionmaker[Session], tmp_path: Path, client: TestClient
+) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for name in (
+        "aaaaaaaa_s001_t000_windows.npz",
+        "bbbbbbbb_s001_t001_windows.npz",
+        "stray_windows.npz",
+    ):
+        (cache / name).write_bytes(b"")  # existence is all that is checked
+    outcome = import_manifest(
+        factory, "ds", io.BytesIO(json.dumps(manifests.SMALL).encode()), cache_dir=cache
+    )
+    assert outcome.presence is not None
+    assert outcome.presence.missing == ["aaaaaaaa_s002_t000_windows.npz"]
+    assert outcome.presence.unexpected == ["stray_windows.npz"]
+    answer = client.get("/api/v1/datasets/ds/stats").json()
+    assert answer["missing_windows"] == 4
+    assert answer["counts"]["total"] == 8
