@@ -293,19 +293,26 @@ def _index_value(where: str, key: str, event: str, value: Any) -> int:
     return value
 
 
-def _check_duplicates(parsed: ParsedManifest) -> None:
+def _window_keys(parsed: ParsedManifest) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """One int64 per entry, (recording << 32) | window_idx, in category then manifest order."""
     keys = []
     for category in Category:
         arrays = parsed.as_arrays(category)
         keys.append((arrays["recording"].astype(np.int64) << 32) | arrays["window_idx"])
-    all_keys = np.concatenate(keys)
-    order = np.argsort(all_keys, kind="stable")
-    ordered = all_keys[order]
+    return np.concatenate(keys)
+
+
+def _check_duplicates(parsed: ParsedManifest) -> None:
+    # Sorting in place keeps a 10M-window check to one extra copy of the keys.
+    ordered = _window_keys(parsed)
+    ordered.sort()
     repeats = np.flatnonzero(ordered[1:] == ordered[:-1])
     if repeats.size == 0:
         return
-    first, second = int(order[repeats[0]]), int(order[repeats[0] + 1])
-    key = int(all_keys[first])
+    key = int(ordered[repeats[0]])
+    del ordered
+    # Only now, with a duplicate to report, find where its two entries stand.
+    first, second = np.flatnonzero(_window_keys(parsed) == key)[:2].tolist()
     cache_file, window_idx = parsed.recordings[key >> 32], key & 0xFFFFFFFF
     raise ManifestError(
         f"window ({cache_file!r}, {window_idx}) appears twice: "
@@ -349,5 +356,6 @@ def content_hash(parsed: ParsedManifest) -> str:
     for category in Category:
         digest.update(f"{category.key}:{len(parsed.columns[category])}\n".encode())
         for column in parsed.as_arrays(category).values():
-            digest.update(column.astype("<i4").tobytes())
+            # Little-endian int32 on every machine; no copy where that is already the layout.
+            digest.update(np.ascontiguousarray(column, dtype="<i4").data)
     return "sha256:" + digest.hexdigest()

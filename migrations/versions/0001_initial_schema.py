@@ -123,12 +123,6 @@ def upgrade() -> None:
         sa.Column("window_idx", sa.Integer(), nullable=False),
         sa.Column("n_pos", sa.Integer(), nullable=True),
         sa.Column("n_samples", sa.Integer(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["snapshot_id"],
-            ["snapshots.id"],
-            name=op.f("fk_windows_snapshot_id_snapshots"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("snapshot_id", "category", "position", name=op.f("pk_windows")),
         sqlite_with_rowid=False,
     )
