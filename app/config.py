@@ -34,6 +34,9 @@ class Settings(BaseSettings):
         default=2 * 1024**3,
         description="Largest manifest body accepted, after gzip decoding (bytes).",
     )
+    answer_cache_entries: int = Field(
+        default=4096, description="Answers kept per process (0 turns the cache off)."
+    )
     sqlite_busy_timeout_ms: int = Field(
         default=60_000, description="How long SQLite waits for a lock before giving up."
     )

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import app
+from app.answers import AnswerCache
 from app.api import datasets, health, stats
 from app.config import Settings
 from app.db import make_engine, make_session_factory
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.engine = engine
     application.state.session_factory = make_session_factory(engine)
     application.state.schema_head = head_revision()
+    application.state.answer_cache = AnswerCache(settings.answer_cache_entries)
 
     application.include_router(health.router)
     application.include_router(datasets.router)

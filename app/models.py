@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     UniqueConstraint,
@@ -56,6 +57,8 @@ class Dataset(Base):
         ForeignKey("snapshots.id", use_alter=True, ondelete="SET NULL")
     )
     presence_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped by every presence update: answers (and their ETags) depend on it.
+    presence_version: Mapped[int] = mapped_column(Integer, default=0)
 
     current_snapshot: Mapped[Snapshot | None] = relationship(
         foreign_keys=[current_snapshot_id], lazy="raise", post_update=True
@@ -123,6 +126,23 @@ class RecordingRollup(Base):
     partial_samples: Mapped[int] = mapped_column(BigInteger)
     full_samples: Mapped[int] = mapped_column(BigInteger)
     no_seizure_samples: Mapped[int] = mapped_column(BigInteger)
+
+
+class SnapshotColumns(Base):
+    """A snapshot's category lists as packed little-endian int32 arrays, in manifest order.
+
+    The same data as `windows`, laid out for the balanced selection, which needs whole lists
+    in order: one row read instead of millions.
+    """
+
+    __tablename__ = "snapshot_columns"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    category: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    recording_ids: Mapped[bytes] = mapped_column(LargeBinary)
+    window_idx: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Window(Base):

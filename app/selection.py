@@ -14,7 +14,7 @@ from app.balance import BalancedSelection, NothingToBalanceError, select_balance
 from app.errors import InvalidRequestError
 from app.filters import recording_clause
 from app.labels import Category, Weighting, pos_weight, ratio
-from app.models import Dataset, Recording, Snapshot, Window
+from app.models import Dataset, Recording, Snapshot, SnapshotColumns
 from app.schemas import BalancedQuery, BalancedResponse, SubsetFilter
 from app.stats import make_counts, subset_warnings
 
@@ -23,48 +23,68 @@ from app.stats import make_counts, subset_warnings
 class CategoryList:
     """One category's entries of the subset in manifest order (missing recordings included)."""
 
-    recording_ids: np.ndarray[Any, np.dtype[np.int64]]
-    window_idx: np.ndarray[Any, np.dtype[np.int64]]
+    recording_ids: np.ndarray[Any, np.dtype[np.int32]]
+    window_idx: np.ndarray[Any, np.dtype[np.int32]]
 
 
 @dataclass(frozen=True)
 class SubsetLists:
     lists: dict[Category, CategoryList]
-    present: dict[int, bool]
+    present: np.ndarray[Any, np.dtype[np.bool_]]  # indexed by recording id
     names: dict[int, str]
 
     def presence_flags(self, category: Category) -> np.ndarray[Any, np.dtype[np.bool_]]:
-        ids = self.lists[category].recording_ids
-        return np.fromiter((self.present[i] for i in ids.tolist()), dtype=bool, count=ids.size)
+        flags: np.ndarray[Any, np.dtype[np.bool_]] = self.present[
+            self.lists[category].recording_ids
+        ]
+        return flags
 
 
 def load_subset_lists(
     session: Session, dataset: Dataset, snapshot: Snapshot, subset: SubsetFilter
 ) -> SubsetLists:
-    """The three ordered category lists of the subset, and presence of their recordings."""
-    clause = recording_clause(subset, session.get_bind().dialect.name)
+    """The three ordered category lists of the subset, and presence of their recordings.
+
+    The lists come from the snapshot's packed columns; the filter is applied in numpy through
+    a per-recording mask, since every filter selects whole recordings.
+    """
     recordings = session.execute(
         select(Recording.id, Recording.cache_file, Recording.present).where(
-            Recording.dataset_id == dataset.id, clause
+            Recording.dataset_id == dataset.id
         )
     ).all()
-    present = {row.id: row.present is not False for row in recordings}
+    size = max((row.id for row in recordings), default=0) + 1
+    present = np.zeros(size, dtype=bool)
+    for row in recordings:
+        present[row.id] = row.present is not False
+    chosen_ids = session.scalars(
+        select(Recording.id).where(
+            Recording.dataset_id == dataset.id,
+            recording_clause(subset, session.get_bind().dialect.name),
+        )
+    ).all()
+    chosen = np.zeros(size, dtype=bool)
+    chosen[np.asarray(chosen_ids, dtype=np.int64)] = True
     names = {row.id: row.cache_file for row in recordings}
-    chosen = set(subset.selected_categories())
+
+    wanted = {Category.from_key(key) for key in subset.selected_categories()}
+    stored = {
+        columns.category: columns
+        for columns in session.scalars(
+            select(SnapshotColumns).where(SnapshotColumns.snapshot_id == snapshot.id)
+        )
+    }
     lists: dict[Category, CategoryList] = {}
     for category in Category:
-        if category.key not in chosen:
-            empty = np.empty(0, dtype=np.int64)
+        packed = stored.get(int(category))
+        if category not in wanted or packed is None:
+            empty = np.empty(0, dtype=np.int32)
             lists[category] = CategoryList(empty, empty)
             continue
-        rows = session.execute(
-            select(Window.recording_id, Window.window_idx)
-            .join(Recording, Recording.id == Window.recording_id)
-            .where(Window.snapshot_id == snapshot.id, Window.category == int(category), clause)
-            .order_by(Window.position)
-        ).all()
-        columns = np.array(rows, dtype=np.int64).reshape(-1, 2)
-        lists[category] = CategoryList(columns[:, 0].copy(), columns[:, 1].copy())
+        recording_ids = np.frombuffer(packed.recording_ids, dtype="<i4")
+        window_idx = np.frombuffer(packed.window_idx, dtype="<i4")
+        keep = chosen[recording_ids]
+        lists[category] = CategoryList(recording_ids[keep], window_idx[keep])
     return SubsetLists(lists, present, names)
 
 

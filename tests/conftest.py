@@ -28,7 +28,14 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 IN_CI = os.environ.get("CI", "").lower() == "true"
-TABLES_CHILD_FIRST = ("windows", "recording_rollups", "recordings", "snapshots", "datasets")
+TABLES_CHILD_FIRST = (
+    "windows",
+    "snapshot_columns",
+    "recording_rollups",
+    "recordings",
+    "snapshots",
+    "datasets",
+)
 
 
 def _postgres_available() -> str | None:

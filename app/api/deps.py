@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.answers import AnswerCache
 from app.config import Settings
 from app.db import read_session
 from app.errors import InvalidRequestError
@@ -30,7 +31,13 @@ def get_read_session(
         yield session
 
 
+def get_answer_cache(request: Request) -> AnswerCache:
+    cache: AnswerCache = request.app.state.answer_cache
+    return cache
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+AnswerCacheDep = Annotated[AnswerCache, Depends(get_answer_cache)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 

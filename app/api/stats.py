@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from app import catalog
-from app.api.deps import ReadSessionDep, SessionFactoryDep, only_params
+from app.answers import Answer, AnswerCache, cached_answer, resolve_question
+from app.api.deps import AnswerCacheDep, ReadSessionDep, SessionFactoryDep, only_params
 from app.db import read_session
+from app.models import Dataset, Snapshot
 from app.schemas import (
     FILTER_FIELDS,
     BalancedQuery,
@@ -27,6 +30,12 @@ from app.stats import compute_stats
 router = APIRouter(prefix="/api/v1/datasets", tags=["statistics"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 404, 422)
+}
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the answer for this ETag has not changed."}
+}
+INDEX_CONTENT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/x-ndjson": {}, "application/json": {}}}
 }
 LIST_HELP = "Repeat the parameter or separate values with commas."
 
@@ -109,81 +118,138 @@ BALANCED_PARAMS = (
 INDEX_PARAMS = (*BALANCED_PARAMS, "format")
 
 
-def answer_stats(session: Session, dataset: str, query: StatsQuery) -> StatsResponse:
-    found = catalog.get_dataset(session, dataset)
-    snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
-    return compute_stats(session, found, snapshot, query)
+# Snapshots never change, but presence can: a pinned answer may be reused for a while, an
+# answer about "current" must be revalidated (a cheap 304 when nothing moved).
+PINNED_CACHE_CONTROL = "public, max-age=300"
+CURRENT_CACHE_CONTROL = "no-cache"
+
+
+def cache_headers(etag: str, pinned: bool) -> dict[str, str]:
+    control = PINNED_CACHE_CONTROL if pinned else CURRENT_CACHE_CONTROL
+    return {"ETag": etag, "Cache-Control": control}
+
+
+def not_modified(request: Request, etag: str) -> bool:
+    tags = request.headers.get("if-none-match", "")
+    return etag in {tag.strip() for tag in tags.split(",")} or tags.strip() == "*"
+
+
+def respond(request: Request, answer: Answer) -> Response:
+    headers = cache_headers(answer.etag, answer.pinned)
+    if not_modified(request, answer.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(answer.body, media_type="application/json", headers=headers)
+
+
+def answer_stats(
+    request: Request, session: Session, cache: AnswerCache, dataset: str, query: StatsQuery
+) -> Response:
+    answer = cached_answer(session, cache, "stats", dataset, query, partial(compute, query))
+    return respond(request, answer)
+
+
+def compute(
+    query: StatsQuery | BalancedQuery, session: Session, dataset: Dataset, snapshot: Snapshot
+) -> StatsResponse | BalancedResponse:
+    if isinstance(query, StatsQuery):
+        return compute_stats(session, dataset, snapshot, query)
+    return compute_balanced(session, dataset, snapshot, query)
 
 
 @router.get(
     "/{dataset}/stats",
     summary="Exact counts, seizure ratio and pos_weight of a subset",
-    responses=ERRORS,
+    response_model=StatsResponse,
+    responses=ERRORS | NOT_MODIFIED,
     dependencies=[Depends(only_params(*STATS_PARAMS))],
 )
 def get_stats(
-    dataset: str, session: ReadSessionDep, query: Annotated[StatsQuery, Depends(stats_query)]
-) -> StatsResponse:
-    return answer_stats(session, dataset, query)
+    dataset: str,
+    request: Request,
+    session: ReadSessionDep,
+    cache: AnswerCacheDep,
+    query: Annotated[StatsQuery, Depends(stats_query)],
+) -> Response:
+    return answer_stats(request, session, cache, dataset, query)
 
 
 @router.post(
     "/{dataset}/stats",
     summary="The same as GET, with the filter in a JSON body (for long recording lists)",
-    responses=ERRORS,
+    response_model=StatsResponse,
+    responses=ERRORS | NOT_MODIFIED,
     dependencies=[Depends(only_params())],
 )
-def post_stats(dataset: str, session: ReadSessionDep, query: StatsQuery) -> StatsResponse:
-    return answer_stats(session, dataset, query)
+def post_stats(
+    dataset: str,
+    request: Request,
+    session: ReadSessionDep,
+    cache: AnswerCacheDep,
+    query: StatsQuery,
+) -> Response:
+    return answer_stats(request, session, cache, dataset, query)
 
 
-def answer_balanced(session: Session, dataset: str, query: BalancedQuery) -> BalancedResponse:
-    found = catalog.get_dataset(session, dataset)
-    snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
-    return compute_balanced(session, found, snapshot, query)
+def answer_balanced(
+    request: Request, session: Session, cache: AnswerCache, dataset: str, query: BalancedQuery
+) -> Response:
+    answer = cached_answer(session, cache, "balanced", dataset, query, partial(compute, query))
+    return respond(request, answer)
 
 
 @router.get(
     "/{dataset}/balanced",
     summary="What the balanced training dataset keeps of a subset: counts and pos_weight",
-    responses=ERRORS,
+    response_model=BalancedResponse,
+    responses=ERRORS | NOT_MODIFIED,
     dependencies=[Depends(only_params(*BALANCED_PARAMS))],
 )
 def get_balanced(
     dataset: str,
+    request: Request,
     session: ReadSessionDep,
+    cache: AnswerCacheDep,
     query: Annotated[BalancedQuery, Depends(balanced_query)],
-) -> BalancedResponse:
-    return answer_balanced(session, dataset, query)
+) -> Response:
+    return answer_balanced(request, session, cache, dataset, query)
 
 
 @router.post(
     "/{dataset}/balanced",
     summary="The same as GET, with the filter in a JSON body",
-    responses=ERRORS,
+    response_model=BalancedResponse,
+    responses=ERRORS | NOT_MODIFIED,
     dependencies=[Depends(only_params())],
 )
-def post_balanced(dataset: str, session: ReadSessionDep, query: BalancedQuery) -> BalancedResponse:
-    return answer_balanced(session, dataset, query)
+def post_balanced(
+    dataset: str,
+    request: Request,
+    session: ReadSessionDep,
+    cache: AnswerCacheDep,
+    query: BalancedQuery,
+) -> Response:
+    return answer_balanced(request, session, cache, dataset, query)
 
 
 def stream_index(
-    factory: SessionFactoryDep, dataset: str, query: BalancedQuery, output: str
-) -> StreamingResponse:
+    request: Request, factory: SessionFactoryDep, dataset: str, query: BalancedQuery, output: str
+) -> Response:
     # The selection is computed before the first byte, so errors still get a proper status;
     # only the formatting of the lines is streamed.
     with read_session(factory) as session:
+        question = resolve_question(session, f"index-{output}", dataset, query)
+        headers = cache_headers(question.etag, question.pinned)
+        if not_modified(request, question.etag):
+            return Response(status_code=304, headers=headers)
         found = catalog.get_dataset(session, dataset)
-        snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
+        snapshot = catalog.get_snapshot(session, found, question.snapshot_id)
         entries = list(balanced_index(session, found, snapshot, query))
-    headers = {"X-Snapshot": str(snapshot.id), "X-Content-Hash": snapshot.content_hash}
+    headers |= {"X-Snapshot": str(snapshot.id), "X-Content-Hash": snapshot.content_hash}
     if output == "json":
-        return StreamingResponse(
-            _json_array(entries), media_type="application/json", headers=headers
-        )
-    return StreamingResponse(
-        _json_lines(entries), media_type="application/x-ndjson", headers=headers
-    )
+        body, media_type = _json_array(entries), "application/json"
+    else:
+        body, media_type = _json_lines(entries), "application/x-ndjson"
+    return StreamingResponse(body, media_type=media_type, headers=headers)
 
 
 def _json_lines(entries: list[tuple[str, int]]) -> Iterator[bytes]:
@@ -215,30 +281,32 @@ def _json_array(entries: list[tuple[str, int]]) -> Iterator[bytes]:
     "/{dataset}/balanced/index",
     summary="The kept (cache_file, window_idx) entries in dataset order, streamed",
     response_description="JSON lines, one entry per line (or a JSON array with format=json).",
-    responses=ERRORS | {200: {"content": {"application/x-ndjson": {}, "application/json": {}}}},
+    responses=ERRORS | NOT_MODIFIED | INDEX_CONTENT,
     response_class=StreamingResponse,
     dependencies=[Depends(only_params(*INDEX_PARAMS))],
 )
 def get_balanced_index(
     dataset: str,
+    request: Request,
     factory: SessionFactoryDep,
     query: Annotated[BalancedQuery, Depends(balanced_query)],
     format: Literal["jsonl", "json"] = "jsonl",
-) -> StreamingResponse:
-    return stream_index(factory, dataset, query, format)
+) -> Response:
+    return stream_index(request, factory, dataset, query, format)
 
 
 @router.post(
     "/{dataset}/balanced/index",
     summary="The same as GET, with the filter in a JSON body",
-    responses=ERRORS | {200: {"content": {"application/x-ndjson": {}, "application/json": {}}}},
+    responses=ERRORS | NOT_MODIFIED | INDEX_CONTENT,
     response_class=StreamingResponse,
     dependencies=[Depends(only_params("format"))],
 )
 def post_balanced_index(
     dataset: str,
+    request: Request,
     factory: SessionFactoryDep,
     query: BalancedQuery,
     format: Literal["jsonl", "json"] = "jsonl",
-) -> StreamingResponse:
-    return stream_index(factory, dataset, query, format)
+) -> Response:
+    return stream_index(request, factory, dataset, query, format)

@@ -57,6 +57,7 @@ def apply_presence(session: Session, dataset: Dataset, presence: Mapping[str, bo
     params = [{"name": name, "is_present": bool(flag)} for name, flag in presence.items()]
     result = session.connection().execute(statement, params)
     dataset.presence_checked_at = datetime.now(UTC)
+    dataset.presence_version += 1
     return int(result.rowcount)
 
 

@@ -20,7 +20,7 @@ from app.db import is_sqlite
 from app.ingest.manifest import ParsedManifest
 from app.ingest.names import parse_recording_name
 from app.labels import Category
-from app.models import Dataset, Recording, RecordingRollup, Snapshot
+from app.models import Dataset, Recording, RecordingRollup, Snapshot, SnapshotColumns
 
 ROWS_PER_BATCH = 100_000
 ProgressCallback = Callable[[int], None]
@@ -67,6 +67,7 @@ def store_snapshot(
     session.flush()
     _insert_windows(session, snapshot.id, parsed, recording_ids, progress)
     _insert_rollups(session, snapshot.id, parsed, recording_ids)
+    _insert_columns(session, snapshot.id, parsed, recording_ids)
     dataset.current_snapshot_id = snapshot.id
     session.flush()
     return StoreResult(snapshot, created=True)
@@ -192,6 +193,23 @@ def _binary_batches(
                 rows["n_pos"] = arrays["n_pos"][start:stop]
                 rows["n_samples"] = arrays["n_samples"][start:stop]
             yield rows.tobytes(), stop - start
+
+
+def _insert_columns(
+    session: Session, snapshot_id: int, parsed: ParsedManifest, recording_ids: np.ndarray[Any, Any]
+) -> None:
+    rows = []
+    for category in Category:
+        arrays = parsed.as_arrays(category)
+        rows.append(
+            {
+                "snapshot_id": snapshot_id,
+                "category": int(category),
+                "recording_ids": recording_ids[arrays["recording"]].astype("<i4").tobytes(),
+                "window_idx": arrays["window_idx"].astype("<i4").tobytes(),
+            }
+        )
+    session.execute(insert(SnapshotColumns), rows)
 
 
 def _insert_rollups(

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("current_snapshot_id", sa.Integer(), nullable=True),
         sa.Column("presence_checked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("presence_version", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_datasets")),
         sa.UniqueConstraint("name", name=op.f("uq_datasets_name")),
     )
@@ -115,6 +116,20 @@ def upgrade() -> None:
         op.f("ix_recording_rollups_recording_id"), "recording_rollups", ["recording_id"]
     )
     op.create_table(
+        "snapshot_columns",
+        sa.Column("snapshot_id", sa.Integer(), nullable=False),
+        sa.Column("category", sa.SmallInteger(), nullable=False),
+        sa.Column("recording_ids", sa.LargeBinary(), nullable=False),
+        sa.Column("window_idx", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["snapshot_id"],
+            ["snapshots.id"],
+            name=op.f("fk_snapshot_columns_snapshot_id_snapshots"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("snapshot_id", "category", name=op.f("pk_snapshot_columns")),
+    )
+    op.create_table(
         "windows",
         sa.Column("snapshot_id", sa.Integer(), nullable=False),
         sa.Column("category", sa.SmallInteger(), nullable=False),
@@ -130,6 +145,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("windows")
+    op.drop_table("snapshot_columns")
     op.drop_table("recording_rollups")
     with op.batch_alter_table("datasets") as batch_op:
         batch_op.drop_constraint(
