@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(
         default=60_000, description="How long SQLite waits for a lock before giving up."
     )
+    require_read_token: bool = Field(
+        default=False,
+        description="Reads need a token too (any scope); writes always need a write token.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -9,7 +9,14 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from app import catalog
-from app.api.deps import ReadSessionDep, SessionFactoryDep, SettingsDep, only_params
+from app.api.deps import (
+    ReadAccess,
+    ReadSessionDep,
+    SessionFactoryDep,
+    SettingsDep,
+    WriteTokenDep,
+    only_params,
+)
 from app.api.upload import receive_manifest
 from app.db import write_session
 from app.errors import NotFoundError
@@ -27,7 +34,7 @@ from app.schemas import (
     SnapshotOut,
 )
 
-router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
+router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"], dependencies=[ReadAccess])
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422)
 }
@@ -77,7 +84,9 @@ def list_datasets(session: ReadSessionDep) -> list[DatasetOut]:
     responses=ERRORS,
     dependencies=[Depends(only_params())],
 )
-def create_dataset(body: DatasetCreate, factory: SessionFactoryDep) -> DatasetOut:
+def create_dataset(
+    body: DatasetCreate, factory: SessionFactoryDep, writer: WriteTokenDep
+) -> DatasetOut:
     with write_session(factory) as session:
         dataset = catalog.create_dataset(
             session, body.name, description=body.description, full_threshold=body.full_threshold
@@ -131,6 +140,7 @@ async def import_snapshot(
     response: Response,
     factory: SessionFactoryDep,
     settings: SettingsDep,
+    writer: WriteTokenDep,
     source: Annotated[str, Query(max_length=500, description="Where it came from.")] = "",
 ) -> ImportResponse:
     body = await receive_manifest(request, settings.max_upload_bytes)
@@ -177,7 +187,7 @@ def list_recordings(dataset: str, session: ReadSessionDep) -> list[RecordingOut]
     dependencies=[Depends(only_params())],
 )
 def update_presence(
-    dataset: str, body: PresenceUpdate, factory: SessionFactoryDep
+    dataset: str, body: PresenceUpdate, factory: SessionFactoryDep, writer: WriteTokenDep
 ) -> PresenceResult:
     presence = dict.fromkeys(body.present, True) | dict.fromkeys(body.missing, False)
     with write_session(factory) as session:

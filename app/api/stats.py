@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from app import catalog
-from app.api.deps import ReadSessionDep, SessionFactoryDep, only_params
+from app.api.deps import ReadAccess, ReadSessionDep, SessionFactoryDep, only_params
 from app.db import read_session
 from app.schemas import (
     FILTER_FIELDS,
@@ -24,9 +24,9 @@ from app.schemas import (
 from app.selection import balanced_index, compute_balanced
 from app.stats import compute_stats
 
-router = APIRouter(prefix="/api/v1/datasets", tags=["statistics"])
+router = APIRouter(prefix="/api/v1/datasets", tags=["statistics"], dependencies=[ReadAccess])
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 404, 422)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 422)
 }
 LIST_HELP = "Repeat the parameter or separate values with commas."
 
