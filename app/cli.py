@@ -100,15 +100,21 @@ def byte_progress(label: str, total: int | None) -> Iterator[Callable[[int], Non
 @click.option("--workers", default=1, show_default=True, type=int, help="uvicorn worker processes.")
 def serve(host: str, port: int, workers: int) -> None:
     """Run the HTTP API (uvicorn)."""
+    import logging
+
     import uvicorn
 
     from app.migrate import upgrade
+    from app.observability import configure_logging
 
     settings = Settings()
+    configure_logging(settings, force=True)
+    # Logged, not echoed: in a container every stderr line stays one JSON object.
+    log = logging.getLogger("seizure_stats")
     if settings.uses_embedded_database:
         upgrade(settings.resolved_database_url)
-        click.echo(f"database: {settings.resolved_database_url}", err=True)
-    click.echo(f"serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)", err=True)
+        log.info("database: %s", settings.resolved_database_url)
+    log.info("serving on http://%s:%d  (API docs: http://%s:%d/docs)", host, port, host, port)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -116,7 +122,11 @@ def serve(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         proxy_headers=True,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        # Logging is configured above (JSON or text, with request ids); the access log is
+        # written by the app itself, without query strings or headers.
+        log_config=None,
+        access_log=False,
     )
 
 

@@ -14,11 +14,13 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import app
-from app.api import datasets, health, stats
+from app.api import datasets, health, metrics, stats
 from app.config import Settings
 from app.db import make_engine, make_session_factory
 from app.errors import AppError, error_body
+from app.metrics import Metrics
 from app.migrate import head_revision, upgrade
+from app.observability import RequestContextMiddleware, configure_logging
 
 logger = logging.getLogger("seizure_stats")
 
@@ -29,6 +31,7 @@ storage volume; every answer names the snapshot and content hash it came from.""
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    configure_logging(settings)
     if settings.uses_embedded_database:
         # The embedded default should just work: bring its schema to the latest migration.
         upgrade(settings.resolved_database_url)
@@ -51,8 +54,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.engine = engine
     application.state.session_factory = make_session_factory(engine)
     application.state.schema_head = head_revision()
+    application.state.metrics = Metrics(application.state.session_factory)
+    application.add_middleware(RequestContextMiddleware, metrics=application.state.metrics)
 
     application.include_router(health.router)
+    if settings.metrics_enabled:
+        application.include_router(metrics.router)
     application.include_router(datasets.router)
     application.include_router(stats.router)
     install_error_handlers(application)

@@ -180,7 +180,7 @@ def test_require_read_token(
         # Writes still need the write scope; probes stay open for the orchestrator.
         refused = guarded.post("/api/v1/datasets", json={"name": "x"}, headers=bearer(read_token))
         assert refused.status_code == 403
-        for probe in ("/healthz", "/readyz"):
+        for probe in ("/healthz", "/readyz", "/metrics"):
             assert guarded.get(probe).status_code == 200, probe
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import logging
+import time
+from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -10,6 +12,7 @@ from sqlalchemy import select
 
 from app import catalog
 from app.api.deps import (
+    MetricsDep,
     ReadAccess,
     ReadSessionDep,
     SessionFactoryDep,
@@ -34,6 +37,7 @@ from app.schemas import (
     SnapshotOut,
 )
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"], dependencies=[ReadAccess])
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422)
@@ -140,20 +144,47 @@ async def import_snapshot(
     response: Response,
     factory: SessionFactoryDep,
     settings: SettingsDep,
+    metrics: MetricsDep,
     writer: WriteTokenDep,
     source: Annotated[str, Query(max_length=500, description="Where it came from.")] = "",
 ) -> ImportResponse:
-    body = await receive_manifest(request, settings.max_upload_bytes)
+    started = time.perf_counter()
+    size: int | None = None
     try:
-        outcome = await run_in_threadpool(
-            import_manifest, factory, dataset, body, source=source or "http upload"
-        )
-    finally:
-        body.close()
+        body = await receive_manifest(request, settings.max_upload_bytes)
+        try:
+            size = _body_size(body)
+            outcome = await run_in_threadpool(
+                import_manifest, factory, dataset, body, source=source or "http upload"
+            )
+        finally:
+            body.close()
+    except Exception:
+        metrics.observe_import("failed", time.perf_counter() - started, size, None)
+        raise
+    summary = catalog.snapshot_out(outcome.snapshot, outcome.dataset)
+    seconds = time.perf_counter() - started
+    verdict = "created" if outcome.created else "existing"
+    metrics.observe_import(verdict, seconds, size, summary.counts.total)
+    logger.info(
+        "import into %s by token %s: snapshot %d %s, %d windows, %.2fs",
+        dataset,
+        writer.name,
+        summary.id,
+        verdict,
+        summary.counts.total,
+        seconds,
+        extra={"dataset": dataset, "snapshot": summary.id, "token_name": writer.name},
+    )
     if not outcome.created:
         response.status_code = 200
-    summary = catalog.snapshot_out(outcome.snapshot, outcome.dataset)
     return ImportResponse(**summary.model_dump(), created=outcome.created)
+
+
+def _body_size(body: IO[bytes]) -> int:
+    size = body.seek(0, 2)
+    body.seek(0)
+    return size
 
 
 @router.get(

@@ -13,6 +13,7 @@ from app.auth import Scope, TokenIdentity, check_scope, identify
 from app.config import Settings
 from app.db import read_session
 from app.errors import InvalidRequestError
+from app.metrics import Metrics
 
 
 def get_settings(request: Request) -> Settings:
@@ -32,9 +33,15 @@ def get_read_session(
         yield session
 
 
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 ReadSessionDep = Annotated[Session, Depends(get_read_session)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 # -- tokens --------------------------------------------------------------------------------------
 
