@@ -19,6 +19,7 @@ from app.errors import AppError
 from app.schemas import BalancedQuery, StatsQuery
 
 URL_HELP = "Talk to a running service at this URL instead of DATABASE_URL (env SEIZURE_STATS_URL)."
+TOKEN_HELP = "API token for --url (env SEIZURE_STATS_TOKEN)."
 
 
 def fail(message: str) -> None:
@@ -99,15 +100,21 @@ def byte_progress(label: str, total: int | None) -> Iterator[Callable[[int], Non
 @click.option("--workers", default=1, show_default=True, type=int, help="uvicorn worker processes.")
 def serve(host: str, port: int, workers: int) -> None:
     """Run the HTTP API (uvicorn)."""
+    import logging
+
     import uvicorn
 
     from app.migrate import upgrade
+    from app.observability import configure_logging
 
     settings = Settings()
+    configure_logging(settings, force=True)
+    # Logged, not echoed: in a container every stderr line stays one JSON object.
+    log = logging.getLogger("seizure_stats")
     if settings.uses_embedded_database:
         upgrade(settings.resolved_database_url)
-        click.echo(f"database: {settings.resolved_database_url}", err=True)
-    click.echo(f"serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)", err=True)
+        log.info("database: %s", settings.resolved_database_url)
+    log.info("serving on http://%s:%d  (API docs: http://%s:%d/docs)", host, port, host, port)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -115,7 +122,11 @@ def serve(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         proxy_headers=True,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        # Logging is configured above (JSON or text, with request ids); the access log is
+        # written by the app itself, without query strings or headers.
+        log_config=None,
+        access_log=False,
     )
 
 
@@ -139,6 +150,73 @@ def _redacted(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+
+
+@main.group()
+def token() -> None:
+    """API tokens for the HTTP API (works on DATABASE_URL directly)."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="Who or what uses it, e.g. training-jobs.")
+@click.option("--scope", type=click.Choice(["read", "write"]), default="read", show_default=True)
+def token_create(name: str, scope: str) -> None:
+    """Create a token and print it once; only its hash is stored."""
+    from app.auth import create_token
+    from app.db import write_session
+
+    with reported_errors(), write_session(local_session_factory()) as session:
+        new = create_token(session, name, scope)
+    click.echo(f"token {new.identity.id} {name!r} ({scope}), shown only now:", err=True)
+    click.echo(new.token)
+
+
+@token.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def token_list(as_json: bool) -> None:
+    """List tokens (never the tokens themselves)."""
+    from app.auth import display_prefix, list_tokens
+    from app.db import read_session
+
+    with reported_errors(), read_session(local_session_factory()) as session:
+        rows = [
+            {
+                "id": row.id,
+                "name": row.name,
+                "scope": row.scope,
+                "prefix": display_prefix(row),
+                "created_at": row.created_at.isoformat(timespec="seconds"),
+                "revoked_at": row.revoked_at.isoformat(timespec="seconds")
+                if row.revoked_at
+                else None,
+            }
+            for row in list_tokens(session)
+        ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        state = f"revoked {r['revoked_at']}" if r["revoked_at"] else "active"
+        click.echo(
+            f"{r['id']:>4}  {r['name']:<24} {r['scope']:<5}  {r['prefix']:<20} "
+            f"created {r['created_at']}  {state}"
+        )
+
+
+@token.command("revoke")
+@click.argument("name_or_id")
+def token_revoke(name_or_id: str) -> None:
+    """Revoke the active token(s) with this name, or the token with this id."""
+    from app.auth import revoke_tokens
+    from app.db import write_session
+
+    with reported_errors(), write_session(local_session_factory()) as session:
+        revoked = [(row.id, row.name) for row in revoke_tokens(session, name_or_id)]
+    for token_id, name in revoked:
+        click.echo(f"revoked token {token_id} {name!r}")
 
 
 # -- import, verify, demo ---------------------------------------------------------------------
@@ -320,6 +398,7 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option("--snapshot", type=int, help="Snapshot id (default: current).")(command)
     command = click.option("--dataset", required=True)(command)
     command = click.option("--url", envvar="SEIZURE_STATS_URL", help=URL_HELP)(command)
+    command = click.option("--token", envvar="SEIZURE_STATS_TOKEN", help=TOKEN_HELP)(command)
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
 
 
@@ -342,7 +421,7 @@ def _filters(options: dict[str, Any]) -> dict[str, Any]:
 @click.option(
     "--basis", type=click.Choice(["window", "sample"]), default="window", show_default=True
 )
-def stats(dataset: str, url: str | None, as_json: bool, **options: Any) -> None:
+def stats(dataset: str, url: str | None, token: str | None, as_json: bool, **options: Any) -> None:
     """Exact counts, seizure ratio and pos_weight of a subset of DATASET."""
     filters = _filters(options)
     with reported_errors():
@@ -350,7 +429,7 @@ def stats(dataset: str, url: str | None, as_json: bool, **options: Any) -> None:
         if url:
             from app.client import SeizureStatsClient
 
-            with SeizureStatsClient(url) as client:
+            with SeizureStatsClient(url, token=token) as client:
                 answer = client.stats(dataset, **filters, **options)
         else:
             from app import catalog
@@ -396,7 +475,12 @@ def stats(dataset: str, url: str | None, as_json: bool, **options: Any) -> None:
     help="Also write the kept (cache_file, window_idx) entries, in dataset order, as JSON lines.",
 )
 def balanced(
-    dataset: str, url: str | None, as_json: bool, index_path: Path | None, **options: Any
+    dataset: str,
+    url: str | None,
+    token: str | None,
+    as_json: bool,
+    index_path: Path | None,
+    **options: Any,
 ) -> None:
     """What the balanced training dataset keeps of a subset: counts, ratio, pos_weight."""
     filters = _filters(options)
@@ -406,7 +490,7 @@ def balanced(
         if url:
             from app.client import SeizureStatsClient
 
-            with SeizureStatsClient(url) as client:
+            with SeizureStatsClient(url, token=token) as client:
                 answer = client.balanced(dataset, **filters, **options)
                 if index_path:
                     entries = [
@@ -445,14 +529,15 @@ def balanced(
 
 @main.command()
 @click.option("--url", envvar="SEIZURE_STATS_URL", help=URL_HELP)
+@click.option("--token", envvar="SEIZURE_STATS_TOKEN", help=TOKEN_HELP)
 @click.option("--json", "as_json", is_flag=True)
-def datasets(url: str | None, as_json: bool) -> None:
+def datasets(url: str | None, token: str | None, as_json: bool) -> None:
     """List datasets and their current snapshots."""
     with reported_errors():
         if url:
             from app.client import SeizureStatsClient
 
-            with SeizureStatsClient(url) as client:
+            with SeizureStatsClient(url, token=token) as client:
                 found = client.datasets()
         else:
             from app import catalog

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
@@ -40,6 +41,28 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(
         default=60_000, description="How long SQLite waits for a lock before giving up."
     )
+    require_read_token: bool = Field(
+        default=False,
+        description="Reads need a token too (any scope); writes always need a write token.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level of log records written to stderr."
+    )
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="json: one object per line; text: for people; auto: text on a terminal.",
+    )
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
+    shutdown_timeout_seconds: int = Field(
+        default=10,
+        ge=0,
+        description="On SIGTERM, how long running requests get to finish before they are cut.",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @property
     def resolved_database_url(self) -> str:

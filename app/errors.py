@@ -9,9 +9,10 @@ class AppError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.headers = headers
 
 
 class NotFoundError(AppError):
@@ -49,13 +50,23 @@ class PayloadTooLargeError(AppError):
 
 
 class UnauthorizedError(AppError):
+    """No credentials, or wrong ones. `challenge` is the WWW-Authenticate header (RFC 6750)."""
+
     status_code = 401
     code = "unauthorized"
 
+    def __init__(self, detail: str, *, challenge: str = "Bearer") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
 
 class ForbiddenError(AppError):
+    """Valid credentials that do not allow this request."""
+
     status_code = 403
     code = "forbidden"
+
+    def __init__(self, detail: str, *, challenge: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": challenge} if challenge else None)
 
 
 def error_body(code: str, detail: str) -> dict[str, str]:

@@ -15,11 +15,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import app
 from app.answers import AnswerCache
-from app.api import datasets, health, stats
+from app.api import datasets, health, metrics, stats
 from app.config import Settings
 from app.db import make_engine, make_session_factory
 from app.errors import AppError, error_body
+from app.metrics import Metrics
 from app.migrate import head_revision, upgrade
+from app.observability import RequestContextMiddleware, configure_logging
 
 logger = logging.getLogger("seizure_stats")
 
@@ -30,6 +32,7 @@ storage volume; every answer names the snapshot and content hash it came from.""
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    configure_logging(settings)
     if settings.uses_embedded_database:
         # The embedded default should just work: bring its schema to the latest migration.
         upgrade(settings.resolved_database_url)
@@ -53,8 +56,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.session_factory = make_session_factory(engine)
     application.state.schema_head = head_revision()
     application.state.answer_cache = AnswerCache(settings.answer_cache_entries)
+    application.state.metrics = Metrics(application.state.session_factory)
+    application.add_middleware(RequestContextMiddleware, metrics=application.state.metrics)
 
     application.include_router(health.router)
+    if settings.metrics_enabled:
+        application.include_router(metrics.router)
     application.include_router(datasets.router)
     application.include_router(stats.router)
     install_error_handlers(application)
@@ -64,7 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def install_error_handlers(application: FastAPI) -> None:
     @application.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.detail), status_code=exc.status_code)
+        return JSONResponse(
+            error_body(exc.code, exc.detail), status_code=exc.status_code, headers=exc.headers
+        )
 
     @application.exception_handler(RequestValidationError)
     async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

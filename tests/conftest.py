@@ -19,8 +19,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.auth import create_token
 from app.config import Settings
-from app.db import make_engine, make_session_factory
+from app.db import make_engine, make_session_factory, write_session
 from app.main import create_app
 from app.migrate import upgrade
 
@@ -35,6 +36,7 @@ TABLES_CHILD_FIRST = (
     "recordings",
     "snapshots",
     "datasets",
+    "api_tokens",
 )
 
 
@@ -103,7 +105,24 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(database_url=database_url, data_dir=tmp_path)
 
 
+def make_token(database_url: str, name: str, scope: str) -> str:
+    """Create an API token in the database and return it (what `seizure-stats token create` does)."""
+    engine = make_engine(database_url)
+    try:
+        with write_session(make_session_factory(engine)) as session:
+            return create_token(session, name, scope).token
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+def write_token(settings: Settings) -> str:
+    return make_token(settings.resolved_database_url, "test-writer", "write")
+
+
+@pytest.fixture
+def client(settings: Settings, write_token: str) -> Iterator[TestClient]:
+    """A client of the app that sends a write token, as a trusted job would."""
+    headers = {"Authorization": f"Bearer {write_token}"}
+    with TestClient(create_app(settings), headers=headers) as test_client:
         yield test_client

@@ -142,9 +142,9 @@ def test_recordings_and_presence(client: TestClient) -> None:
 
 
 @pytest.fixture
-def small_limit_client(database_url: str, tmp_path: Path) -> TestClient:
+def small_limit_client(database_url: str, tmp_path: Path, write_token: str) -> TestClient:
     settings = Settings(database_url=database_url, data_dir=tmp_path, max_upload_bytes=50_000)
-    return TestClient(create_app(settings))
+    return TestClient(create_app(settings), headers={"Authorization": f"Bearer {write_token}"})
 
 
 def test_body_over_the_limit_is_413_and_changes_nothing(small_limit_client: TestClient) -> None:

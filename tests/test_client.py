@@ -12,6 +12,7 @@ import pytest
 
 from app.client import APIError, SeizureStatsClient, ServiceUnavailableError
 from tests import manifests, oracle
+from tests.conftest import make_token
 from tests.live import running_server
 
 
@@ -21,13 +22,20 @@ def live_url(database_url: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def live_token(database_url: str) -> str:
+    return make_token(database_url, "e2e-writer", "write")
+
+
 @pytest.mark.e2e
-def test_training_job_start_up_against_a_real_server(live_url: str, tmp_path: Path) -> None:
+def test_training_job_start_up_against_a_real_server(
+    live_url: str, live_token: str, tmp_path: Path
+) -> None:
     manifest = manifests.generated(17, recordings=60)
     names = manifests.recordings_of(manifest)
     path = tmp_path / "manifest.json.gz"
     path.write_bytes(gzip.compress(json.dumps(manifest).encode()))
-    with SeizureStatsClient(live_url, retries=0) as client:
+    with SeizureStatsClient(live_url, token=live_token, retries=0) as client:
         imported = client.import_manifest("tusz-train", path)
         assert imported.created
         assert client.import_manifest("tusz-train", path).created is False

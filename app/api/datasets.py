@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import logging
+import time
+from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from app import catalog
-from app.api.deps import ReadSessionDep, SessionFactoryDep, SettingsDep, only_params
+from app.api.deps import (
+    MetricsDep,
+    ReadAccess,
+    ReadSessionDep,
+    SessionFactoryDep,
+    SettingsDep,
+    WriteTokenDep,
+    only_params,
+)
 from app.api.upload import receive_manifest
 from app.db import write_session
 from app.errors import NotFoundError
@@ -27,7 +37,8 @@ from app.schemas import (
     SnapshotOut,
 )
 
-router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
+logger = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"], dependencies=[ReadAccess])
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422)
 }
@@ -77,7 +88,9 @@ def list_datasets(session: ReadSessionDep) -> list[DatasetOut]:
     responses=ERRORS,
     dependencies=[Depends(only_params())],
 )
-def create_dataset(body: DatasetCreate, factory: SessionFactoryDep) -> DatasetOut:
+def create_dataset(
+    body: DatasetCreate, factory: SessionFactoryDep, writer: WriteTokenDep
+) -> DatasetOut:
     with write_session(factory) as session:
         dataset = catalog.create_dataset(
             session, body.name, description=body.description, full_threshold=body.full_threshold
@@ -131,19 +144,47 @@ async def import_snapshot(
     response: Response,
     factory: SessionFactoryDep,
     settings: SettingsDep,
+    metrics: MetricsDep,
+    writer: WriteTokenDep,
     source: Annotated[str, Query(max_length=500, description="Where it came from.")] = "",
 ) -> ImportResponse:
-    body = await receive_manifest(request, settings.max_upload_bytes)
+    started = time.perf_counter()
+    size: int | None = None
     try:
-        outcome = await run_in_threadpool(
-            import_manifest, factory, dataset, body, source=source or "http upload"
-        )
-    finally:
-        body.close()
+        body = await receive_manifest(request, settings.max_upload_bytes)
+        try:
+            size = _body_size(body)
+            outcome = await run_in_threadpool(
+                import_manifest, factory, dataset, body, source=source or "http upload"
+            )
+        finally:
+            body.close()
+    except Exception:
+        metrics.observe_import("failed", time.perf_counter() - started, size, None)
+        raise
+    summary = catalog.snapshot_out(outcome.snapshot, outcome.dataset)
+    seconds = time.perf_counter() - started
+    verdict = "created" if outcome.created else "existing"
+    metrics.observe_import(verdict, seconds, size, summary.counts.total)
+    logger.info(
+        "import into %s by token %s: snapshot %d %s, %d windows, %.2fs",
+        dataset,
+        writer.name,
+        summary.id,
+        verdict,
+        summary.counts.total,
+        seconds,
+        extra={"dataset": dataset, "snapshot": summary.id, "token_name": writer.name},
+    )
     if not outcome.created:
         response.status_code = 200
-    summary = catalog.snapshot_out(outcome.snapshot, outcome.dataset)
     return ImportResponse(**summary.model_dump(), created=outcome.created)
+
+
+def _body_size(body: IO[bytes]) -> int:
+    size = body.seek(0, 2)
+    body.seek(0)
+    return size
 
 
 @router.get(
@@ -177,7 +218,7 @@ def list_recordings(dataset: str, session: ReadSessionDep) -> list[RecordingOut]
     dependencies=[Depends(only_params())],
 )
 def update_presence(
-    dataset: str, body: PresenceUpdate, factory: SessionFactoryDep
+    dataset: str, body: PresenceUpdate, factory: SessionFactoryDep, writer: WriteTokenDep
 ) -> PresenceResult:
     presence = dict.fromkeys(body.present, True) | dict.fromkeys(body.missing, False)
     with write_session(factory) as session:

@@ -6,12 +6,15 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.answers import AnswerCache
+from app.auth import Scope, TokenIdentity, check_scope, identify
 from app.config import Settings
 from app.db import read_session
 from app.errors import InvalidRequestError
+from app.metrics import Metrics
 
 
 def get_settings(request: Request) -> Settings:
@@ -36,10 +39,56 @@ def get_answer_cache(request: Request) -> AnswerCache:
     return cache
 
 
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AnswerCacheDep = Annotated[AnswerCache, Depends(get_answer_cache)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
 ReadSessionDep = Annotated[Session, Depends(get_read_session)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+# -- tokens --------------------------------------------------------------------------------------
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="An API token from `seizure-stats token create` (scope `read` or `write`).",
+)
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+def _token_identity(request: Request, credentials: BearerDep, needed: Scope) -> TokenIdentity:
+    """Verify the request's token once (cached on the request), then check its scope."""
+    identity: TokenIdentity | None = getattr(request.state, "token_identity", None)
+    if identity is None:
+        presented = credentials.credentials if credentials is not None else None
+        with read_session(get_session_factory(request)) as session:
+            identity = identify(session, presented, needed)
+        request.state.token_identity = identity
+    check_scope(identity, needed)
+    return identity
+
+
+def require_write_token(request: Request, credentials: BearerDep) -> TokenIdentity:
+    """Every write goes through this: 401 without a valid token, 403 without the write scope."""
+    return _token_identity(request, credentials, "write")
+
+
+def require_read_access(
+    request: Request, settings: SettingsDep, credentials: BearerDep
+) -> TokenIdentity | None:
+    """Reads are open unless SEIZURE_STATS_REQUIRE_READ_TOKEN is set; then any valid token."""
+    if not settings.require_read_token:
+        return None
+    return _token_identity(request, credentials, "read")
+
+
+# Endpoints that change anything take a `WriteTokenDep` parameter; routers of readable
+# resources are built with `dependencies=[ReadAccess]`.
+WriteTokenDep = Annotated[TokenIdentity, Depends(require_write_token)]
+ReadAccess = Depends(require_read_access)
 
 
 def only_params(*allowed: str) -> Callable[[Request], None]:

@@ -13,7 +13,13 @@ from sqlalchemy.orm import Session
 
 from app import catalog
 from app.answers import Answer, AnswerCache, cached_answer, resolve_question
-from app.api.deps import AnswerCacheDep, ReadSessionDep, SessionFactoryDep, only_params
+from app.api.deps import (
+    AnswerCacheDep,
+    ReadAccess,
+    ReadSessionDep,
+    SessionFactoryDep,
+    only_params,
+)
 from app.db import read_session
 from app.models import Dataset, Snapshot
 from app.schemas import (
@@ -27,9 +33,9 @@ from app.schemas import (
 from app.selection import balanced_index, compute_balanced
 from app.stats import compute_stats
 
-router = APIRouter(prefix="/api/v1/datasets", tags=["statistics"])
+router = APIRouter(prefix="/api/v1/datasets", tags=["statistics"], dependencies=[ReadAccess])
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 404, 422)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 422)
 }
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: the answer for this ETag has not changed."}

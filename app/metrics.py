@@ -1,0 +1,149 @@
+"""Prometheus metrics: requests by route and status, imports, and snapshots per dataset.
+
+Each application gets a registry of its own (several apps may live in one process, as in the
+tests). With one uvicorn worker per container, no multiprocess mode is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import read_session
+from app.models import Dataset, Snapshot
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Requests that matched no route share one label value: a scanner cannot grow the series count.
+UNMATCHED_ROUTE = "<unmatched>"
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+IMPORT_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+# Manifests range from a few kilobytes (a test) to about a gigabyte (millions of windows).
+IMPORT_BYTES_BUCKETS = tuple(float(4**k * 1024) for k in range(1, 12))
+IMPORT_WINDOWS_BUCKETS = tuple(float(10**k) for k in range(1, 9))
+
+
+class Metrics:
+    """The metrics of one application, in a registry of its own."""
+
+    def __init__(self, factory: sessionmaker[Session] | None = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "seizure_stats_http_requests",
+            "HTTP requests answered, by method, route template and status code.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "seizure_stats_http_request_duration_seconds",
+            "Time from request to the last byte of the answer, by method and route template.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_progress = Gauge(
+            "seizure_stats_http_requests_in_progress",
+            "HTTP requests being answered right now.",
+            registry=self.registry,
+        )
+        self.import_seconds = Histogram(
+            "seizure_stats_import_duration_seconds",
+            "Time to receive, parse and store a manifest, by outcome (created, existing, failed).",
+            ["outcome"],
+            buckets=IMPORT_SECONDS_BUCKETS,
+            registry=self.registry,
+        )
+        self.import_bytes = Histogram(
+            "seizure_stats_import_size_bytes",
+            "Size of imported manifests after gunzipping.",
+            buckets=IMPORT_BYTES_BUCKETS,
+            registry=self.registry,
+        )
+        self.import_windows = Histogram(
+            "seizure_stats_import_windows",
+            "Windows in each successfully imported manifest.",
+            buckets=IMPORT_WINDOWS_BUCKETS,
+            registry=self.registry,
+        )
+        if factory is not None:
+            self.registry.register(DatasetCollector(factory))
+
+    def observe_request(self, method: str, route: str | None, status: int, seconds: float) -> None:
+        label = route or UNMATCHED_ROUTE
+        self.requests.labels(method, label, str(status)).inc()
+        self.latency.labels(method, label).observe(seconds)
+
+    def observe_import(
+        self, outcome: str, seconds: float, size_bytes: int | None, windows: int | None
+    ) -> None:
+        self.import_seconds.labels(outcome).observe(seconds)
+        if size_bytes is not None:
+            self.import_bytes.observe(size_bytes)
+        if windows is not None:
+            self.import_windows.observe(windows)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class DatasetCollector(Collector):
+    """Per-dataset gauges, read from the database at scrape time (they change on any replica)."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Declared without values, so registering does not query the database.
+        yield from self._families()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        snapshots, windows = self._families()
+        current = (
+            Snapshot.partial_windows + Snapshot.full_windows + Snapshot.no_seizure_windows
+        ).label("windows")
+        query = (
+            select(Dataset.name, func.count(Snapshot.id))
+            .select_from(Dataset)
+            .outerjoin(Snapshot, Snapshot.dataset_id == Dataset.id)
+            .group_by(Dataset.name)
+        )
+        current_query = (
+            select(Dataset.name, current)
+            .select_from(Dataset)
+            .join(Snapshot, Snapshot.id == Dataset.current_snapshot_id)
+        )
+        try:
+            with read_session(self._factory) as session:
+                counts = session.execute(query).all()
+                sizes = dict(session.execute(current_query).all())
+        except SQLAlchemyError as exc:
+            logger.warning("dataset metrics unavailable: %s", type(exc).__name__)
+            return
+        for name, count in counts:
+            snapshots.add_metric([name], count)
+            if name in sizes:
+                windows.add_metric([name], sizes[name])
+        yield snapshots
+        yield windows
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "seizure_stats_snapshots", "Snapshots stored per dataset.", labels=["dataset"]
+            ),
+            GaugeMetricFamily(
+                "seizure_stats_current_snapshot_windows",
+                "Windows in each dataset's current snapshot.",
+                labels=["dataset"],
+            ),
+        )
