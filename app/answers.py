@@ -3,6 +3,11 @@
 Snapshots are immutable, so an answer can only change when the question resolves to another
 snapshot (the current pointer moved) or when presence changes (each presence update bumps the
 dataset's `presence_version`). Both are in the key, and so in the ETag.
+
+Which snapshot is current, and the presence version, are themselves kept per process for at
+most `state_ttl_seconds`, so a warm answer needs no database round trip at all. A write
+committed through this process forgets them at once; one committed elsewhere (another worker,
+the CLI) is seen within the TTL. Every answer names its snapshot, so it is never ambiguous.
 """
 
 from __future__ import annotations
@@ -10,27 +15,23 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from app import catalog
+from app.db import read_session
 from app.errors import NotFoundError
 from app.models import Dataset, Snapshot
 from app.schemas import FILTER_FIELDS, SubsetFilter
 
 CacheKey = tuple[str, int, int, int, str]
-
-
-@dataclass(frozen=True)
-class Answer:
-    body: bytes
-    etag: str
-    pinned: bool  # the question named its snapshot, rather than "current"
 
 
 class AnswerCache:
@@ -59,52 +60,84 @@ class AnswerCache:
 
 
 @dataclass(frozen=True)
+class DatasetState:
+    dataset_id: int
+    current_snapshot_id: int | None
+    presence_version: int
+
+
+class DatasetStates:
+    """Per-process memory of each dataset's current snapshot and presence version."""
+
+    def __init__(self, factory: sessionmaker[Session], ttl_seconds: float) -> None:
+        self._factory = factory
+        self._ttl = ttl_seconds
+        self._known: dict[str, tuple[float, DatasetState]] = {}
+        self._lock = threading.Lock()
+        # Any write this process commits may move a pointer or presence: forget everything.
+        event.listen(factory, "after_commit", self._forget)
+
+    def _forget(self, _session: Session) -> None:
+        with self._lock:
+            self._known.clear()
+
+    def remembered(self, name: str) -> DatasetState | None:
+        """The state if it is fresh enough to use without asking the database."""
+        with self._lock:
+            entry = self._known.get(name)
+        if entry is None or time.monotonic() - entry[0] > self._ttl:
+            return None
+        return entry[1]
+
+    def load(self, name: str) -> DatasetState:
+        """Ask the database (one indexed row), and remember the answer."""
+        with read_session(self._factory) as session:
+            row = session.execute(
+                select(Dataset.id, Dataset.current_snapshot_id, Dataset.presence_version).where(
+                    Dataset.name == name
+                )
+            ).one_or_none()
+        if row is None:
+            raise NotFoundError(f"dataset {name[:140]!r} does not exist")
+        state = DatasetState(row.id, row.current_snapshot_id, row.presence_version)
+        with self._lock:
+            self._known[name] = (time.monotonic(), state)
+        return state
+
+
+@dataclass(frozen=True)
 class Question:
-    """What an answer depends on, resolved with one small query."""
+    """What an answer depends on."""
 
     key: CacheKey
-    dataset_id: int
     snapshot_id: int
-    pinned: bool
+    pinned: bool  # the question named its snapshot, rather than "current"
 
     @property
     def etag(self) -> str:
         return '"' + hashlib.sha256(repr(self.key).encode()).hexdigest()[:32] + '"'
 
 
-def resolve_question(session: Session, kind: str, dataset: str, query: SubsetFilter) -> Question:
-    row = session.execute(
-        select(Dataset.id, Dataset.current_snapshot_id, Dataset.presence_version).where(
-            Dataset.name == dataset
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFoundError(f"dataset {dataset[:140]!r} does not exist")
+def make_question(kind: str, dataset: str, state: DatasetState, query: SubsetFilter) -> Question:
     pinned = getattr(query, "snapshot", None)
-    snapshot_id = pinned if pinned is not None else row.current_snapshot_id
+    snapshot_id = pinned if pinned is not None else state.current_snapshot_id
     if snapshot_id is None:
         raise NotFoundError(f"dataset {dataset!r} has no snapshot yet: import a manifest")
-    normalized = query.normalized().model_dump()
+    normalized: dict[str, Any] = query.normalized().model_dump()
     options = query.model_dump(exclude={*FILTER_FIELDS, "snapshot"})
     text = json.dumps(normalized | options, sort_keys=True)
-    key = (kind, row.id, snapshot_id, row.presence_version, text)
-    return Question(key, row.id, snapshot_id, pinned is not None)
+    key = (kind, state.dataset_id, snapshot_id, state.presence_version, text)
+    return Question(key, snapshot_id, pinned is not None)
 
 
-def cached_answer(
-    session: Session,
-    cache: AnswerCache,
-    kind: str,
+def compute_answer(
+    factory: sessionmaker[Session],
     dataset: str,
-    query: SubsetFilter,
+    question: Question,
     compute: Callable[[Session, Dataset, Snapshot], BaseModel],
-) -> Answer:
-    """The answer to `query`, from the cache or computed (and then cached)."""
-    question = resolve_question(session, kind, dataset, query)
-    body = cache.get(question.key)
-    if body is None:
+) -> bytes:
+    """Compute an answer afresh (the slow path, run in a worker thread)."""
+    with read_session(factory) as session:
         found = catalog.get_dataset(session, dataset)
         snapshot = catalog.get_snapshot(session, found, question.snapshot_id)
-        body = compute(session, found, snapshot).model_dump_json().encode()
-        cache.put(question.key, body)
-    return Answer(body, question.etag, question.pinned)
+        return compute(session, found, snapshot).model_dump_json().encode()

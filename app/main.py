@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import app
-from app.answers import AnswerCache
+from app.answers import AnswerCache, DatasetStates
 from app.api import datasets, health, metrics, stats
 from app.config import Settings
 from app.db import make_engine, make_session_factory
@@ -56,6 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.session_factory = make_session_factory(engine)
     application.state.schema_head = head_revision()
     application.state.answer_cache = AnswerCache(settings.answer_cache_entries)
+    application.state.dataset_states = DatasetStates(
+        application.state.session_factory, settings.state_ttl_seconds
+    )
     application.state.metrics = Metrics(application.state.session_factory)
     application.add_middleware(RequestContextMiddleware, metrics=application.state.metrics)
 

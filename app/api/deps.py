@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,14 +18,18 @@ from app.errors import InvalidRequestError
 from app.metrics import Metrics
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_session_factory(request: Request) -> sessionmaker[Session]:
+def session_factory_of(request: Request) -> sessionmaker[Session]:
     factory: sessionmaker[Session] = request.app.state.session_factory
     return factory
+
+
+async def get_session_factory(request: Request) -> sessionmaker[Session]:
+    return session_factory_of(request)
 
 
 def get_read_session(
@@ -34,7 +39,7 @@ def get_read_session(
         yield session
 
 
-def get_answer_cache(request: Request) -> AnswerCache:
+async def get_answer_cache(request: Request) -> AnswerCache:
     cache: AnswerCache = request.app.state.answer_cache
     return cache
 
@@ -64,7 +69,7 @@ def _token_identity(request: Request, credentials: BearerDep, needed: Scope) -> 
     identity: TokenIdentity | None = getattr(request.state, "token_identity", None)
     if identity is None:
         presented = credentials.credentials if credentials is not None else None
-        with read_session(get_session_factory(request)) as session:
+        with read_session(session_factory_of(request)) as session:
             identity = identify(session, presented, needed)
         request.state.token_identity = identity
     check_scope(identity, needed)
@@ -76,13 +81,16 @@ def require_write_token(request: Request, credentials: BearerDep) -> TokenIdenti
     return _token_identity(request, credentials, "write")
 
 
-def require_read_access(
+async def require_read_access(
     request: Request, settings: SettingsDep, credentials: BearerDep
 ) -> TokenIdentity | None:
-    """Reads are open unless SEIZURE_STATS_REQUIRE_READ_TOKEN is set; then any valid token."""
+    """Reads are open unless SEIZURE_STATS_REQUIRE_READ_TOKEN is set; then any valid token.
+
+    Async so that an open read costs no trip through the thread pool.
+    """
     if not settings.require_read_token:
         return None
-    return _token_identity(request, credentials, "read")
+    return await run_in_threadpool(_token_identity, request, credentials, "read")
 
 
 # Endpoints that change anything take a `WriteTokenDep` parameter; routers of readable
@@ -91,11 +99,11 @@ WriteTokenDep = Annotated[TokenIdentity, Depends(require_write_token)]
 ReadAccess = Depends(require_read_access)
 
 
-def only_params(*allowed: str) -> Callable[[Request], None]:
+def only_params(*allowed: str) -> Callable[[Request], Awaitable[None]]:
     """Refuse query parameters the endpoint does not know, instead of silently ignoring a typo."""
     allowed_set = frozenset(allowed)
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:
         unknown = sorted(set(request.query_params) - allowed_set)
         if unknown:
             raise InvalidRequestError(

@@ -8,18 +8,13 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from app import catalog
-from app.answers import Answer, AnswerCache, cached_answer, resolve_question
-from app.api.deps import (
-    AnswerCacheDep,
-    ReadAccess,
-    ReadSessionDep,
-    SessionFactoryDep,
-    only_params,
-)
+from app.answers import AnswerCache, DatasetStates, compute_answer, make_question
+from app.api.deps import ReadAccess, SessionFactoryDep, only_params, session_factory_of
 from app.db import read_session
 from app.models import Dataset, Snapshot
 from app.schemas import (
@@ -49,7 +44,7 @@ Values = Annotated[list[str], Query(description=LIST_HELP)]
 Weighting = Literal["sqrt", "linear", "effective", "none"]
 
 
-def stats_query(
+async def stats_query(
     patient: Values = [],  # noqa: B006 - FastAPI copies defaults per request
     exclude_patient: Values = [],  # noqa: B006
     session: Values = [],  # noqa: B006
@@ -79,7 +74,7 @@ def stats_query(
     )
 
 
-def balanced_query(
+async def balanced_query(
     patient: Values = [],  # noqa: B006
     exclude_patient: Values = [],  # noqa: B006
     session: Values = [],  # noqa: B006
@@ -140,18 +135,30 @@ def not_modified(request: Request, etag: str) -> bool:
     return etag in {tag.strip() for tag in tags.split(",")} or tags.strip() == "*"
 
 
-def respond(request: Request, answer: Answer) -> Response:
-    headers = cache_headers(answer.etag, answer.pinned)
-    if not_modified(request, answer.etag):
-        return Response(status_code=304, headers=headers)
-    return Response(answer.body, media_type="application/json", headers=headers)
-
-
-def answer_stats(
-    request: Request, session: Session, cache: AnswerCache, dataset: str, query: StatsQuery
+async def answer(
+    request: Request,
+    kind: str,
+    dataset: str,
+    query: StatsQuery | BalancedQuery,
 ) -> Response:
-    answer = cached_answer(session, cache, "stats", dataset, query, partial(compute, query))
-    return respond(request, answer)
+    """Serve from memory when possible; the database is asked only for what is not known."""
+    states: DatasetStates = request.app.state.dataset_states
+    cache: AnswerCache = request.app.state.answer_cache
+    state = states.remembered(dataset)
+    if state is None:
+        state = await run_in_threadpool(states.load, dataset)
+    question = make_question(kind, dataset, state, query)
+    headers = cache_headers(question.etag, question.pinned)
+    if not_modified(request, question.etag):
+        return Response(status_code=304, headers=headers)
+    body = cache.get(question.key)
+    if body is None:
+        factory = session_factory_of(request)
+        body = await run_in_threadpool(
+            compute_answer, factory, dataset, question, partial(compute, query)
+        )
+        cache.put(question.key, body)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def compute(
@@ -169,14 +176,10 @@ def compute(
     responses=ERRORS | NOT_MODIFIED,
     dependencies=[Depends(only_params(*STATS_PARAMS))],
 )
-def get_stats(
-    dataset: str,
-    request: Request,
-    session: ReadSessionDep,
-    cache: AnswerCacheDep,
-    query: Annotated[StatsQuery, Depends(stats_query)],
+async def get_stats(
+    dataset: str, request: Request, query: Annotated[StatsQuery, Depends(stats_query)]
 ) -> Response:
-    return answer_stats(request, session, cache, dataset, query)
+    return await answer(request, "stats", dataset, query)
 
 
 @router.post(
@@ -186,21 +189,8 @@ def get_stats(
     responses=ERRORS | NOT_MODIFIED,
     dependencies=[Depends(only_params())],
 )
-def post_stats(
-    dataset: str,
-    request: Request,
-    session: ReadSessionDep,
-    cache: AnswerCacheDep,
-    query: StatsQuery,
-) -> Response:
-    return answer_stats(request, session, cache, dataset, query)
-
-
-def answer_balanced(
-    request: Request, session: Session, cache: AnswerCache, dataset: str, query: BalancedQuery
-) -> Response:
-    answer = cached_answer(session, cache, "balanced", dataset, query, partial(compute, query))
-    return respond(request, answer)
+async def post_stats(dataset: str, request: Request, query: StatsQuery) -> Response:
+    return await answer(request, "stats", dataset, query)
 
 
 @router.get(
@@ -210,14 +200,10 @@ def answer_balanced(
     responses=ERRORS | NOT_MODIFIED,
     dependencies=[Depends(only_params(*BALANCED_PARAMS))],
 )
-def get_balanced(
-    dataset: str,
-    request: Request,
-    session: ReadSessionDep,
-    cache: AnswerCacheDep,
-    query: Annotated[BalancedQuery, Depends(balanced_query)],
+async def get_balanced(
+    dataset: str, request: Request, query: Annotated[BalancedQuery, Depends(balanced_query)]
 ) -> Response:
-    return answer_balanced(request, session, cache, dataset, query)
+    return await answer(request, "balanced", dataset, query)
 
 
 @router.post(
@@ -227,14 +213,8 @@ def get_balanced(
     responses=ERRORS | NOT_MODIFIED,
     dependencies=[Depends(only_params())],
 )
-def post_balanced(
-    dataset: str,
-    request: Request,
-    session: ReadSessionDep,
-    cache: AnswerCacheDep,
-    query: BalancedQuery,
-) -> Response:
-    return answer_balanced(request, session, cache, dataset, query)
+async def post_balanced(dataset: str, request: Request, query: BalancedQuery) -> Response:
+    return await answer(request, "balanced", dataset, query)
 
 
 def stream_index(
@@ -242,11 +222,15 @@ def stream_index(
 ) -> Response:
     # The selection is computed before the first byte, so errors still get a proper status;
     # only the formatting of the lines is streamed.
+    states: DatasetStates = request.app.state.dataset_states
+    state = states.remembered(dataset)
+    if state is None:
+        state = states.load(dataset)
+    question = make_question(f"index-{output}", dataset, state, query)
+    headers = cache_headers(question.etag, question.pinned)
+    if not_modified(request, question.etag):
+        return Response(status_code=304, headers=headers)
     with read_session(factory) as session:
-        question = resolve_question(session, f"index-{output}", dataset, query)
-        headers = cache_headers(question.etag, question.pinned)
-        if not_modified(request, question.etag):
-            return Response(status_code=304, headers=headers)
         found = catalog.get_dataset(session, dataset)
         snapshot = catalog.get_snapshot(session, found, question.snapshot_id)
         entries = list(balanced_index(session, found, snapshot, query))
