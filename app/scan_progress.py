@@ -51,7 +51,11 @@ class ScanTally:
 
 @contextmanager
 def scan_progress(to_read: int) -> Iterator[tuple[ScanTally, Callable[[FileResult], None]]]:
-    """A tally and the callback that feeds it; on a terminal (stderr) also a live bar."""
+    """A tally and the callback that feeds it; on a terminal (stderr) also a live bar.
+
+    The bar (and its refresh thread) starts with the first result, once worker processes have
+    been started: they are forked from a process without that thread.
+    """
     tally = ScanTally(to_read)
     if not sys.stderr.isatty() or to_read == 0:
         yield tally, tally.add
@@ -69,18 +73,23 @@ def scan_progress(to_read: int) -> Iterator[tuple[ScanTally, Callable[[FileResul
         TextColumn("skipped {task.fields[skipped]:,}"),
         TimeElapsedColumn(),
     ]
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("scan", total=to_read, rate=0.0, windows=0, seizure=0, skipped=0)
+    bar = Progress(*columns, console=Console(stderr=True), transient=True)
+    task = bar.add_task("scan", total=to_read, rate=0.0, windows=0, seizure=0, skipped=0)
 
-        def advance(result: FileResult) -> None:
-            tally.add(result)
-            bar.update(
-                task,
-                advance=1,
-                rate=tally.rate,
-                windows=tally.windows,
-                seizure=tally.seizure_windows,
-                skipped=tally.skipped,
-            )
+    def advance(result: FileResult) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        tally.add(result)
+        bar.update(
+            task,
+            advance=1,
+            rate=tally.rate,
+            windows=tally.windows,
+            seizure=tally.seizure_windows,
+            skipped=tally.skipped,
+        )
 
+    try:
         yield tally, advance
+    finally:
+        bar.stop()
