@@ -4,10 +4,9 @@ Snapshots are immutable, so an answer can only change when the question resolves
 snapshot (the current pointer moved) or when presence changes (each presence update bumps the
 dataset's `presence_version`). Both are in the key, and so in the ETag.
 
-Which snapshot is current, and the presence version, are themselves kept per process for at
-most `state_ttl_seconds`, so a warm answer needs no database round trip at all. A write
-committed through this process forgets them at once; one committed elsewhere (another worker,
-the CLI) is seen within the TTL. Every answer names its snapshot, so it is never ambiguous.
+Which snapshot is current, and the presence version, are themselves kept per process while
+the database reports no commit since (app.changes), so a warm answer needs no query at all.
+A write committed anywhere (this process, another worker, the CLI) is seen by the next request.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import catalog
+from app.changes import ChangeSignal
 from app.db import read_session
 from app.errors import NotFoundError
 from app.models import Dataset, Snapshot
@@ -69,12 +68,12 @@ class DatasetState:
 class DatasetStates:
     """Per-process memory of each dataset's current snapshot and presence version."""
 
-    def __init__(self, factory: sessionmaker[Session], ttl_seconds: float) -> None:
+    def __init__(self, factory: sessionmaker[Session], changes: ChangeSignal) -> None:
         self._factory = factory
-        self._ttl = ttl_seconds
-        self._known: dict[str, tuple[float, DatasetState]] = {}
+        self._changes = changes
+        self._known: dict[str, tuple[object, DatasetState]] = {}
         self._lock = threading.Lock()
-        # Any write this process commits may move a pointer or presence: forget everything.
+        # A write this process commits is forgotten at once, before any notification arrives.
         event.listen(factory, "after_commit", self._forget)
 
     def _forget(self, _session: Session) -> None:
@@ -82,15 +81,16 @@ class DatasetStates:
             self._known.clear()
 
     def remembered(self, name: str) -> DatasetState | None:
-        """The state if it is fresh enough to use without asking the database."""
+        """The state, if nothing was committed since it was read."""
         with self._lock:
             entry = self._known.get(name)
-        if entry is None or time.monotonic() - entry[0] > self._ttl:
+        if entry is None or entry[0] != self._changes.token():
             return None
         return entry[1]
 
     def load(self, name: str) -> DatasetState:
         """Ask the database (one indexed row), and remember the answer."""
+        token = self._changes.token()  # taken first: a commit racing the query makes it stale
         with read_session(self._factory) as session:
             row = session.execute(
                 select(Dataset.id, Dataset.current_snapshot_id, Dataset.presence_version).where(
@@ -101,7 +101,7 @@ class DatasetStates:
             raise NotFoundError(f"dataset {name[:140]!r} does not exist")
         state = DatasetState(row.id, row.current_snapshot_id, row.presence_version)
         with self._lock:
-            self._known[name] = (time.monotonic(), state)
+            self._known[name] = (token, state)
         return state
 
 

@@ -8,6 +8,7 @@ criterion = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(stats.pos_weight)
 
 from __future__ import annotations
 
+import gzip
 import os
 import random
 import time
@@ -25,7 +26,11 @@ from app.schemas import (
     IndexEntry,
     PresenceResult,
     RecordingOut,
+    ScanFileRecordOut,
+    ScanOut,
+    ScanPartIn,
     SnapshotOut,
+    SnapshotScanIssues,
     StatsResponse,
 )
 
@@ -220,6 +225,37 @@ class SeizureStatsClient:
         body = {"present": list(present), "missing": list(missing)}
         data = self._json("POST", f"/api/v1/datasets/{dataset}/presence", json=body)
         return PresenceResult.model_validate(data)
+
+    def push_scan_part(self, dataset: str, part: ScanPartIn) -> ScanOut:
+        """Push one part of a scan (gzip JSON). Safe to retry: an identical part is a no-op."""
+        body = gzip.compress(part.model_dump_json().encode(), compresslevel=5)
+        request = self._http.build_request(
+            "POST",
+            f"/api/v1/datasets/{dataset}/scan-parts",
+            content=body,
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+        return ScanOut.model_validate(self._send(request).json())
+
+    def scan_files(self, dataset: str, *, counts: bool = False) -> list[ScanFileRecordOut]:
+        """What the service knows per cache file (empty for a dataset it does not know)."""
+        path = f"/api/v1/datasets/{dataset}/scan-files"
+        try:
+            data = self._json("GET", path, params={"counts": "true"} if counts else None)
+        except APIError as exc:
+            if exc.status_code == 404:
+                return []
+            raise
+        return [ScanFileRecordOut.model_validate(r) for r in data]
+
+    def scan(self, dataset: str, scan_id: str) -> ScanOut:
+        return ScanOut.model_validate(
+            self._json("GET", f"/api/v1/datasets/{dataset}/scans/{scan_id}")
+        )
+
+    def scan_issues(self, dataset: str, snapshot: int) -> SnapshotScanIssues:
+        path = f"/api/v1/datasets/{dataset}/snapshots/{snapshot}/scan-issues"
+        return SnapshotScanIssues.model_validate(self._json("GET", path))
 
     # -- plumbing ------------------------------------------------------------------------------
 

@@ -38,11 +38,6 @@ class Settings(BaseSettings):
     answer_cache_entries: int = Field(
         default=4096, description="Answers kept per process (0 turns the cache off)."
     )
-    state_ttl_seconds: float = Field(
-        default=1.0,
-        ge=0,
-        description="How long a process trusts what it knows of a dataset's current snapshot.",
-    )
     sqlite_busy_timeout_ms: int = Field(
         default=60_000, description="How long SQLite waits for a lock before giving up."
     )

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -24,6 +24,9 @@ NAMING_CONVENTION = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
+
+# Postgres channel on which every write transaction announces itself (see app.changes).
+CHANGES_CHANNEL = "seizure_stats_changes"
 
 # Execution option that marks a session as a writer: on SQLite it takes the write lock at BEGIN,
 # so two writers queue on busy_timeout instead of failing when a reader upgrades to a writer.
@@ -85,6 +88,9 @@ def write_session(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.connection(execution_options={WRITE_OPTION: True})
         try:
             yield session
+            if session.get_bind().dialect.name == "postgresql":
+                # Delivered at commit, to every process listening (app.changes).
+                session.execute(text(f"NOTIFY {CHANGES_CHANNEL}"))
             session.commit()
         except BaseException:
             session.rollback()

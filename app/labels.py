@@ -57,12 +57,27 @@ def categorize_labels(
         raise ValueError(f"labels must have 2 dimensions, got {labels.ndim}")
     n_samples = int(labels.shape[1])
     n_pos = np.count_nonzero(labels > 0, axis=1).astype(np.int64)
-    codes = np.full(labels.shape[0], Category.NO_SEIZURE, dtype=np.int8)
-    if n_samples:
-        ratio = n_pos / n_samples
-        codes[ratio > 0] = Category.PARTIAL_SEIZURE
-        codes[ratio >= full_threshold] = Category.FULL_SEIZURE
-    return codes, n_pos, n_samples
+    return categorize_counts(n_pos, n_samples, full_threshold), n_pos, n_samples
+
+
+def categorize_counts(
+    n_pos: np.ndarray[Any, Any],
+    n_samples: int | np.ndarray[Any, Any],
+    full_threshold: float = DEFAULT_FULL_THRESHOLD,
+) -> np.ndarray[Any, Any]:
+    """Category codes (int8) of windows from their positive and total sample counts.
+
+    The rule of `categorize_labels`, for counts kept from an earlier read of the labels.
+    """
+    n_pos = np.asarray(n_pos)
+    codes = np.full(n_pos.shape[0], Category.NO_SEIZURE, dtype=np.int8)
+    samples = np.broadcast_to(np.asarray(n_samples), n_pos.shape)
+    known = samples > 0
+    ratio = np.zeros(n_pos.shape[0], dtype=np.float64)
+    np.divide(n_pos, samples, out=ratio, where=known)
+    codes[ratio > 0] = Category.PARTIAL_SEIZURE
+    codes[ratio >= full_threshold] = Category.FULL_SEIZURE
+    return codes
 
 
 def ratio(numerator: int, denominator: int) -> float:

@@ -15,7 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import app
 from app.answers import AnswerCache, DatasetStates
-from app.api import datasets, health, metrics, stats
+from app.api import datasets, health, metrics, scans, stats
+from app.changes import change_signal
 from app.config import Settings
 from app.db import make_engine, make_session_factory
 from app.errors import AppError, error_body
@@ -40,9 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.resolved_database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
     )
 
+    changes = change_signal(engine)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        changes.close()
         engine.dispose()
 
     application = FastAPI(
@@ -56,9 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.session_factory = make_session_factory(engine)
     application.state.schema_head = head_revision()
     application.state.answer_cache = AnswerCache(settings.answer_cache_entries)
-    application.state.dataset_states = DatasetStates(
-        application.state.session_factory, settings.state_ttl_seconds
-    )
+    application.state.dataset_states = DatasetStates(application.state.session_factory, changes)
     application.state.metrics = Metrics(application.state.session_factory)
     application.add_middleware(RequestContextMiddleware, metrics=application.state.metrics)
 
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         application.include_router(metrics.router)
     application.include_router(datasets.router)
     application.include_router(stats.router)
+    application.include_router(scans.router)
     install_error_handlers(application)
     return application
 

@@ -175,3 +175,73 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ScanFile(Base):
+    """What the last scan that read a cache file found, keyed by the file's size and mtime."""
+
+    __tablename__ = "scan_files"
+    __table_args__ = (UniqueConstraint("dataset_id", "cache_file"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    cache_file: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    n_windows: Mapped[int] = mapped_column(Integer)
+    n_samples: Mapped[int] = mapped_column(Integer)
+    # Positive samples per window: little-endian int32, deflated.
+    n_pos: Mapped[bytes] = mapped_column(LargeBinary)
+    scanned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class Scan(Base):
+    """One scan of a dataset's cache, in one or more parts; complete once every part arrived."""
+
+    __tablename__ = "scans"
+    __table_args__ = (UniqueConstraint("dataset_id", "scan_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    scan_key: Mapped[str] = mapped_column(String(64))
+    shard_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    snapshot_id: Mapped[int | None] = mapped_column(
+        ForeignKey("snapshots.id", ondelete="SET NULL"), index=True
+    )
+    snapshot_created: Mapped[bool | None] = mapped_column(Boolean)
+    files: Mapped[int] = mapped_column(Integer, default=0)
+    files_read: Mapped[int] = mapped_column(Integer, default=0)
+    files_reused: Mapped[int] = mapped_column(Integer, default=0)
+    files_skipped: Mapped[int] = mapped_column(Integer, default=0)
+    recordings_missing: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ScanPart(Base):
+    """A received part. Its payload is kept only until the scan is assembled."""
+
+    __tablename__ = "scan_parts"
+
+    scan_id: Mapped[int] = mapped_column(
+        ForeignKey("scans.id", ondelete="CASCADE"), primary_key=True
+    )
+    shard_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(80))
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+
+
+class ScanIssue(Base):
+    """A file a scan left out, and why."""
+
+    __tablename__ = "scan_issues"
+
+    scan_id: Mapped[int] = mapped_column(
+        ForeignKey("scans.id", ondelete="CASCADE"), primary_key=True
+    )
+    cache_file: Mapped[str] = mapped_column(String(255), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(500))

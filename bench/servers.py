@@ -30,7 +30,7 @@ def process_serving(
             command, env=os.environ | env, stdout=out, stderr=subprocess.STDOUT
         )
         try:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 30
             while True:
                 if process.poll() is not None:
                     raise RuntimeError(f"{command[:3]} exited; see {log}")
@@ -40,7 +40,7 @@ def process_serving(
                 except httpx.TransportError:
                     pass
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{command[:3]} not ready after 120 s")
+                    raise TimeoutError(f"{command[:3]} not ready after 30 s")
                 time.sleep(0.2)
             yield url
         finally:

@@ -30,6 +30,10 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TABLES_CHILD_FIRST = (
+    "scan_issues",
+    "scan_parts",
+    "scans",
+    "scan_files",
     "windows",
     "snapshot_columns",
     "recording_rollups",

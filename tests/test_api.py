@@ -196,7 +196,7 @@ def test_gzip_bomb_is_refused_early(client: TestClient) -> None:
     [
         (b"", {}, 400, "empty"),
         (b"not gzip at all", {"Content-Encoding": "gzip"}, 400, "gzip"),
-        (gzip.compress(b'{"a": 1}')[:-6], {"Content-Encoding": "gzip"}, 400, "truncated"),
+        (gzip.compress(b'{"a": 1}', mtime=0)[:-6], {"Content-Encoding": "gzip"}, 400, "truncated"),
         (b"{}", {"Content-Encoding": "br"}, 400, "Content-Encoding"),
     ],
 )

@@ -27,6 +27,7 @@ import psycopg
 import pytest
 
 from app.client import SeizureStatsClient
+from app.migrate import head_revision
 from tests import manifests, oracle
 from tests.conftest import POSTGRES_ADMIN_URL, _postgres_available
 
@@ -315,7 +316,7 @@ def test_entrypoint_migrate_serve_token_import_stats(fresh_postgres: str, tmp_pa
         try:
             wait_until_ready(server, url, env, tmp_path)
             ready = httpx.get(f"{url}/readyz").json()
-            assert ready == {"status": "ok", "schema": "0002"}
+            assert ready == {"status": "ok", "schema": head_revision()}
 
             manifest = manifests.write(tmp_path / "manifest.json", manifests.SMALL)
             anonymous = httpx.post(

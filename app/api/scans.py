@@ -1,0 +1,137 @@
+"""Cache scans: parts pushed by scanning machines, scan state, per-file records, skipped files."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+
+from app import catalog
+from app.api.deps import (
+    ReadAccess,
+    ReadSessionDep,
+    SessionFactoryDep,
+    SettingsDep,
+    WriteTokenDep,
+    only_params,
+)
+from app.api.upload import receive_manifest
+from app.errors import InvalidRequestError, UnreadableManifestError
+from app.ingest.scan_parts import (
+    get_scan,
+    list_scans,
+    scan_out,
+    snapshot_scan_issues,
+    submit_part,
+)
+from app.ingest.scan_records import list_records
+from app.schemas import (
+    ErrorResponse,
+    ScanFileRecordOut,
+    ScanOut,
+    ScanPartIn,
+    SnapshotScanIssues,
+)
+
+router = APIRouter(prefix="/api/v1/datasets", tags=["scans"], dependencies=[ReadAccess])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422)
+}
+PART_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A scan part (JSON, optionally gzip with `Content-Encoding: gzip`).",
+        "content": {"application/json": {"schema": ScanPartIn.model_json_schema()}},
+    }
+}
+
+
+@router.post(
+    "/{dataset}/scan-parts",
+    status_code=200,
+    summary="Push one part of a scan; the snapshot is assembled when every part has arrived",
+    description="200 with the complete scan (and its snapshot) once every part is in; 202 while "
+    "parts are missing. Pushing an identical part again changes nothing.",
+    responses={**ERRORS, 202: {"model": ScanOut}},
+    openapi_extra=PART_BODY,
+    dependencies=[Depends(only_params())],
+)
+async def push_scan_part(
+    dataset: str,
+    request: Request,
+    response: Response,
+    factory: SessionFactoryDep,
+    settings: SettingsDep,
+    _writer: WriteTokenDep,
+) -> ScanOut:
+    body = await receive_manifest(request, settings.max_upload_bytes)
+    try:
+        part = ScanPartIn.model_validate_json(body.read())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        raise InvalidRequestError(
+            f"scan part: {where}: {first.get('msg', 'invalid')} ({exc.error_count()} problem(s))"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise UnreadableManifestError(f"scan part is not UTF-8 JSON: {exc.reason}") from None
+    finally:
+        body.close()
+    outcome = await run_in_threadpool(submit_part, factory, dataset, part)
+    if not outcome.scan.complete:
+        response.status_code = 202
+    return outcome.scan
+
+
+@router.get(
+    "/{dataset}/scans",
+    summary="The dataset's scans, newest first",
+    responses=ERRORS,
+    dependencies=[Depends(only_params("limit"))],
+)
+def get_scans(
+    dataset: str, session: ReadSessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[ScanOut]:
+    found = catalog.get_dataset(session, dataset)
+    return [scan_out(session, found, scan) for scan in list_scans(session, found, limit)]
+
+
+@router.get(
+    "/{dataset}/scans/{scan_id}",
+    summary="One scan: parts received, its snapshot once complete, the files it left out",
+    responses=ERRORS,
+    dependencies=[Depends(only_params())],
+)
+def get_one_scan(dataset: str, scan_id: str, session: ReadSessionDep) -> ScanOut:
+    found = catalog.get_dataset(session, dataset)
+    return scan_out(session, found, get_scan(session, found, scan_id))
+
+
+@router.get(
+    "/{dataset}/scan-files",
+    summary="What the last scans found per cache file (size and mtime; counts on request)",
+    responses=ERRORS,
+    dependencies=[Depends(only_params("counts"))],
+)
+def get_scan_files(
+    dataset: str,
+    session: ReadSessionDep,
+    counts: Annotated[bool, Query(description="Include each window's n_pos.")] = False,
+) -> list[ScanFileRecordOut]:
+    found = catalog.get_dataset(session, dataset)
+    return list_records(session, found, with_counts=counts)
+
+
+@router.get(
+    "/{dataset}/snapshots/{snapshot_id}/scan-issues",
+    summary="Files the scan that produced this snapshot left out, with the reason",
+    responses=ERRORS,
+    dependencies=[Depends(only_params())],
+)
+def get_snapshot_scan_issues(
+    dataset: str, snapshot_id: int, session: ReadSessionDep
+) -> SnapshotScanIssues:
+    found = catalog.get_dataset(session, dataset)
+    return snapshot_scan_issues(session, found, catalog.get_snapshot(session, found, snapshot_id))

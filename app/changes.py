@@ -1,0 +1,100 @@
+"""Knowing cheaply whether anything was committed since we last looked, across processes.
+
+A process keeps what it knows of each dataset (current snapshot, presence version) while the
+database says nothing has changed. A token is compared per request, so it must cost
+microseconds, never a query:
+
+- SQLite: `PRAGMA data_version` on a connection of our own, which changes whenever another
+  connection (any process) commits.
+- Postgres: every write transaction sends `NOTIFY` (see `app.db.write_session`); a listener
+  thread counts the notifications. While it is not connected, every token is new, so nothing
+  is trusted and each request asks the database.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import Protocol
+
+import psycopg
+from sqlalchemy.engine import Engine, make_url
+
+from app.db import CHANGES_CHANNEL
+
+
+class ChangeSignal(Protocol):
+    def token(self) -> object:
+        """Equal tokens mean no write was committed in between."""
+
+    def close(self) -> None: ...
+
+
+class SqliteDataVersion:
+    def __init__(self, path: str) -> None:
+        self._connection = sqlite3.connect(path, check_same_thread=False)
+        self._lock = threading.Lock()
+
+    def token(self) -> object:
+        with self._lock:
+            return self._connection.execute("PRAGMA data_version").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+
+class PostgresNotifications:
+    RECONNECT_SECONDS = 1.0
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._lock = threading.Lock()
+        self._count = 0
+        self._connected = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def token(self) -> object:
+        if self._thread is None:
+            self._start()
+        with self._lock:
+            return self._count if self._connected else object()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._listen, name="seizure-stats-changes", daemon=True
+                )
+                self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+                    with self._lock:
+                        # Anything may have happened while we were not listening.
+                        self._count += 1
+                        self._connected = True
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0):
+                            with self._lock:
+                                self._count += 1
+            except psycopg.Error:
+                pass
+            with self._lock:
+                self._connected = False
+            self._stop.wait(self.RECONNECT_SECONDS)
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+def change_signal(engine: Engine) -> ChangeSignal:
+    url = make_url(engine.url)
+    if url.get_backend_name() == "sqlite":
+        return SqliteDataVersion(url.database or ":memory:")
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return PostgresNotifications(conninfo)
