@@ -91,3 +91,29 @@ def test_index_supports_etags(client: TestClient) -> None:
     assert again.status_code == 304
     as_json = client.get("/api/v1/datasets/ds/balanced/index?format=json")
     assert as_json.headers["etag"] != first.headers["etag"]
+
+
+def test_writes_from_another_process_are_seen(client: TestClient, database_url: str) -> None:
+    """An import through another engine (as the CLI or another worker would) shows up."""
+    import io
+    import time
+
+    from app.db import make_engine, make_session_factory
+    from app.ingest.importer import import_manifest
+
+    post(client, manifests.SMALL)
+    assert client.get(STATS).json()["counts"]["total"] == 12
+    other = manifests.generated(12)
+    engine = make_engine(database_url)
+    try:
+        outcome = import_manifest(
+            make_session_factory(engine), "ds", io.BytesIO(json.dumps(other).encode())
+        )
+    finally:
+        engine.dispose()
+    # SQLite sees it on the next request; Postgres once the NOTIFY arrives (milliseconds).
+    deadline = time.monotonic() + 2
+    while client.get(STATS).json()["snapshot"] != outcome.snapshot.id:
+        assert time.monotonic() < deadline, "the new snapshot never became visible"
+        time.sleep(0.01)
+    assert client.get(STATS).json()["counts"] == oracle.expected_stats(other, set())["counts"]
