@@ -53,7 +53,9 @@ def generated(
     while len(names) < recordings:
         patient = rng.choice(patients)
         if odd_names and rng.random() < 0.15:
-            name = rng.choice([f"{patient}_{rng.randrange(99)}.npz", f"{patient}{rng.randrange(9)}"])
+            name = rng.choice(
+                [f"{patient}_{rng.randrange(99)}.npz", f"{patient}{rng.randrange(9)}"]
+            )
         else:
             name = f"{patient}_s{rng.randrange(1, 9):03d}_t{rng.randrange(4):03d}_windows.npz"
         names.add(name)

@@ -60,7 +60,9 @@ def entry_matches(cache_file: str, category: str, filters: dict[str, list[str]])
 
 def subset_lists(manifest: Manifest, filters: dict[str, list[str]]) -> Manifest:
     return {
-        category: [e for e in manifest[category] if entry_matches(e["cache_file"], category, filters)]
+        category: [
+            e for e in manifest[category] if entry_matches(e["cache_file"], category, filters)
+        ]
         for category in CATEGORIES
     }
 

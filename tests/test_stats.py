@@ -97,7 +97,7 @@ def test_random_filters_match_brute_force(client: TestClient, seed: int) -> None
     for _ in range(25):
         filters: dict[str, list[str]] = {}
         if rng.random() < 0.5:
-            filters["patient"] = pick(patients, rng.randint(1, 4)) + ["nobody"]
+            filters["patient"] = [*pick(patients, rng.randint(1, 4)), "nobody"]
         if rng.random() < 0.3:
             filters["exclude_patient"] = pick(patients, rng.randint(1, 3))
         if rng.random() < 0.3:
@@ -105,7 +105,9 @@ def test_random_filters_match_brute_force(client: TestClient, seed: int) -> None
         if rng.random() < 0.3:
             filters["recording"] = pick(names, 6) + pick(stems, 6)
         if rng.random() < 0.3:
-            filters["category"] = pick(["partial_seizure", "full_seizure", "no_seizure", "seizure"], 2)
+            filters["category"] = pick(
+                ["partial_seizure", "full_seizure", "no_seizure", "seizure"], 2
+            )
         weighting = rng.choice(["sqrt", "linear", "effective", "none"])
         basis = "sample" if seed % 2 == 1 and rng.random() < 0.5 else "window"
         params: list[tuple[str, str]] = [
@@ -181,9 +183,12 @@ def test_ratio_at_or_above_one_half_gives_weight_one(client: TestClient) -> None
     one = client.get("/api/v1/datasets/small/stats?recording=aaaaaaaa_s001_t000").json()
     assert one["seizure_ratio"] == 0.6
     assert one["pos_weight"] == 1.0
-    assert client.get(
-        "/api/v1/datasets/small/stats?recording=aaaaaaaa_s001_t000&weighting=linear"
-    ).json()["pos_weight"] == (1 - 0.6) / 0.6
+    assert (
+        client.get(
+            "/api/v1/datasets/small/stats?recording=aaaaaaaa_s001_t000&weighting=linear"
+        ).json()["pos_weight"]
+        == (1 - 0.6) / 0.6
+    )
 
 
 def test_no_seizures_gives_ratio_zero_and_a_warning(client: TestClient) -> None:
@@ -231,11 +236,14 @@ def test_pinned_snapshot_keeps_answering_after_a_new_import(client: TestClient) 
 def test_sample_basis(client: TestClient) -> None:
     manifest = manifests.generated(8, with_samples=True)
     load(client, "s", manifest, set())
-    for weighting, filters in itertools.product(["sqrt", "linear", "effective"], [{}, {"category": ["partial_seizure"]}]):
+    for weighting, filters in itertools.product(
+        ["sqrt", "linear", "effective"], [{}, {"category": ["partial_seizure"]}]
+    ):
         params = {"basis": "sample", "weighting": weighting} | {k: v[0] for k, v in filters.items()}
         answer = client.get("/api/v1/datasets/s/stats", params=params).json()
         assert_matches(
-            answer, oracle.expected_stats(manifest, set(), filters, weighting=weighting, basis="sample")
+            answer,
+            oracle.expected_stats(manifest, set(), filters, weighting=weighting, basis="sample"),
         )
 
 

@@ -100,7 +100,7 @@ def _upsert_recordings(
 
 def _recording_ids(session: Session, dataset: Dataset) -> dict[str, int]:
     query = select(Recording.cache_file, Recording.id).where(Recording.dataset_id == dataset.id)
-    return {name: rec_id for name, rec_id in session.execute(query).all()}
+    return dict(session.execute(query).all())
 
 
 def _insert_windows(
