@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import app
-from app.api import datasets, health, stats
+from app.api import datasets, health, reports, stats
 from app.config import Settings
 from app.db import make_engine, make_session_factory
 from app.errors import AppError, error_body
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.include_router(health.router)
     application.include_router(datasets.router)
     application.include_router(stats.router)
+    application.include_router(reports.router)
     install_error_handlers(application)
     return application
 
