@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import app
 from app.api import datasets, health, reports, stats
 from app.config import Settings
+from app.dashboard.site import install_dashboard
 from app.db import make_engine, make_session_factory
 from app.errors import AppError, error_body
 from app.migrate import head_revision, upgrade
@@ -46,6 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=app.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by the dashboard from packaged assets instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     application.state.settings = settings
     application.state.engine = engine
@@ -56,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.include_router(datasets.router)
     application.include_router(stats.router)
     application.include_router(reports.router)
+    install_dashboard(application)
     install_error_handlers(application)
     return application
 
