@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
 
+from app.ingest.importer import store_parsed
+from app.ingest.manifest import parse_manifest
 from tests import manifests, oracle
 from tests.test_stats import load
 
@@ -278,3 +281,20 @@ def test_openapi_documents_the_new_endpoints(client: TestClient) -> None:
     }
     assert {"by", "sort", "order", "limit", "offset", "format", "patient", "category"} <= parameters
     assert json.dumps(paths).count("text/csv") >= 1
+
+
+def test_histogram_reads_every_window_when_labels_disagree(
+    client: TestClient, factory: sessionmaker[Session]
+) -> None:
+    # A manifest stored without the category check (as the local demo and scan paths may):
+    # one no_seizure window carries positive samples, so the rollup shortcut must not be taken.
+    manifest = manifests.generated(9, recordings=20, with_samples=True)
+    manifest["no_seizure"][0]["n_pos"] = 100
+    store_parsed(factory, "odd", parse_manifest(io.BytesIO(json.dumps(manifest).encode())))
+    answer = client.get("/api/v1/datasets/odd/histogram?bins=10").json()
+    zero, counts = oracle.expected_histogram(manifest, set(), {}, 10)
+    assert answer["zero"] == zero
+    assert [b["count"] for b in answer["bins"]] == counts
+    only_background = client.get("/api/v1/datasets/odd/histogram?category=no_seizure").json()
+    assert only_background["zero"] == len(manifest["no_seizure"]) - 1
+    assert sum(b["count"] for b in only_background["bins"]) == 1
