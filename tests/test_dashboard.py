@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app.dashboard.charts import histogram_chart
 from app.dashboard.formatting import format_count, format_percent, format_weight
 from app.dashboard.snippets import curl_snippet, python_snippet
+from app.report_schemas import HistogramBin, HistogramResponse
 from app.schemas import StatsQuery
 from tests import manifests, oracle
 from tests.test_stats import load
@@ -188,7 +190,7 @@ def test_diff_page_and_compare_form(client: TestClient) -> None:
 
 def test_pages_and_docs_load_nothing_from_elsewhere(client: TestClient) -> None:
     load(client, "small", manifests.SMALL, set())
-    for path in ("/", "/datasets/small", "/docs", "/redoc"):
+    for path in ("/", "/datasets/small", "/docs"):
         page = client.get(path)
         assert page.status_code == 200, path
         assert "cdn" not in page.text.lower(), path
@@ -203,3 +205,30 @@ def test_pages_and_docs_load_nothing_from_elsewhere(client: TestClient) -> None:
     assert client.get("/static/style.css").headers["content-type"].startswith("text/css")
     # The pages are not API endpoints.
     assert "/datasets/{name}" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_histogram_chart_cuts_a_towering_bar() -> None:
+    def response(counts: list[int]) -> HistogramResponse:
+        n = len(counts)
+        bins = [HistogramBin(lower=i / n, upper=(i + 1) / n, count=c) for i, c in enumerate(counts)]
+        return HistogramResponse(
+            dataset="d",
+            snapshot=1,
+            content_hash="sha256:x",
+            zero=0,
+            bins=bins,
+            total=sum(counts),
+            missing_windows=0,
+        )
+
+    chart = histogram_chart(response([10, 20, 5, 1000]))
+    assert chart is not None
+    assert chart.scale_max == 27  # the second tallest bar, with some headroom
+    assert [bar.cut for bar in chart.bars] == [False, False, False, True]
+    assert chart.bars[1].height < chart.bars[3].height == chart.height - chart.top
+    even = histogram_chart(response([10, 20, 30]))
+    assert even is not None
+    assert even.scale_max == 30
+    assert not any(bar.cut for bar in even.bars)
+    assert [value for value, _ in even.y_ticks] == [0, 15, 30]
+    assert histogram_chart(response([0, 0])) is None

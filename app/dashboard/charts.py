@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from app.report_schemas import HistogramResponse
 
-WIDTH = 720
+WIDTH = 1000
 HEIGHT = 220  # plot area; axis labels go below
 LEFT = 56
 RIGHT = 20
@@ -31,6 +31,7 @@ class Bar:
 class HistogramChart:
     bars: list[Bar]
     scale_max: int
+    y_ticks: list[tuple[int, float]]  # (count, y) of the horizontal grid lines
     width: int = WIDTH
     height: int = HEIGHT
     left: int = LEFT
@@ -67,4 +68,6 @@ def histogram_chart(histogram: HistogramResponse) -> HistogramChart | None:
                 cut=b.count > scale_max,
             )
         )
-    return HistogramChart(bars=bars, scale_max=scale_max)
+    values = sorted({0, scale_max // 2, scale_max}) if scale_max >= 4 else [0, scale_max]
+    ticks = [(value, HEIGHT - value / scale_max * plot) for value in values]
+    return HistogramChart(bars=bars, scale_max=scale_max, y_ticks=ticks)

@@ -6,7 +6,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -18,15 +18,15 @@ DOCS_ASSETS_URL = "/static/docs"
 
 
 def docs_assets() -> Path:
-    """Swagger UI and ReDoc as shipped by the fastapi-offline package: nothing from a CDN."""
+    """Swagger UI as shipped by the fastapi-offline package: nothing from a CDN."""
     return Path(str(files("fastapi_offline") / "static"))
 
 
 def install_dashboard(application: FastAPI) -> None:
-    """Serve the dashboard at `/` and the API docs at `/docs` and `/redoc` from local files.
+    """Serve the dashboard at `/` and the API docs at `/docs`, from local files only.
 
     The application must be created with `docs_url=None, redoc_url=None`: FastAPI's own pages
-    load their scripts from a CDN.
+    load their scripts from a CDN. There is no ReDoc page: its bundle fetches a logo online.
     """
     application.state.templates = make_templates()
     # The more specific mount first: Starlette matches routes in order.
@@ -46,14 +46,4 @@ def install_dashboard(application: FastAPI) -> None:
             swagger_favicon_url=f"{STATIC_URL}/favicon.svg",
             # The default validator badge would call out to an online validator.
             swagger_ui_parameters={"validatorUrl": None},
-        )
-
-    @application.get("/redoc", include_in_schema=False)
-    def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=openapi_url,
-            title=f"{title} - API reference",
-            redoc_js_url=f"{DOCS_ASSETS_URL}/redoc.standalone.js",
-            redoc_favicon_url=f"{STATIC_URL}/favicon.svg",
-            with_google_fonts=False,
         )
