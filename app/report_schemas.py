@@ -49,9 +49,9 @@ class BreakdownQuery(SubsetFilter):
 
 class BreakdownGroup(BaseModel):
     key: str = Field(
-        description="The group's name: a patient, `patient_session` (or the patient alone when "
-        "the recording name has no session), a cache file name, or a category. Usable as the "
-        "value of the filter of the same name."
+        description="The group's name: a patient, `patient_session`, a cache file name, or a "
+        "category, usable as the value of the filter of the same name; recordings whose name "
+        "has no session form one group per patient, keyed by the patient alone."
     )
     patient: str | None = None
     session: str | None = None
