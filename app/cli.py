@@ -513,8 +513,9 @@ def demo(dataset: str, recordings: int, seed: int, url: str | None, token: str |
         else:
             from app.ingest.importer import store_parsed
             from app.ingest.manifest import parse_manifest
+            from app.labels import DEFAULT_FULL_THRESHOLD
 
-            parsed = parse_manifest(io.BytesIO(body))
+            parsed = parse_manifest(io.BytesIO(body), full_threshold=DEFAULT_FULL_THRESHOLD)
             outcome = store_parsed(
                 local_session_factory(),
                 dataset,

@@ -15,9 +15,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import app
 from app.answers import AnswerCache, DatasetStates
-from app.api import datasets, health, metrics, scans, stats
+from app.api import datasets, health, metrics, reports, scans, stats
 from app.changes import change_signal
 from app.config import Settings
+from app.dashboard.site import install_dashboard
 from app.db import make_engine, make_session_factory
 from app.errors import AppError, error_body
 from app.metrics import Metrics
@@ -54,6 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=app.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Served by the dashboard from packaged assets instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     application.state.settings = settings
     application.state.engine = engine
@@ -70,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.include_router(datasets.router)
     application.include_router(stats.router)
     application.include_router(scans.router)
+    application.include_router(reports.router)
+    install_dashboard(application)
     install_error_handlers(application)
     return application
 

@@ -175,3 +175,128 @@ def expected_balanced(
     ordered = [kept[i] for i in perm]
     counts = {c: sum(1 for k in kept if k[2] == c) for c in CATEGORIES}
     return counts, [(name, idx) for name, idx, _ in ordered]
+
+
+def group_key(cache_file: str, by: str) -> tuple[str, str, str | None]:
+    """(key, patient, session) of the group a recording belongs to when broken down `by`."""
+    _, patient, session = names_of(cache_file)
+    if by == "patient":
+        return patient, patient, None
+    if by == "session":
+        return (f"{patient}_{session}" if session else patient), patient, session
+    return cache_file, patient, session
+
+
+def expected_breakdown(
+    manifest: Manifest,
+    missing: set[str],
+    filters: dict[str, list[str]] | None,
+    by: str,
+) -> list[dict[str, Any]]:
+    """Every group with a window in the subset, in key order (code point order)."""
+    subset = subset_lists(manifest, filters or {})
+    groups: dict[str, dict[str, Any]] = {}
+    for category in CATEGORIES:
+        for entry in subset[category]:
+            name = entry["cache_file"]
+            key = category if by == "category" else group_key(name, by)[0]
+            group = groups.setdefault(
+                key,
+                {
+                    "key": key,
+                    "counts": dict.fromkeys(CATEGORIES, 0),
+                    "recordings": set(),
+                    "missing_windows": 0,
+                    "positive": 0,
+                    "samples": 0,
+                },
+            )
+            if name in missing:
+                group["missing_windows"] += 1
+                continue
+            group["counts"][category] += 1
+            group["recordings"].add(name)
+            group["positive"] += entry.get("n_pos", 0)
+            group["samples"] += entry.get("n_samples", 0)
+    total = sum(sum(g["counts"].values()) for g in groups.values())
+    answer = []
+    for key in sorted(groups):
+        group = groups[key]
+        counts = group["counts"]
+        seizure = counts["partial_seizure"] + counts["full_seizure"]
+        group_total = seizure + counts["no_seizure"]
+        answer.append(
+            {
+                "key": key,
+                "counts": {
+                    "no_seizure": counts["no_seizure"],
+                    "partial_seizure": counts["partial_seizure"],
+                    "full_seizure": counts["full_seizure"],
+                    "seizure": seizure,
+                    "total": group_total,
+                },
+                "seizure_ratio": seizure / group_total if group_total else 0.0,
+                "share": group_total / total if total else 0.0,
+                "recordings": len(group["recordings"]),
+                "missing_windows": group["missing_windows"],
+                "positive": group["positive"],
+                "samples": group["samples"],
+            }
+        )
+    return answer
+
+
+def expected_histogram(
+    manifest: Manifest, missing: set[str], filters: dict[str, list[str]] | None, bins: int
+) -> tuple[int, list[int]]:
+    """(windows with n_pos == 0, counts per bin [i/bins, (i+1)/bins), the last closed)."""
+    subset = subset_lists(manifest, filters or {})
+    zero = 0
+    counts = [0] * bins
+    for category in CATEGORIES:
+        for entry in subset[category]:
+            if entry["cache_file"] in missing:
+                continue
+            if entry["n_pos"] == 0:
+                zero += 1
+                continue
+            index = bins - 1
+            for i in range(bins):
+                # Exact rational comparison: n_pos / n_samples < (i + 1) / bins.
+                if entry["n_pos"] * bins < (i + 1) * entry["n_samples"]:
+                    index = i
+                    break
+            counts[index] += 1
+    return zero, counts
+
+
+def expected_diff(old: Manifest, new: Manifest) -> dict[str, Any]:
+    """Windows added, removed and moved between two manifests, per category and recording."""
+
+    def categories_of(manifest: Manifest) -> dict[tuple[str, int], str]:
+        return {
+            (e["cache_file"], e["window_idx"]): category
+            for category in CATEGORIES
+            for e in manifest[category]
+        }
+
+    before, after = categories_of(old), categories_of(new)
+    added = dict.fromkeys(CATEGORIES, 0)
+    removed = dict.fromkeys(CATEGORIES, 0)
+    moves: dict[tuple[str, str], int] = {}
+    recordings: dict[str, list[int]] = {}
+    for window in sorted(set(before) | set(after)):
+        was, now = before.get(window), after.get(window)
+        if was == now:
+            continue
+        row = recordings.setdefault(window[0], [0, 0, 0])
+        if was is None:
+            added[str(now)] += 1
+            row[0] += 1
+        elif now is None:
+            removed[was] += 1
+            row[1] += 1
+        else:
+            moves[was, now] = moves.get((was, now), 0) + 1
+            row[2] += 1
+    return {"added": added, "removed": removed, "moves": moves, "recordings": recordings}

@@ -32,6 +32,8 @@ READS_BY_POST = {
     "/api/v1/datasets/{dataset}/stats",
     "/api/v1/datasets/{dataset}/balanced",
     "/api/v1/datasets/{dataset}/balanced/index",
+    "/api/v1/datasets/{dataset}/breakdown",
+    "/api/v1/datasets/{dataset}/histogram",
 }
 
 

@@ -1,0 +1,262 @@
+"""Breakdowns, seizure-fraction histograms and snapshot diffs of a dataset."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
+
+from app import catalog
+from app.api.deps import ReadAccess, ReadSessionDep, only_params
+from app.api.stats import ERRORS, Values
+from app.breakdown import compute_breakdown
+from app.diff import DEFAULT_RECORDING_LIMIT, diff_snapshots
+from app.histogram import compute_histogram
+from app.report_schemas import (
+    MAX_BREAKDOWN_LIMIT,
+    MAX_HISTOGRAM_BINS,
+    BreakdownQuery,
+    BreakdownResponse,
+    BreakdownSort,
+    GroupBy,
+    HistogramQuery,
+    HistogramResponse,
+    SnapshotDiff,
+    SortOrder,
+)
+from app.schemas import FILTER_FIELDS
+
+router = APIRouter(prefix="/api/v1/datasets", tags=["breakdowns"], dependencies=[ReadAccess])
+Categories = Annotated[
+    list[str], Query(description="partial_seizure, full_seizure, no_seizure or seizure.")
+]
+Snapshot = Annotated[int | None, Query(ge=1, description="Snapshot id; default current.")]
+Format = Literal["json", "csv"]
+BREAKDOWN_PARAMS = (*FILTER_FIELDS, "snapshot", "by", "sort", "order", "limit", "offset", "format")
+HISTOGRAM_PARAMS = (*FILTER_FIELDS, "snapshot", "bins")
+CSV_COLUMNS = (
+    "key",
+    "patient",
+    "session",
+    "recording",
+    "category",
+    "no_seizure",
+    "partial_seizure",
+    "full_seizure",
+    "seizure",
+    "total",
+    "seizure_ratio",
+    "share",
+    "positive_samples",
+    "samples",
+    "sample_ratio",
+    "recordings",
+    "missing_windows",
+)
+
+
+def breakdown_query(
+    patient: Values = [],  # noqa: B006 - FastAPI copies defaults per request
+    exclude_patient: Values = [],  # noqa: B006
+    session: Values = [],  # noqa: B006
+    recording: Values = [],  # noqa: B006
+    category: Categories = [],  # noqa: B006
+    snapshot: Snapshot = None,
+    by: GroupBy = "patient",
+    sort: BreakdownSort = "key",
+    order: SortOrder = "asc",
+    limit: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_BREAKDOWN_LIMIT, description="Default 100; CSV: every group."),
+    ] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> BreakdownQuery:
+    return BreakdownQuery.model_validate(
+        {
+            "patient": patient,
+            "exclude_patient": exclude_patient,
+            "session": session,
+            "recording": recording,
+            "category": category,
+            "snapshot": snapshot,
+            "by": by,
+            "sort": sort,
+            "order": order,
+            "limit": limit,
+            "offset": offset,
+        }
+    )
+
+
+def histogram_query(
+    patient: Values = [],  # noqa: B006
+    exclude_patient: Values = [],  # noqa: B006
+    session: Values = [],  # noqa: B006
+    recording: Values = [],  # noqa: B006
+    category: Categories = [],  # noqa: B006
+    snapshot: Snapshot = None,
+    bins: Annotated[int, Query(ge=1, le=MAX_HISTOGRAM_BINS)] = 20,
+) -> HistogramQuery:
+    return HistogramQuery.model_validate(
+        {
+            "patient": patient,
+            "exclude_patient": exclude_patient,
+            "session": session,
+            "recording": recording,
+            "category": category,
+            "snapshot": snapshot,
+            "bins": bins,
+        }
+    )
+
+
+def answer_breakdown(
+    session: Session, dataset: str, query: BreakdownQuery, output: Format
+) -> BreakdownResponse | StreamingResponse:
+    found = catalog.get_dataset(session, dataset)
+    snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
+    answer = compute_breakdown(session, found, snapshot, query, unpaged=output == "csv")
+    if output == "json":
+        return answer
+    headers = {
+        "X-Snapshot": str(answer.snapshot),
+        "X-Content-Hash": answer.content_hash,
+        "X-Total-Groups": str(answer.total_groups),
+        "Content-Disposition": f'attachment; filename="{found.name}-by-{query.by}.csv"',
+    }
+    return StreamingResponse(_csv_lines(answer), media_type="text/csv", headers=headers)
+
+
+def _csv_lines(answer: BreakdownResponse) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for number, group in enumerate(answer.groups, start=1):
+        counts = group.counts
+        writer.writerow(
+            _cell(value)
+            for value in (
+                group.key,
+                group.patient,
+                group.session,
+                group.recording,
+                group.category,
+                counts.no_seizure,
+                counts.partial_seizure,
+                counts.full_seizure,
+                counts.seizure,
+                counts.total,
+                group.seizure_ratio,
+                group.share,
+                group.samples.positive,
+                group.samples.total,
+                group.sample_ratio,
+                group.recordings,
+                group.missing_windows,
+            )
+        )
+        if number % 5000 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _cell(value: Any) -> str:
+    # repr of a float is its shortest exact form: a CSV reader gets the same number back.
+    return "" if value is None else repr(value) if isinstance(value, float) else str(value)
+
+
+BREAKDOWN_RESPONSES = ERRORS | {
+    200: {"content": {"application/json": {}, "text/csv": {}}, "model": BreakdownResponse}
+}
+
+
+@router.get(
+    "/{dataset}/breakdown",
+    summary="A subset's exact counts per patient, session, recording or category",
+    description="The same subset as `stats`; the groups' counts add up to its totals. "
+    "Sortable and paged; `format=csv` streams every group (or the page asked for) as CSV.",
+    responses=BREAKDOWN_RESPONSES,
+    response_model=BreakdownResponse,
+    dependencies=[Depends(only_params(*BREAKDOWN_PARAMS))],
+)
+def get_breakdown(
+    dataset: str,
+    session: ReadSessionDep,
+    query: Annotated[BreakdownQuery, Depends(breakdown_query)],
+    format: Format = "json",
+) -> Any:
+    return answer_breakdown(session, dataset, query, format)
+
+
+@router.post(
+    "/{dataset}/breakdown",
+    summary="The same as GET, with the filter in a JSON body (for long recording lists)",
+    responses=BREAKDOWN_RESPONSES,
+    response_model=BreakdownResponse,
+    dependencies=[Depends(only_params("format"))],
+)
+def post_breakdown(
+    dataset: str, session: ReadSessionDep, query: BreakdownQuery, format: Format = "json"
+) -> Any:
+    return answer_breakdown(session, dataset, query, format)
+
+
+def answer_histogram(session: Session, dataset: str, query: HistogramQuery) -> HistogramResponse:
+    found = catalog.get_dataset(session, dataset)
+    snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
+    return compute_histogram(session, found, snapshot, query)
+
+
+@router.get(
+    "/{dataset}/histogram",
+    summary="How many windows of a subset have each seizure fraction (n_pos / n_samples)",
+    description="Needs per-window sample counts (a scanned snapshot): 422 otherwise.",
+    responses=ERRORS,
+    dependencies=[Depends(only_params(*HISTOGRAM_PARAMS))],
+)
+def get_histogram(
+    dataset: str,
+    session: ReadSessionDep,
+    query: Annotated[HistogramQuery, Depends(histogram_query)],
+) -> HistogramResponse:
+    return answer_histogram(session, dataset, query)
+
+
+@router.post(
+    "/{dataset}/histogram",
+    summary="The same as GET, with the filter in a JSON body",
+    responses=ERRORS,
+    dependencies=[Depends(only_params())],
+)
+def post_histogram(
+    dataset: str, session: ReadSessionDep, query: HistogramQuery
+) -> HistogramResponse:
+    return answer_histogram(session, dataset, query)
+
+
+@router.get(
+    "/{dataset}/snapshots/{a}/diff/{b}",
+    summary="Windows added, removed and changed in category from snapshot a to snapshot b",
+    responses=ERRORS,
+    dependencies=[Depends(only_params("limit"))],
+)
+def get_snapshot_diff(
+    dataset: str,
+    a: int,
+    b: int,
+    session: ReadSessionDep,
+    limit: Annotated[
+        int, Query(ge=0, le=MAX_BREAKDOWN_LIMIT, description="Most recordings listed.")
+    ] = DEFAULT_RECORDING_LIMIT,
+) -> SnapshotDiff:
+    found = catalog.get_dataset(session, dataset)
+    old = catalog.get_snapshot(session, found, a)
+    new = catalog.get_snapshot(session, found, b)
+    return diff_snapshots(session, found, old, new, recording_limit=limit)

@@ -1,0 +1,313 @@
+"""Breakdowns: a subset's exact counts per patient, session, recording or category.
+
+The same subset as `stats` (one WHERE clause from `filters`, categories as column choices,
+missing recordings excluded and counted apart), summed in the database from the
+per-recording rollups with one GROUP BY: the cost follows the number of recordings.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Float, Select, case, cast, func, literal, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.filters import recording_clause
+from app.labels import ratio
+from app.models import Dataset, Recording, RecordingRollup, Snapshot
+from app.report_schemas import (
+    DEFAULT_BREAKDOWN_LIMIT,
+    BreakdownGroup,
+    BreakdownQuery,
+    BreakdownResponse,
+)
+from app.schemas import CATEGORY_NAMES, CategoryName, SampleCounts
+from app.stats import count_subset, make_counts
+
+COLUMN_PREFIX = {"partial_seizure": "partial", "full_seizure": "full", "no_seizure": "no_seizure"}
+KINDS = ("windows", "pos", "samples")
+SQLColumn = ColumnElement[Any] | InstrumentedAttribute[Any]
+
+
+def rollup_column(category: str, kind: str) -> ColumnElement[Any]:
+    column: ColumnElement[Any] = getattr(RecordingRollup, f"{COLUMN_PREFIX[category]}_{kind}")
+    return column
+
+
+@dataclass(frozen=True)
+class _Grouping:
+    """What a breakdown groups by: the GROUP BY columns and the key they make."""
+
+    columns: tuple[SQLColumn, ...]
+    key: ColumnElement[str]
+
+
+def _grouping(by: str, dialect: str) -> _Grouping:
+    if by == "patient":
+        return _Grouping((Recording.patient,), _bytewise(Recording.patient, dialect))
+    if by == "session":
+        # The key is the value the session filter takes back: `patient_session`.
+        key = case(
+            (Recording.session.is_(None), Recording.patient),
+            else_=Recording.patient + "_" + Recording.session,
+        )
+        return _Grouping((Recording.patient, Recording.session), _bytewise(key, dialect))
+    return _Grouping(
+        (Recording.cache_file, Recording.patient, Recording.session),
+        _bytewise(Recording.cache_file, dialect),
+    )
+
+
+def _bytewise(column: SQLColumn, dialect: str) -> ColumnElement[str]:
+    # Names sort by code point on every backend (SQLite's default); a Postgres locale would not.
+    if dialect == "postgresql":
+        return column.collate("C")
+    return column.expression if isinstance(column, InstrumentedAttribute) else column
+
+
+def compute_breakdown(
+    session: Session,
+    dataset: Dataset,
+    snapshot: Snapshot,
+    query: BreakdownQuery,
+    *,
+    unpaged: bool = False,
+) -> BreakdownResponse:
+    """The subset's groups with exact counts, sorted and paged, plus the subset's totals.
+
+    Without a `limit` in the query, a page holds DEFAULT_BREAKDOWN_LIMIT groups, or every
+    group when `unpaged` (exports).
+    """
+    subset = count_subset(session, snapshot, query)
+    w = subset.windows
+    totals = make_counts(w["partial_seizure"], w["full_seizure"], w["no_seizure"])
+    limit = query.limit
+    if limit is None and not unpaged:
+        limit = DEFAULT_BREAKDOWN_LIMIT
+    if query.by == "category":
+        everything = _category_groups(session, snapshot, query, totals.total)
+        groups = _sort_in_memory(everything, query.sort, query.order)
+        total_groups = len(groups)
+        groups = groups[query.offset :][:limit]
+    else:
+        grouped = _grouped_select(session, snapshot, query)
+        count_query = select(func.count()).select_from(grouped.subquery())
+        total_groups = int(session.scalar(count_query) or 0)
+        dialect = session.get_bind().dialect.name
+        page = _ordered(grouped, query, dialect).offset(query.offset)
+        if limit is not None:
+            page = page.limit(limit)
+        groups = [
+            _group_from_row(row, query.by, snapshot, totals.total)
+            for row in session.execute(page).mappings()
+        ]
+    return BreakdownResponse(
+        dataset=dataset.name,
+        snapshot=snapshot.id,
+        content_hash=snapshot.content_hash,
+        by=query.by,
+        sort=query.sort,
+        order=query.order,
+        limit=limit,
+        offset=query.offset,
+        total_groups=total_groups,
+        totals=totals,
+        missing_windows=subset.missing_windows,
+        groups=groups,
+    )
+
+
+def _added(columns: list[ColumnElement[Any]]) -> ColumnElement[Any]:
+    """`a + b + ...` of SQL expressions, 0 for none."""
+    if not columns:
+        return literal(0)
+    total = columns[0]
+    for column in columns[1:]:
+        total = total + column
+    return total
+
+
+def _selected_windows(query: BreakdownQuery) -> ColumnElement[Any]:
+    return _added([rollup_column(c, "windows") for c in query.selected_categories()])
+
+
+def _grouped_select(session: Session, snapshot: Snapshot, query: BreakdownQuery) -> Select[Any]:
+    dialect = session.get_bind().dialect.name
+    grouping = _grouping(query.by, dialect)
+    present = func.coalesce(Recording.present, True)
+    selected = _selected_windows(query)
+    categories = query.selected_categories()
+
+    def when_present(value: ColumnElement[Any]) -> ColumnElement[Any]:
+        return case((present, value), else_=0)
+
+    sums = [
+        func.sum(when_present(rollup_column(c, kind))).label(f"{c}_{kind}")
+        for c in categories
+        for kind in KINDS
+    ]
+    return (
+        select(
+            *grouping.columns,
+            grouping.key.label("key"),
+            *sums,
+            func.sum(when_present(case((selected > 0, 1), else_=0))).label("recordings"),
+            func.sum(case((present, 0), else_=selected)).label("missing_windows"),
+        )
+        .join(Recording, Recording.id == RecordingRollup.recording_id)
+        .where(RecordingRollup.snapshot_id == snapshot.id)
+        .where(recording_clause(query, dialect))
+        .group_by(*grouping.columns)
+        .having(func.sum(selected) > 0)
+    )
+
+
+def _ordered(grouped: Select[Any], query: BreakdownQuery, dialect: str) -> Select[Any]:
+    """ORDER BY the whitelisted sort field, then the key, so pages never overlap."""
+    key = _grouping(query.by, dialect).key
+    categories = query.selected_categories()
+    present = func.coalesce(Recording.present, True)
+
+    def present_sum(names: tuple[str, ...]) -> ColumnElement[Any]:
+        return _added(
+            [
+                func.sum(case((present, rollup_column(name, "windows")), else_=0))
+                for name in names
+                if name in categories
+            ]
+        )
+
+    seizure = present_sum(("partial_seizure", "full_seizure"))
+    everything = present_sum(CATEGORY_NAMES)
+    expressions: dict[str, ColumnElement[Any]] = {
+        "key": key,
+        "total": everything,
+        "share": everything,
+        "seizure": seizure,
+        "partial_seizure": present_sum(("partial_seizure",)),
+        "full_seizure": present_sum(("full_seizure",)),
+        "no_seizure": present_sum(("no_seizure",)),
+        "seizure_ratio": func.coalesce(
+            cast(seizure, Float) / func.nullif(everything, 0), literal(0.0, Float)
+        ),
+        "recordings": grouped.selected_columns.recordings,
+        "missing_windows": grouped.selected_columns.missing_windows,
+    }
+    chosen = expressions[query.sort]
+    first = chosen.desc() if query.order == "desc" else chosen.asc()
+    tie_break = key.desc() if query.order == "desc" and query.sort == "key" else key.asc()
+    return grouped.order_by(first, tie_break)
+
+
+def _group_from_row(row: Any, by: str, snapshot: Snapshot, subset_total: int) -> BreakdownGroup:
+    values = {(c, kind): int(row.get(f"{c}_{kind}") or 0) for c in CATEGORY_NAMES for kind in KINDS}
+    counts = make_counts(
+        values["partial_seizure", "windows"],
+        values["full_seizure", "windows"],
+        values["no_seizure", "windows"],
+    )
+    samples, sample_ratio = _samples(snapshot, values)
+    return BreakdownGroup(
+        key=row["key"],
+        patient=row["patient"],
+        session=row["session"] if by in ("session", "recording") else None,
+        recording=row["cache_file"] if by == "recording" else None,
+        counts=counts,
+        seizure_ratio=ratio(counts.seizure, counts.total),
+        share=ratio(counts.total, subset_total),
+        samples=samples,
+        sample_ratio=sample_ratio,
+        recordings=int(row["recordings"] or 0),
+        missing_windows=int(row["missing_windows"] or 0),
+    )
+
+
+def _samples(
+    snapshot: Snapshot, values: dict[tuple[str, str], int]
+) -> tuple[SampleCounts, float | None]:
+    if not snapshot.has_sample_counts:
+        return SampleCounts(positive=None, total=None), None
+    positive = sum(values[c, "pos"] for c in CATEGORY_NAMES)
+    total = sum(values[c, "samples"] for c in CATEGORY_NAMES)
+    return SampleCounts(positive=positive, total=total), ratio(positive, total)
+
+
+def _category_groups(
+    session: Session, snapshot: Snapshot, query: BreakdownQuery, subset_total: int
+) -> list[BreakdownGroup]:
+    """One group per selected category that has windows, from one pass over the rollups."""
+    dialect = session.get_bind().dialect.name
+    present = func.coalesce(Recording.present, True).label("present")
+    categories = query.selected_categories()
+    columns = [
+        func.sum(rollup_column(c, kind)).label(f"{c}_{kind}") for c in categories for kind in KINDS
+    ] + [
+        func.sum(case((rollup_column(c, "windows") > 0, 1), else_=0)).label(f"{c}_recordings")
+        for c in categories
+    ]
+    rows = session.execute(
+        select(present, *columns)
+        .join(Recording, Recording.id == RecordingRollup.recording_id)
+        .where(RecordingRollup.snapshot_id == snapshot.id)
+        .where(recording_clause(query, dialect))
+        .group_by(present)
+    ).mappings()
+    found: dict[str, dict[str, int]] = {
+        c: dict.fromkeys(("windows", "pos", "samples", "recordings", "missing"), 0)
+        for c in categories
+    }
+    for row in rows:
+        for c in categories:
+            if row["present"]:
+                for kind in (*KINDS, "recordings"):
+                    found[c][kind] += int(row[f"{c}_{kind}"] or 0)
+            else:
+                found[c]["missing"] += int(row[f"{c}_windows"] or 0)
+    groups = []
+    for c in categories:
+        numbers = found[c]
+        if numbers["windows"] == 0 and numbers["missing"] == 0:
+            continue
+        counts = make_counts(
+            numbers["windows"] if c == "partial_seizure" else 0,
+            numbers["windows"] if c == "full_seizure" else 0,
+            numbers["windows"] if c == "no_seizure" else 0,
+        )
+        values = {(name, kind): 0 for name in CATEGORY_NAMES for kind in KINDS}
+        values |= {(c, kind): numbers[kind] for kind in KINDS}
+        samples, sample_ratio = _samples(snapshot, values)
+        groups.append(
+            BreakdownGroup(
+                key=c,
+                category=typing.cast(CategoryName, c),
+                counts=counts,
+                seizure_ratio=ratio(counts.seizure, counts.total),
+                share=ratio(counts.total, subset_total),
+                samples=samples,
+                sample_ratio=sample_ratio,
+                recordings=numbers["recordings"],
+                missing_windows=numbers["missing"],
+            )
+        )
+    return groups
+
+
+def _sort_in_memory(groups: list[BreakdownGroup], sort: str, order: str) -> list[BreakdownGroup]:
+    """The category breakdown has at most three rows: sorted here, by the same rules as SQL."""
+
+    def value(group: BreakdownGroup) -> Any:
+        if sort == "key":
+            return group.key
+        if sort in ("total", "share"):
+            return group.counts.total
+        if sort in ("seizure", "partial_seizure", "full_seizure", "no_seizure"):
+            return getattr(group.counts, sort)
+        if sort == "seizure_ratio":
+            return group.seizure_ratio
+        return getattr(group, sort)
+
+    by_key = sorted(groups, key=lambda g: g.key)
+    return sorted(by_key, key=value, reverse=order == "desc")

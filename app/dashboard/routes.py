@@ -1,0 +1,259 @@
+"""Dashboard pages. Thin like the API routers: read the query, ask the core, render a template."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from app import catalog
+from app.api.deps import ReadAccess, ReadSessionDep
+from app.breakdown import compute_breakdown
+from app.dashboard import formatting, snippets
+from app.dashboard.charts import histogram_chart
+from app.diff import diff_snapshots
+from app.errors import AppError
+from app.filters import describe
+from app.histogram import compute_histogram
+from app.models import Dataset, Snapshot
+from app.report_schemas import (
+    BREAKDOWN_SORTS,
+    GROUP_BY,
+    BreakdownQuery,
+    BreakdownResponse,
+    HistogramQuery,
+    HistogramResponse,
+)
+from app.schemas import FILTER_FIELDS, StatsQuery, StatsResponse
+from app.stats import compute_stats
+
+# Pages show what the API would: closed too when reads need a token.
+router = APIRouter(include_in_schema=False, dependencies=[ReadAccess])
+TEMPLATES = Path(__file__).parent / "templates"
+PAGE_SIZE = 25
+HISTOGRAM_BINS = 20
+TEXT_FILTERS = ("patient", "exclude_patient", "session", "recording")
+# The page's own parameters, besides the filters: kept across sorting and paging links.
+OPTIONS = ("snapshot", "weighting", "basis", "beta", "by", "sort", "order", "offset")
+
+
+def make_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=TEMPLATES)
+    templates.env.filters |= {
+        "num": formatting.format_count,
+        "percent": formatting.format_percent,
+        "weight": formatting.format_weight,
+        "share": formatting.format_share,
+        "time": formatting.format_time,
+        "exact": formatting.exact,
+    }
+    return templates
+
+
+def templates_of(request: Request) -> Jinja2Templates:
+    templates: Jinja2Templates = request.app.state.templates
+    return templates
+
+
+@dataclass
+class PageState:
+    """What the dataset page was asked: the raw form values (to show them back) and options."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    categories: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_request(cls, request: Request) -> PageState:
+        params = request.query_params
+        values = {name: ", ".join(params.getlist(name)) for name in TEXT_FILTERS}
+        values |= {name: params.get(name, "") for name in OPTIONS}
+        return cls(values=values, categories=params.getlist("category"))
+
+    def filter_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {name: self.values[name] for name in TEXT_FILTERS}
+        data["category"] = self.categories
+        return data
+
+    def stats_query(self, snapshot_id: int) -> StatsQuery:
+        data = self.filter_data() | {"snapshot": snapshot_id}
+        for name in ("weighting", "basis", "beta"):
+            if self.values[name]:
+                data[name] = self.values[name]
+        return StatsQuery.model_validate(data)
+
+    def breakdown_query(self, snapshot_id: int) -> BreakdownQuery:
+        by = self.values["by"] if self.values["by"] in GROUP_BY else "patient"
+        sort = self.values["sort"] if self.values["sort"] in BREAKDOWN_SORTS else "seizure"
+        order = self.values["order"] if self.values["order"] in ("asc", "desc") else "desc"
+        offset = int(self.values["offset"]) if self.values["offset"].isdigit() else 0
+        return BreakdownQuery.model_validate(
+            self.filter_data()
+            | {"snapshot": snapshot_id, "by": by, "sort": sort, "order": order}
+            | {"limit": PAGE_SIZE, "offset": offset}
+        )
+
+    def link(self, **changes: str | int | None) -> str:
+        """This page's query string with some parameters changed (None drops one)."""
+        pairs: list[tuple[str, str]] = []
+        merged: dict[str, Any] = dict(self.values) | changes
+        for name in TEXT_FILTERS:
+            if merged[name]:
+                pairs.append((name, str(merged[name])))
+        pairs += [("category", c) for c in self.categories]
+        pairs += [(n, str(merged[n])) for n in OPTIONS if merged.get(n) not in (None, "")]
+        return "?" + urlencode(pairs) if pairs else "?"
+
+
+@router.get("/", response_class=HTMLResponse)
+def datasets_page(request: Request, session: ReadSessionDep) -> HTMLResponse:
+    rows = []
+    for dataset in catalog.list_datasets(session):
+        summary = catalog.dataset_out(session, dataset)
+        stats = None
+        if dataset.current_snapshot_id is not None:
+            snapshot = catalog.get_snapshot(session, dataset, dataset.current_snapshot_id)
+            stats = compute_stats(session, dataset, snapshot, StatsQuery())
+        rows.append({"dataset": summary, "stats": stats})
+    return templates_of(request).TemplateResponse(request, "index.html", {"rows": rows})
+
+
+def error_page(request: Request, exc: AppError) -> HTMLResponse:
+    """An HTML answer for a page that cannot be shown (the API answers JSON instead)."""
+    return templates_of(request).TemplateResponse(
+        request, "error.html", {"error": exc}, status_code=exc.status_code
+    )
+
+
+@router.get("/datasets/{name}", response_class=HTMLResponse)
+def dataset_page(name: str, request: Request, session: ReadSessionDep) -> HTMLResponse:
+    try:
+        return _dataset_page(name, request, session)
+    except AppError as exc:
+        return error_page(request, exc)
+
+
+def _dataset_page(name: str, request: Request, session: Session) -> HTMLResponse:
+    dataset = catalog.get_dataset(session, name)
+    state = PageState.from_request(request)
+    snapshots = catalog.list_snapshots(session, dataset)
+    context: dict[str, Any] = {
+        "dataset": dataset,
+        "state": state,
+        "snapshots": [catalog.snapshot_out(s, dataset) for s in snapshots],
+        "filter_fields": FILTER_FIELDS,
+    }
+    if not snapshots:
+        return templates_of(request).TemplateResponse(request, "dataset.html", context)
+    snapshot = _chosen_snapshot(session, dataset, snapshots, state)
+    context |= {"snapshot": snapshot, "composition": _composition(session, dataset, snapshot)}
+    context |= _subset_context(request, session, dataset, snapshot, state)
+    return templates_of(request).TemplateResponse(request, "dataset.html", context)
+
+
+def _chosen_snapshot(
+    session: Session, dataset: Dataset, snapshots: list[Snapshot], state: PageState
+) -> Snapshot:
+    wanted = state.values["snapshot"]
+    if wanted.isdigit():
+        return catalog.get_snapshot(session, dataset, int(wanted))
+    return catalog.resolve_snapshot(session, dataset, None)
+
+
+def _composition(session: Session, dataset: Dataset, snapshot: Snapshot) -> dict[str, Any]:
+    """The whole snapshot: its manifest counts, what is present, and how many patients."""
+    everything = compute_stats(session, dataset, snapshot, StatsQuery(snapshot=snapshot.id))
+    patients = compute_breakdown(
+        session, dataset, snapshot, BreakdownQuery(snapshot=snapshot.id, limit=1)
+    )
+    return {
+        "manifest": catalog.snapshot_out(snapshot, dataset).counts,
+        "stats": everything,
+        "patients": patients.total_groups,
+    }
+
+
+def _subset_context(
+    request: Request, session: Session, dataset: Dataset, snapshot: Snapshot, state: PageState
+) -> dict[str, Any]:
+    """The chosen subset's stats, breakdown and histogram, or the reason it has none."""
+    context: dict[str, Any] = {"errors": []}
+    try:
+        query = state.stats_query(snapshot.id)
+        breakdown_query = state.breakdown_query(snapshot.id)
+    except ValidationError as exc:
+        context["errors"] = [_problem(error) for error in exc.errors()]
+        return context
+    context["description"] = describe(query)
+    stats: StatsResponse | None = None
+    try:
+        stats = compute_stats(session, dataset, snapshot, query)
+    except AppError as exc:
+        context["errors"].append(exc.detail)
+    breakdown: BreakdownResponse = compute_breakdown(session, dataset, snapshot, breakdown_query)
+    histogram: HistogramResponse | None = None
+    if snapshot.has_sample_counts:
+        histogram_query = HistogramQuery.model_validate(
+            query.model_dump(include=set(FILTER_FIELDS)) | {"bins": HISTOGRAM_BINS}
+        )
+        histogram = compute_histogram(session, dataset, snapshot, histogram_query)
+    base_url = str(request.base_url).rstrip("/")
+    context |= {
+        "stats": stats,
+        "breakdown": breakdown,
+        "histogram": histogram,
+        "chart": histogram_chart(histogram) if histogram else None,
+        "curl": snippets.curl_snippet(base_url, dataset.name, query),
+        "python": snippets.python_snippet(base_url, dataset.name, query),
+        "csv_url": _api_url(dataset, "breakdown", breakdown_query, format="csv"),
+        "stats_url": _api_url(dataset, "stats", query),
+    }
+    return context
+
+
+def _api_url(dataset: Dataset, endpoint: str, query: Any, **extra: str) -> str:
+    data = query.model_dump(exclude_defaults=True, exclude={"limit", "offset"})
+    pairs = [
+        (key, str(item))
+        for key, value in data.items()
+        for item in (value if isinstance(value, list) else [value])
+    ]
+    pairs += list(extra.items())
+    suffix = "?" + urlencode(pairs) if pairs else ""
+    return f"/api/v1/datasets/{dataset.name}/{endpoint}{suffix}"
+
+
+def _problem(error: Any) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ())) or "form"
+    return f"{where}: {error.get('msg', 'invalid')}"
+
+
+@router.get("/datasets/{name}/snapshots/{a}/diff/{b}", response_class=HTMLResponse)
+def diff_page(name: str, a: int, b: int, request: Request, session: ReadSessionDep) -> HTMLResponse:
+    try:
+        dataset = catalog.get_dataset(session, name)
+        old = catalog.get_snapshot(session, dataset, a)
+        new = catalog.get_snapshot(session, dataset, b)
+        diff = diff_snapshots(session, dataset, old, new)
+    except AppError as exc:
+        return error_page(request, exc)
+    context = {
+        "dataset": dataset,
+        "diff": diff,
+        "old": catalog.snapshot_out(old, dataset),
+        "new": catalog.snapshot_out(new, dataset),
+        "api_url": f"/api/v1/datasets/{dataset.name}/snapshots/{a}/diff/{b}",
+    }
+    return templates_of(request).TemplateResponse(request, "diff.html", context)
+
+
+@router.get("/datasets/{name}/diff", response_class=RedirectResponse)
+def compare_form(name: str, a: int, b: int) -> RedirectResponse:
+    """The history's compare form lands here; the diff page has a path of its own."""
+    return RedirectResponse(f"/datasets/{name}/snapshots/{a}/diff/{b}", status_code=303)

@@ -1,0 +1,49 @@
+"""Wiring the dashboard into the application: pages, static assets and offline API docs."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from app.dashboard.routes import make_templates, router
+
+STATIC = Path(__file__).parent / "static"
+STATIC_URL = "/static"
+DOCS_ASSETS_URL = "/static/docs"
+
+
+def docs_assets() -> Path:
+    """Swagger UI as shipped by the fastapi-offline package: nothing from a CDN."""
+    return Path(str(files("fastapi_offline") / "static"))
+
+
+def install_dashboard(application: FastAPI) -> None:
+    """Serve the dashboard at `/` and the API docs at `/docs`, from local files only.
+
+    The application must be created with `docs_url=None, redoc_url=None`: FastAPI's own pages
+    load their scripts from a CDN. There is no ReDoc page: its bundle fetches a logo online.
+    """
+    application.state.templates = make_templates()
+    # The more specific mount first: Starlette matches routes in order.
+    application.mount(DOCS_ASSETS_URL, StaticFiles(directory=docs_assets()), name="docs-assets")
+    application.mount(STATIC_URL, StaticFiles(directory=STATIC), name="static")
+    application.include_router(router)
+    title = application.title
+    openapi_url = application.openapi_url or "/openapi.json"
+
+    @application.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{title} - API docs",
+            swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{STATIC_URL}/favicon.svg",
+            # The default validator badge would call out to an online validator.
+            swagger_ui_parameters={"validatorUrl": None},
+        )

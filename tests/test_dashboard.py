@@ -1,0 +1,234 @@
+"""Dashboard pages rendered in-process: the numbers they carry equal the API's and the oracle's."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.dashboard.charts import histogram_chart
+from app.dashboard.formatting import format_count, format_percent, format_weight
+from app.dashboard.snippets import curl_snippet, python_snippet
+from app.report_schemas import HistogramBin, HistogramResponse
+from app.schemas import StatsQuery
+from tests import manifests, oracle
+from tests.test_stats import load
+
+
+class Values(HTMLParser):
+    """Collects `data-value` by element id, and every src/href the page would load."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_id: dict[str, str] = {}
+        self.assets: list[str] = []
+        self.rows: list[dict[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        if "id" in found and "data-value" in found:
+            self.by_id[found["id"]] = found["data-value"]
+        if tag in ("script", "img") and "src" in found:
+            self.assets.append(found["src"])
+        if tag == "link" and "href" in found:
+            self.assets.append(found["href"])
+        if tag == "tr" and "data-key" in found:
+            self.rows.append({"key": found["data-key"]})
+        if tag == "td" and "data-field" in found and self.rows:
+            self.rows[-1][found["data-field"]] = found["data-value"]
+
+
+def parse(html: str) -> Values:
+    parser = Values()
+    parser.feed(html)
+    return parser
+
+
+def test_formatting_for_people() -> None:
+    assert format_count(1234567) == "1,234,567"
+    assert format_count(None) == "—"
+    assert format_percent(0.043505616314143486) == "4.35%"
+    assert format_percent(0.5) == "50.00%"
+    assert format_percent(1.0) == "100.00%"
+    assert format_percent(0.0012345) == "0.123%"
+    assert format_percent(0.000012345) == "0.00123%"
+    assert format_percent(0.0) == "0%"
+    assert format_percent(None) == "—"
+    assert format_weight(4.688873859351182) == "4.6889"
+
+
+def test_snippets_reproduce_the_query() -> None:
+    query = StatsQuery(patient=["a b", "c'd"], category=["seizure"], snapshot=3, weighting="linear")
+    curl = curl_snippet("http://stats:8000", "tusz-train", query)
+    assert curl.startswith("curl -sG http://stats:8000/api/v1/datasets/tusz-train/stats")
+    assert "--data-urlencode 'patient=a b'" in curl
+    assert "'patient=c'\"'\"'d'" in curl  # shell-quoted
+    assert "--data-urlencode category=seizure" in curl
+    assert "--data-urlencode snapshot=3" in curl
+    assert "--data-urlencode weighting=linear" in curl
+    assert "basis" not in curl  # defaults stay out
+    python = python_snippet("http://stats:8000", "tusz-train", query)
+    assert "from app.client import SeizureStatsClient" in python
+    assert "SeizureStatsClient('http://stats:8000')" in python
+    assert "patient=['a b', \"c'd\"]" in python
+    assert "snapshot=3" in python
+    assert "weighting='linear'" in python
+    compile(python, "snippet", "exec")
+
+    many = StatsQuery(recording=[f"r{i}" for i in range(150)], snapshot=1)
+    long_curl = curl_snippet("http://stats:8000", "d", many)
+    assert "-X POST" in long_curl
+    body = json.loads(long_curl.split("-d ", 1)[1].strip("'"))
+    assert body == {"recording": [f"r{i}" for i in range(150)], "snapshot": 1}
+
+
+def test_datasets_page_lists_exact_numbers(client: TestClient) -> None:
+    empty = client.get("/")
+    assert empty.status_code == 200
+    assert "seizure-stats demo" in empty.text
+    manifest = manifests.generated(3, recordings=30)
+    missing = set(manifests.recordings_of(manifest)[:2])
+    load(client, "gen", manifest, missing)
+    page = client.get("/")
+    assert page.headers["content-type"].startswith("text/html")
+    stats = client.get("/api/v1/datasets/gen/stats").json()
+    expected = oracle.expected_stats(manifest, missing)
+    assert stats["counts"] == expected["counts"]
+    row = re.search(r'<tr data-dataset="gen">(.*?)</tr>', page.text, re.S)
+    assert row is not None
+    cells = dict(re.findall(r'data-field="(\w+)" data-value="([^"]*)"', row.group(1)))
+    assert int(cells["total"]) == expected["counts"]["total"]
+    assert int(cells["seizure"]) == expected["counts"]["seizure"]
+    assert float(cells["seizure_ratio"]) == stats["seizure_ratio"]
+    assert float(cells["pos_weight"]) == stats["pos_weight"]
+    assert f">{format_count(expected['counts']['total'])}<" in row.group(1)
+
+
+@pytest.mark.parametrize("with_samples", [True, False])
+def test_dataset_page_shows_the_subset_the_form_asks_for(
+    client: TestClient, with_samples: bool
+) -> None:
+    manifest = manifests.generated(5, recordings=40, with_samples=with_samples)
+    names = manifests.recordings_of(manifest)
+    missing = {names[4]}
+    load(client, "gen", manifest, missing)
+    patients = sorted({oracle.names_of(n)[1] for n in names})[:3]
+    filters = {"patient": patients, "category": ["partial_seizure", "no_seizure"]}
+    params: list[tuple[str, Any]] = [("patient", ", ".join(patients))]
+    params += [("category", c) for c in filters["category"]] + [("weighting", "linear")]
+    page = client.get("/datasets/gen", params=params)
+    assert page.status_code == 200
+    values = parse(page.text)
+    subset = [("patient", p) for p in patients] + [("category", c) for c in filters["category"]]
+    stats = client.get(
+        "/api/v1/datasets/gen/stats", params=[*subset, ("weighting", "linear")]
+    ).json()
+    expected = oracle.expected_stats(manifest, missing, filters, weighting="linear")
+    assert stats["counts"] == expected["counts"]
+    assert int(values.by_id["subset-total"]) == expected["counts"]["total"]
+    assert int(values.by_id["subset-seizure"]) == expected["counts"]["seizure"]
+    assert float(values.by_id["subset-ratio"]) == expected["seizure_ratio"]
+    assert float(values.by_id["subset-pos-weight"]) == stats["pos_weight"]
+    assert int(values.by_id["subset-recordings"]) == expected["recordings"]
+    everything = oracle.expected_stats(manifest, missing)
+    assert int(values.by_id["composition-total"]) == everything["counts"]["total"]
+    # The patient table holds the same subset, sorted by seizure windows, largest first.
+    breakdown = client.get(
+        "/api/v1/datasets/gen/breakdown",
+        params=[*subset, ("sort", "seizure"), ("order", "desc"), ("limit", "25")],
+    ).json()
+    assert [r["key"] for r in values.rows] == [g["key"] for g in breakdown["groups"]]
+    for row, group in zip(values.rows, breakdown["groups"], strict=True):
+        assert int(row["total"]) == group["counts"]["total"]
+        assert float(row["seizure_ratio"]) == group["seizure_ratio"]
+    assert int(values.by_id["breakdown-total-groups"]) == breakdown["total_groups"]
+    if with_samples:
+        histogram = client.get("/api/v1/datasets/gen/histogram", params=subset).json()
+        assert int(values.by_id["histogram-zero"]) == histogram["zero"]
+        drawn = re.findall(r'<g class="bin[^"]*" data-count="(\d+)"', page.text)
+        assert [int(n) for n in drawn] == [b["count"] for b in histogram["bins"]]
+    else:
+        assert 'id="histogram-unknown"' in page.text
+
+
+def test_dataset_page_reports_bad_input_and_unknown_names(client: TestClient) -> None:
+    load(client, "small", manifests.SMALL, set())
+    page = client.get("/datasets/small?basis=sample")
+    assert page.status_code == 200
+    assert "basis=sample needs per-window sample counts" in page.text
+    bad = client.get("/datasets/small?category=bogus")
+    assert bad.status_code == 200
+    assert 'class="alert error"' in bad.text
+    missing = client.get("/datasets/nope")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert "does not exist" in missing.text
+    assert client.get("/datasets/small?snapshot=999").status_code == 404
+
+
+def test_diff_page_and_compare_form(client: TestClient) -> None:
+    a = load(client, "small", manifests.SMALL, set())
+    changed = json.loads(json.dumps(manifests.SMALL))
+    changed["no_seizure"].pop()
+    changed["partial_seizure"].append(changed["no_seizure"].pop(0))
+    b = client.post("/api/v1/datasets/small/snapshots", content=json.dumps(changed)).json()["id"]
+    redirect = client.get(f"/datasets/small/diff?a={a}&b={b}", follow_redirects=False)
+    assert redirect.status_code == 303
+    assert redirect.headers["location"] == f"/datasets/small/snapshots/{a}/diff/{b}"
+    page = client.get(redirect.headers["location"])
+    values = parse(page.text)
+    assert (values.by_id["diff-removed"], values.by_id["diff-changed"]) == ("1", "1")
+    assert values.by_id["diff-unchanged"] == "10"
+    history = client.get("/datasets/small").text
+    assert f'href="/datasets/small/snapshots/{a}/diff/{b}"' in history
+    assert client.get(f"/datasets/small/snapshots/{a}/diff/77").status_code == 404
+
+
+def test_pages_and_docs_load_nothing_from_elsewhere(client: TestClient) -> None:
+    load(client, "small", manifests.SMALL, set())
+    for path in ("/", "/datasets/small", "/docs"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assert "cdn" not in page.text.lower(), path
+        assets = parse(page.text).assets + re.findall(
+            r"""(?:url|src)\s*[:=]\s*['"]([^'"]+)""", page.text
+        )
+        for asset in assets:
+            assert asset.startswith("/"), (path, asset)
+            assert client.get(asset).status_code == 200, (path, asset)
+    assert "swagger-ui-bundle.js" in client.get("/docs").text
+    assert client.get("/static/docs/swagger-ui.css").status_code == 200
+    assert client.get("/static/style.css").headers["content-type"].startswith("text/css")
+    # The pages are not API endpoints.
+    assert "/datasets/{name}" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_histogram_chart_cuts_a_towering_bar() -> None:
+    def response(counts: list[int]) -> HistogramResponse:
+        n = len(counts)
+        bins = [HistogramBin(lower=i / n, upper=(i + 1) / n, count=c) for i, c in enumerate(counts)]
+        return HistogramResponse(
+            dataset="d",
+            snapshot=1,
+            content_hash="sha256:x",
+            zero=0,
+            bins=bins,
+            total=sum(counts),
+            missing_windows=0,
+        )
+
+    chart = histogram_chart(response([10, 20, 5, 1000]))
+    assert chart is not None
+    assert chart.scale_max == 27  # the second tallest bar, with some headroom
+    assert [bar.cut for bar in chart.bars] == [False, False, False, True]
+    assert chart.bars[1].height < chart.bars[3].height == chart.height - chart.top
+    even = histogram_chart(response([10, 20, 30]))
+    assert even is not None
+    assert even.scale_max == 30
+    assert not any(bar.cut for bar in even.bars)
+    assert [value for value, _ in even.y_ticks] == [0, 15, 30]
+    assert histogram_chart(response([0, 0])) is None

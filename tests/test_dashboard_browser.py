@@ -1,0 +1,351 @@
+"""The dashboard in a real browser (headless Debian chromium) against a real uvicorn process.
+
+The server runs `seizure-stats serve` on SQLite and on Postgres; the test loads generated data
+through the HTTP API, uses the pages like a person would, and checks every number shown against
+the API and the brute-force oracle. A screenshot of each run lands in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests import manifests, oracle
+from tests.conftest import IN_CI, make_token
+from tests.test_diff import edited
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI=true but the browser tests cannot run: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("playwright is not installed (pip install -e '.[dev]')")
+    if not CHROMIUM.exists():
+        unavailable(f"{CHROMIUM} is missing (scripts/test installs Debian's chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def live_server(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """`seizure-stats serve` on a free port, on the test's (emptied, migrated) database."""
+    port = free_port()
+    command = Path(sys.executable).parent / "seizure-stats"
+    argv = [str(command)] if command.exists() else [sys.executable, "-m", "app"]
+    env = os.environ | {"DATABASE_URL": database_url}
+    log = (tmp_path / "server.log").open("w+")
+    server = subprocess.Popen(
+        [*argv, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"the server exited with {server.returncode}:\n{log.read()}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"the server did not become ready in 60 s:\n{log.read()}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+@pytest.fixture
+def elsewhere() -> list[str]:
+    """URLs the browser requested from anywhere but the server under test."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Any, live_server: str, elsewhere: list[str]) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, base_url=live_server)
+    page = context.new_page()
+
+    def record(request: Any) -> None:
+        # blob: and data: URLs are made inside the page (Swagger UI's web worker, icons).
+        if not request.url.startswith((live_server, "blob:", "data:")):
+            elsewhere.append(request.url)
+
+    page.on("request", record)
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+def relabelled(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Label counts that agree with each entry's category after edits moved entries around."""
+    for category, entries in manifest.items():
+        for entry in entries:
+            n_pos = entry.get("n_pos", 0)
+            if category == "no_seizure":
+                n_pos = 0
+            elif category == "full_seizure":
+                n_pos = 15360
+            elif not 0 < n_pos < 15360 * 0.99:
+                n_pos = 7000
+            entry |= {"n_pos": n_pos, "n_samples": 15360}
+    return manifest
+
+
+def backend_of(url: str) -> str:
+    return "sqlite" if url.startswith("sqlite") else "postgres"
+
+
+def save_screenshot(page: Any, name: str, capsys: pytest.CaptureFixture[str]) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    with capsys.disabled():
+        print(f"\nscreenshot: {path.relative_to(ROOT)}")
+    return path
+
+
+def number(text: str) -> float:
+    """'12,345' -> 12345.0; '4.35%' -> 4.35."""
+    return float(text.replace(",", "").replace("%", "").strip())
+
+
+def decimals(text: str) -> int:
+    digits = text.replace("%", "").strip()
+    return len(digits.split(".")[1]) if "." in digits else 0
+
+
+def check_metric(page: Any, element_id: str, value: float, kind: str) -> None:
+    """The shown number is the API's value formatted for people; the exact one rides along."""
+    metric = page.locator(f"#{element_id}")
+    assert float(metric.get_attribute("data-value")) == value, element_id
+    shown = metric.locator(".value").inner_text()
+    if kind == "count":
+        assert re.fullmatch(r"\d{1,3}(,\d{3})*", shown), shown
+        assert number(shown) == value, (element_id, shown, value)
+    else:
+        scale = 100 if kind == "percent" else 1
+        tolerance = 0.5 * 10 ** -decimals(shown) + 1e-12
+        assert abs(number(shown) - value * scale) <= tolerance, (element_id, shown, value)
+
+
+def run_curl(snippet: str) -> dict[str, Any]:
+    """Run the curl snippet as pasted; without curl, replay exactly what it asks for."""
+    if shutil.which("curl"):
+        done = subprocess.run(["bash", "-c", snippet], capture_output=True, check=True)
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+    words = shlex.split(snippet.replace("\\\n", " "))
+    assert words[:2] == ["curl", "-sG"], words
+    pairs = [tuple(v.split("=", 1)) for k, v in zip(words[3::2], words[4::2], strict=True)]
+    assert all(k == "--data-urlencode" for k in words[3::2])
+    return get(words[2].split("/api/")[0], "/api/" + words[2].split("/api/")[1], pairs)
+
+
+def post(base: str, path: str, token: str, **kwargs: Any) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    response = httpx.post(f"{base}{path}", timeout=60, headers=headers, **kwargs)
+    assert response.status_code in (200, 201), response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def get(base: str, path: str, params: Any = None) -> Any:
+    response = httpx.get(f"{base}{path}", params=params, timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_dataset_page_in_a_real_browser(
+    page: Any,
+    live_server: str,
+    database_url: str,
+    elsewhere: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    base = live_server
+    token = make_token(database_url, "browser-test", "write")
+    old = manifests.generated(17, recordings=70, with_samples=True, odd_names=False)
+    new = relabelled(edited(old, 17))
+    first = post(base, "/api/v1/datasets/tusz-dev/snapshots", token, content=json.dumps(old))["id"]
+    second = post(base, "/api/v1/datasets/tusz-dev/snapshots", token, content=json.dumps(new))["id"]
+    names = manifests.recordings_of(new)
+    missing = {names[5], names[11]}
+    post(
+        base,
+        "/api/v1/datasets/tusz-dev/presence",
+        token,
+        json={"missing": sorted(missing), "present": sorted(set(names) - missing)},
+    )
+
+    # The datasets page.
+    page.goto("/")
+    row = page.locator('tr[data-dataset="tusz-dev"]')
+    everything = get(base, "/api/v1/datasets/tusz-dev/stats")
+    assert everything["counts"] == oracle.expected_stats(new, missing)["counts"]
+    assert (
+        int(row.locator('[data-field="total"]').get_attribute("data-value"))
+        == (everything["counts"]["total"])
+    )
+    assert number(row.locator('[data-field="total"]').inner_text()) == everything["counts"]["total"]
+
+    # The dataset page: composition of the current snapshot.
+    row.locator("a").first.click()
+    page.wait_for_url("**/datasets/tusz-dev")
+    check_metric(page, "composition-total", everything["counts"]["total"], "count")
+    check_metric(page, "composition-seizure", everything["counts"]["seizure"], "count")
+    check_metric(page, "composition-ratio", everything["seizure_ratio"], "percent")
+    check_metric(page, "composition-pos-weight", everything["pos_weight"], "weight")
+
+    # The filter form: two patients, seizure categories only, linear weighting.
+    patients = sorted({oracle.names_of(n)[1] for n in names})
+    chosen = [patients[1], patients[4], patients[6]]
+    page.fill("input[name=patient]", ", ".join(chosen))
+    page.check("input[name=category][value=partial_seizure]")
+    page.check("input[name=category][value=no_seizure]")
+    page.select_option("select[name=weighting]", "linear")
+    page.click("#apply-filter")
+    page.wait_for_url(re.compile(r".*patient=.*"))
+    filters = {"patient": chosen, "category": ["partial_seizure", "no_seizure"]}
+    params = [("patient", p) for p in chosen] + [("category", c) for c in filters["category"]]
+    stats = get(base, "/api/v1/datasets/tusz-dev/stats", [*params, ("weighting", "linear")])
+    expected = oracle.expected_stats(new, missing, filters, weighting="linear")
+    assert stats["counts"] == expected["counts"]
+    assert expected["counts"]["total"] > 0
+    check_metric(page, "subset-total", stats["counts"]["total"], "count")
+    check_metric(page, "subset-seizure", stats["counts"]["seizure"], "count")
+    check_metric(page, "subset-ratio", stats["seizure_ratio"], "percent")
+    check_metric(page, "subset-pos-weight", stats["pos_weight"], "weight")
+    check_metric(page, "subset-sample-ratio", stats["sample_ratio"], "percent")
+    check_metric(page, "subset-recordings", stats["recordings"], "count")
+    assert stats["pos_weight"] == expected["pos_weight"]
+
+    # The snippets reproduce the same numbers outside the browser.
+    curl = page.locator("#curl-snippet").inner_text()
+    by_curl = run_curl(curl)
+    assert by_curl["counts"] == stats["counts"]
+    assert by_curl["pos_weight"] == stats["pos_weight"]
+    python = page.locator("#python-snippet").inner_text()
+    printed = subprocess.run(
+        [sys.executable, "-c", python], capture_output=True, check=True, text=True, cwd=ROOT
+    ).stdout.split()
+    assert [int(printed[0]), float(printed[1]), float(printed[2])] == [
+        stats["counts"]["total"],
+        stats["seizure_ratio"],
+        stats["pos_weight"],
+    ]
+
+    # The patient table: the same subset, sorted by seizure windows; then by seizure ratio.
+    def table_keys() -> list[str]:
+        keys: list[str] = page.locator("#breakdown-table tbody tr").evaluate_all(
+            "rows => rows.map(r => r.dataset.key)"
+        )
+        return keys
+
+    breakdown = get(
+        base,
+        "/api/v1/datasets/tusz-dev/breakdown",
+        [*params, ("sort", "seizure"), ("order", "desc")],
+    )
+    assert table_keys() == [g["key"] for g in breakdown["groups"]]
+    assert sum(g["counts"]["total"] for g in breakdown["groups"]) == stats["counts"]["total"]
+    page.click("#breakdown-table th a[data-sort=seizure_ratio]")
+    page.wait_for_url(re.compile(r".*sort=seizure_ratio.*"))
+    by_ratio = get(
+        base,
+        "/api/v1/datasets/tusz-dev/breakdown",
+        [*params, ("sort", "seizure_ratio"), ("order", "desc")],
+    )
+    assert table_keys() == [g["key"] for g in by_ratio["groups"]]
+    shown = page.locator("#breakdown-table tbody tr").first.locator("[data-field=seizure_ratio]")
+    assert float(shown.get_attribute("data-value")) == by_ratio["groups"][0]["seizure_ratio"]
+
+    # The histogram of the same subset.
+    histogram = get(base, "/api/v1/datasets/tusz-dev/histogram", params)
+    zero, counts = oracle.expected_histogram(new, missing, filters, 20)
+    assert (histogram["zero"], [b["count"] for b in histogram["bins"]]) == (zero, counts)
+    drawn = page.locator("svg.histogram g.bin").evaluate_all(
+        "bins => bins.map(b => Number(b.dataset.count))"
+    )
+    assert drawn == counts
+    assert number(page.locator("#histogram-zero").inner_text()) == zero
+    save_screenshot(page, f"dashboard-{backend_of(database_url)}", capsys)
+
+    # The snapshot history and its diff.
+    page.click(f'a.diff-link[href$="/snapshots/{first}/diff/{second}"]')
+    page.wait_for_url(f"**/snapshots/{first}/diff/{second}")
+    diff = get(base, f"/api/v1/datasets/tusz-dev/snapshots/{first}/diff/{second}")
+    truth = oracle.expected_diff(old, new)
+    assert diff["added"] == sum(truth["added"].values())
+    for field in ("added", "removed", "changed", "unchanged"):
+        assert int(page.locator(f"#diff-{field}").get_attribute("data-value")) == diff[field]
+    recordings = page.locator("#diff-recording-table tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.recording)"
+    )
+    assert recordings == sorted(truth["recordings"])
+    save_screenshot(page, f"dashboard-diff-{backend_of(database_url)}", capsys)
+    assert elsewhere == []
+
+
+def test_api_docs_work_offline(
+    page: Any, database_url: str, elsewhere: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    page.goto("/docs")
+    page.wait_for_selector(".swagger-ui .opblock-summary-path")
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert any("/breakdown" in p for p in paths)
+    assert any("/snapshots/{a}/diff/{b}" in p.replace("\u200b", "") for p in paths)
+    if backend_of(database_url) == "sqlite":
+        page.goto("/docs")
+        page.wait_for_selector(".swagger-ui .opblock-summary-path")
+        save_screenshot(page, "api-docs", capsys)
+    assert elsewhere == []
