@@ -1,0 +1,91 @@
+"""Command line. Local work goes to the core (DATABASE_URL); with --url, to a running service."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import click
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.errors import AppError
+
+URL_HELP = "Talk to a running service at this URL instead of DATABASE_URL (env SEIZURE_STATS_URL)."
+TOKEN_HELP = "API token for --url (env SEIZURE_STATS_TOKEN)."
+
+
+def fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="seizure-stats")
+def main() -> None:
+    """Seizure Stats Service: exact statistics of EEG seizure-detection training sets."""
+
+
+# -- local plumbing ------------------------------------------------------------------------------
+
+
+def local_session_factory() -> sessionmaker[Session]:
+    """A session factory on DATABASE_URL, with the schema checked (or brought up, if embedded)."""
+    from app.db import make_engine, make_session_factory
+    from app.migrate import current_revision, head_revision, upgrade
+
+    settings = Settings()
+    url = settings.resolved_database_url
+    if settings.uses_embedded_database:
+        upgrade(url)
+    engine = make_engine(url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    if current_revision(engine) != head_revision():
+        fail("the database schema is not at the latest migration: run `seizure-stats db upgrade`")
+    return make_session_factory(engine)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn service and client errors into a one-line message and a non-zero exit."""
+    from app.client import SeizureStatsError
+
+    try:
+        yield
+    except AppError as exc:
+        raise click.ClickException(exc.detail) from None
+    except SeizureStatsError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise click.ClickException(problems) from None
+
+
+def echo_model(model: BaseModel) -> None:
+    click.echo(model.model_dump_json(indent=2))
+
+
+@contextmanager
+def byte_progress(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal (stderr); silence otherwise, the summary line follows."""
+    if not sys.stderr.isatty():
+        yield lambda _n: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = [BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+# Each module registers its commands on `main` as it is imported, so `main` and the plumbing
+# above must exist first.
+from app.cli import data, questions, scans, server, tokens  # noqa: E402, F401

@@ -1,0 +1,195 @@
+"""`stats`, `balanced` and `datasets`: questions about a dataset's windows, answered exactly."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from app.cli import (
+    TOKEN_HELP,
+    URL_HELP,
+    echo_model,
+    local_session_factory,
+    main,
+    reported_errors,
+)
+from app.schemas import BalancedQuery, StatsQuery
+
+
+def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The subset filters, shared by `stats` and `balanced`."""
+    specs = [
+        ("--patient", "Only these patients."),
+        ("--exclude-patient", "Leave out these patients."),
+        ("--session", "Only these sessions (s018, or patient_s018)."),
+        ("--recording", "Only these recordings (cache file name or stem)."),
+        (
+            "--category",
+            "Only these categories (partial_seizure, full_seizure, no_seizure, seizure).",
+        ),
+    ]
+    for flag, text in reversed(specs):
+        command = click.option(flag, multiple=True, help=text + " Repeatable; commas work too.")(
+            command
+        )
+    command = click.option("--snapshot", type=int, help="Snapshot id (default: current).")(command)
+    command = click.option("--dataset", required=True)(command)
+    command = click.option("--url", envvar="SEIZURE_STATS_URL", help=URL_HELP)(command)
+    command = click.option("--token", envvar="SEIZURE_STATS_TOKEN", help=TOKEN_HELP)(command)
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
+
+
+def _filters(options: dict[str, Any]) -> dict[str, Any]:
+    names = ("patient", "exclude_patient", "session", "recording", "category")
+    return {name: list(options.pop(name)) for name in names}
+
+
+@main.command()
+@filter_options
+@click.option(
+    "--weighting",
+    type=click.Choice(["sqrt", "linear", "effective", "none"]),
+    default="sqrt",
+    show_default=True,
+)
+@click.option(
+    "--beta", type=float, default=0.9999, show_default=True, help="For effective weighting."
+)
+@click.option(
+    "--basis", type=click.Choice(["window", "sample"]), default="window", show_default=True
+)
+def stats(dataset: str, url: str | None, token: str | None, as_json: bool, **options: Any) -> None:
+    """Exact counts, seizure ratio and pos_weight of a subset of DATASET."""
+    filters = _filters(options)
+    with reported_errors():
+        query = StatsQuery.model_validate(filters | options)
+        if url:
+            from app.client import SeizureStatsClient
+
+            with SeizureStatsClient(url, token=token) as client:
+                answer = client.stats(dataset, **filters, **options)
+        else:
+            from app import catalog
+            from app.db import read_session
+            from app.stats import compute_stats
+
+            with read_session(local_session_factory()) as session:
+                found = catalog.get_dataset(session, dataset)
+                snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
+                answer = compute_stats(session, found, snapshot, query)
+    if as_json:
+        echo_model(answer)
+        return
+    c = answer.counts
+    lines = [
+        f"{answer.dataset} snapshot {answer.snapshot} ({answer.content_hash})",
+        f"  windows        {c.total:>12,}  ({answer.recordings:,} recordings)",
+        f"  partial        {c.partial_seizure:>12,}",
+        f"  full           {c.full_seizure:>12,}",
+        f"  no_seizure     {c.no_seizure:>12,}",
+        f"  seizure_ratio  {answer.seizure_ratio:>12.6f}",
+    ]
+    if answer.sample_ratio is not None:
+        lines.append(f"  sample_ratio   {answer.sample_ratio:>12.6f}")
+    lines.append(
+        f"  pos_weight     {answer.pos_weight:>12.6f}  ({answer.weighting}, {answer.basis})"
+    )
+    if answer.missing_windows:
+        lines.append(f"  missing        {answer.missing_windows:>12,}  windows not on the volume")
+    lines += [f"  warning: {w}" for w in answer.warnings]
+    click.echo("\n".join(lines))
+
+
+@main.command()
+@filter_options
+@click.option("--full-ratio", type=float, default=0.3, show_default=True)
+@click.option("--background-ratio", type=float, default=2.5, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--index",
+    "index_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the kept (cache_file, window_idx) entries, in dataset order, as JSON lines.",
+)
+def balanced(
+    dataset: str,
+    url: str | None,
+    token: str | None,
+    as_json: bool,
+    index_path: Path | None,
+    **options: Any,
+) -> None:
+    """What the balanced training dataset keeps of a subset: counts, ratio, pos_weight."""
+    filters = _filters(options)
+    with reported_errors():
+        query = BalancedQuery.model_validate(filters | options)
+        entries: list[tuple[str, int]] = []
+        if url:
+            from app.client import SeizureStatsClient
+
+            with SeizureStatsClient(url, token=token) as client:
+                answer = client.balanced(dataset, **filters, **options)
+                if index_path:
+                    entries = [
+                        (e.cache_file, e.window_idx)
+                        for e in client.balanced_index(dataset, **filters, **options)
+                    ]
+        else:
+            from app import catalog
+            from app.db import read_session
+            from app.selection import balanced_index, compute_balanced
+
+            with read_session(local_session_factory()) as session:
+                found = catalog.get_dataset(session, dataset)
+                snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
+                answer = compute_balanced(session, found, snapshot, query)
+                if index_path:
+                    entries = list(balanced_index(session, found, snapshot, query))
+    if index_path:
+        with index_path.open("w") as out:
+            for cache_file, window_idx in entries:
+                out.write(json.dumps({"cache_file": cache_file, "window_idx": window_idx}) + "\n")
+    if as_json:
+        echo_model(answer)
+        return
+    c = answer.counts
+    click.echo(
+        f"{answer.dataset} snapshot {answer.snapshot}: kept {c.total:,} windows "
+        f"(partial {c.partial_seizure:,}, full {c.full_seizure:,}, no_seizure {c.no_seizure:,}); "
+        f"seizure_ratio {answer.seizure_ratio:.6f}, pos_weight {answer.pos_weight:.6f}; "
+        f"{answer.missing_skipped:,} missing skipped"
+        + (f"; index written to {index_path}" if index_path else "")
+    )
+    for warning in answer.warnings:
+        click.echo(f"  warning: {warning}")
+
+
+@main.command()
+@click.option("--url", envvar="SEIZURE_STATS_URL", help=URL_HELP)
+@click.option("--token", envvar="SEIZURE_STATS_TOKEN", help=TOKEN_HELP)
+@click.option("--json", "as_json", is_flag=True)
+def datasets(url: str | None, token: str | None, as_json: bool) -> None:
+    """List datasets and their current snapshots."""
+    with reported_errors():
+        if url:
+            from app.client import SeizureStatsClient
+
+            with SeizureStatsClient(url, token=token) as client:
+                found = client.datasets()
+        else:
+            from app import catalog
+            from app.db import read_session
+
+            with read_session(local_session_factory()) as session:
+                found = [catalog.dataset_out(session, d) for d in catalog.list_datasets(session)]
+    if as_json:
+        click.echo(json.dumps([d.model_dump(mode="json") for d in found], indent=2))
+        return
+    for d in found:
+        current = d.current_snapshot
+        detail = f"snapshot {current.id}, {current.counts.total:,} windows" if current else "empty"
+        click.echo(f"{d.name}: {detail} ({d.snapshots} snapshots)")

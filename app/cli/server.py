@@ -1,0 +1,66 @@
+"""`serve` and `db upgrade`: run the HTTP API; bring the database schema up to date."""
+
+from __future__ import annotations
+
+import click
+
+from app.cli import main
+from app.config import Settings
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="uvicorn worker processes.")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the HTTP API (uvicorn)."""
+    import logging
+
+    import uvicorn
+
+    from app.migrate import upgrade
+    from app.observability import configure_logging
+
+    settings = Settings()
+    configure_logging(settings, force=True)
+    # Logged, not echoed: in a container every stderr line stays one JSON object.
+    log = logging.getLogger("seizure_stats")
+    if settings.uses_embedded_database:
+        upgrade(settings.resolved_database_url)
+        log.info("database: %s", settings.resolved_database_url)
+    log.info("serving on http://%s:%d  (API docs: http://%s:%d/docs)", host, port, host, port)
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        # Logging is configured above (JSON or text, with request ids); the access log is
+        # written by the app itself, without query strings or headers.
+        log_config=None,
+        access_log=False,
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply Alembic migrations to DATABASE_URL."""
+    from app.migrate import upgrade
+
+    settings = Settings()
+    upgrade(settings.resolved_database_url, revision)
+    click.echo(f"database at {revision}: {_redacted(settings.resolved_database_url)}")
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
