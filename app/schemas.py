@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CategoryName = Literal["partial_seizure", "full_seizure", "no_seizure"]
+CategoryChoice = Literal["partial_seizure", "full_seizure", "no_seizure", "seizure"]
 WeightingName = Literal["sqrt", "linear", "effective", "none"]
 BasisName = Literal["window", "sample"]
 CATEGORY_NAMES: tuple[str, ...] = ("partial_seizure", "full_seizure", "no_seizure")
@@ -30,9 +31,7 @@ class SubsetFilter(BaseModel):
     exclude_patient: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
     session: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
     recording: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
-    category: list[Literal["partial_seizure", "full_seizure", "no_seizure", "seizure"]] = Field(
-        default_factory=list, max_length=4
-    )
+    category: list[CategoryChoice] = Field(default_factory=list, max_length=4)
 
     @field_validator("patient", "exclude_patient", "session", "recording", mode="before")
     @classmethod
@@ -46,10 +45,11 @@ class SubsetFilter(BaseModel):
 
     def normalized(self) -> SubsetFilter:
         """Sorted, de-duplicated values, `seizure` expanded: equal filters compare equal."""
-        categories: set[str] = set()
+        categories: set[CategoryChoice] = set()
         for name in self.category:
             categories.update(("partial_seizure", "full_seizure") if name == "seizure" else (name,))
-        return SubsetFilter(
+        # Built from values this model already validated: no second validation (a hot path).
+        return SubsetFilter.model_construct(
             patient=sorted(set(self.patient)),
             exclude_patient=sorted(set(self.exclude_patient)),
             session=sorted(set(self.session)),
