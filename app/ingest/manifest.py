@@ -295,11 +295,17 @@ def _index_value(where: str, key: str, event: str, value: Any) -> int:
 
 def _window_keys(parsed: ParsedManifest) -> np.ndarray[Any, np.dtype[np.int64]]:
     """One int64 per entry, (recording << 32) | window_idx, in category then manifest order."""
-    keys = []
+    keys = np.empty(parsed.total_windows, dtype=np.int64)
+    start = 0
     for category in Category:
         arrays = parsed.as_arrays(category)
-        keys.append((arrays["recording"].astype(np.int64) << 32) | arrays["window_idx"])
-    return np.concatenate(keys)
+        # Filled in place: no temporary copies of a 10M-entry column.
+        part = keys[start : start + arrays["recording"].size]
+        part[:] = arrays["recording"]
+        part <<= 32
+        part |= arrays["window_idx"]
+        start += part.size
+    return keys
 
 
 def _check_duplicates(parsed: ParsedManifest) -> None:

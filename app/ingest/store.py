@@ -198,8 +198,7 @@ def _binary_batches(
 def _insert_columns(
     session: Session, snapshot_id: int, parsed: ParsedManifest, recording_ids: np.ndarray[Any, Any]
 ) -> None:
-    # One category at a time, written from buffers: a 10M-window list would otherwise be
-    # copied three times over in memory on its way to the database.
+    # One category at a time, handed over as buffers rather than copies.
     for category in Category:
         arrays = parsed.as_arrays(category)
         recordings = np.ascontiguousarray(recording_ids[arrays["recording"]], dtype="<i4")
