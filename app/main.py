@@ -7,15 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import app
 from app.answers import AnswerCache
 from app.api import datasets, health, metrics, stats
+from app.api.deps import needs_write_token
 from app.config import Settings
 from app.db import make_engine, make_session_factory
 from app.errors import AppError, error_body
@@ -59,13 +61,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.metrics = Metrics(application.state.session_factory)
     application.add_middleware(RequestContextMiddleware, metrics=application.state.metrics)
 
-    application.include_router(health.router)
-    if settings.metrics_enabled:
-        application.include_router(metrics.router)
-    application.include_router(datasets.router)
-    application.include_router(stats.router)
+    routers = [health.router, *([metrics.router] if settings.metrics_enabled else [])]
+    routers += [datasets.router, stats.router]
+    for router in routers:
+        application.include_router(router)
     install_error_handlers(application)
+    if not settings.require_read_token:
+        document_open_reads(application, routers)
     return application
+
+
+def document_open_reads(application: FastAPI, routers: list[APIRouter]) -> None:
+    """Say in the OpenAPI document that reads work without a token when reads are open.
+
+    Every route declares the bearer scheme (a token is checked when one is needed); an empty
+    requirement next to it is OpenAPI's way of saying "or no credentials at all".
+    """
+    generate = application.openapi
+
+    def openapi() -> dict[str, Any]:
+        if application.openapi_schema is not None:
+            return application.openapi_schema
+        schema = generate()
+        routes = [route for router in routers for route in router.routes]
+        for route in routes:
+            if not isinstance(route, APIRoute) or needs_write_token(route.dependant):
+                continue
+            for method in route.methods or ():
+                operation = schema["paths"].get(route.path_format, {}).get(method.lower(), {})
+                security = operation.get("security")
+                if security and {} not in security:
+                    security.append({})
+        return schema
+
+    application.openapi = openapi  # type: ignore[method-assign]
 
 
 def install_error_handlers(application: FastAPI) -> None:

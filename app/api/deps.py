@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -89,6 +90,13 @@ def require_read_access(
 # resources are built with `dependencies=[ReadAccess]`.
 WriteTokenDep = Annotated[TokenIdentity, Depends(require_write_token)]
 ReadAccess = Depends(require_read_access)
+
+
+def needs_write_token(dependant: Dependant) -> bool:
+    """Whether an endpoint (through any of its dependencies) requires a write token."""
+    return any(
+        sub.call is require_write_token or needs_write_token(sub) for sub in dependant.dependencies
+    )
 
 
 def only_params(*allowed: str) -> Callable[[Request], None]:
