@@ -13,6 +13,8 @@ BasisName = Literal["window", "sample"]
 CATEGORY_NAMES: tuple[str, ...] = ("partial_seizure", "full_seizure", "no_seizure")
 FILTER_FIELDS: tuple[str, ...] = ("patient", "exclude_patient", "session", "recording", "category")
 MAX_FILTER_VALUES = 100_000
+# Ids are 32-bit integer columns on every backend; a larger number can name nothing.
+MAX_ID = 2**31 - 1
 
 
 class ErrorResponse(BaseModel):
@@ -78,14 +80,16 @@ def split_values(value: object) -> object:
 
 
 class StatsQuery(SubsetFilter):
-    snapshot: int | None = Field(default=None, ge=1, description="Snapshot id; default current.")
+    snapshot: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Snapshot id; default current."
+    )
     weighting: WeightingName = "sqrt"
     beta: float = Field(default=0.9999, ge=0, lt=1, description="For `effective` weighting.")
     basis: BasisName = "window"
 
 
 class BalancedQuery(SubsetFilter):
-    snapshot: int | None = Field(default=None, ge=1)
+    snapshot: int | None = Field(default=None, ge=1, le=MAX_ID)
     full_ratio: float = Field(default=0.3, ge=0, le=1_000_000)
     background_ratio: float = Field(default=2.5, ge=0, le=1_000_000)
     seed: int = Field(default=42, ge=0, le=2**63 - 1)

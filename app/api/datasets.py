@@ -6,7 +6,7 @@ import logging
 import time
 from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
@@ -27,6 +27,7 @@ from app.ingest.importer import import_manifest
 from app.ingest.presence import apply_presence, recording_names
 from app.models import Recording
 from app.schemas import (
+    MAX_ID,
     DatasetCreate,
     DatasetOut,
     ErrorResponse,
@@ -125,7 +126,9 @@ def list_snapshots(dataset: str, session: ReadSessionDep) -> list[SnapshotOut]:
     responses=ERRORS,
     dependencies=[Depends(only_params())],
 )
-def get_snapshot(dataset: str, snapshot_id: int, session: ReadSessionDep) -> SnapshotOut:
+def get_snapshot(
+    dataset: str, snapshot_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: ReadSessionDep
+) -> SnapshotOut:
     found = catalog.get_dataset(session, dataset)
     return catalog.snapshot_out(catalog.get_snapshot(session, found, snapshot_id), found)
 

@@ -24,6 +24,7 @@ from app.db import read_session
 from app.models import Dataset, Snapshot
 from app.schemas import (
     FILTER_FIELDS,
+    MAX_ID,
     BalancedQuery,
     BalancedResponse,
     ErrorResponse,
@@ -58,7 +59,7 @@ def stats_query(
         list[str], Query(description="partial_seizure, full_seizure, no_seizure or seizure.")
     ] = [],  # noqa: B006
     snapshot: Annotated[
-        int | None, Query(ge=1, description="Snapshot id; default current.")
+        int | None, Query(ge=1, le=MAX_ID, description="Snapshot id; default current.")
     ] = None,
     weighting: Weighting = "sqrt",
     beta: Annotated[float, Query(ge=0, lt=1, description="For effective weighting.")] = 0.9999,
@@ -87,7 +88,7 @@ def balanced_query(
     category: Annotated[
         list[str], Query(description="partial_seizure, full_seizure, no_seizure or seizure.")
     ] = [],  # noqa: B006
-    snapshot: Annotated[int | None, Query(ge=1)] = None,
+    snapshot: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     full_ratio: Annotated[float, Query(ge=0, le=1_000_000)] = 0.3,
     background_ratio: Annotated[float, Query(ge=0, le=1_000_000)] = 2.5,
     seed: Annotated[int, Query(ge=0, le=2**63 - 1)] = 42,
