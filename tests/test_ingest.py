@@ -123,6 +123,8 @@ INVALID: list[tuple[str, bytes | str, str]] = [
         '{"no_seizure": ' + "[" * 100_000 + "]" * 100_000 + "}",
         "no_seizure[0]: must be an object",
     ),
+    ("astronomical index", body(no_seizure=[GOOD]).replace('"window_idx": 0', '"window_idx": ' + "9" * 5000), "more than 4300 digits"),
+    ("astronomical negative", body(no_seizure=[GOOD]).replace('"window_idx": 0', '"window_idx": -' + "9" * 20_000), "more than 4300 digits"),
     (
         "n_pos without n_samples",
         body(no_seizure=[GOOD | {"n_pos": 0}]),
