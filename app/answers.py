@@ -73,6 +73,8 @@ class Question:
 
 
 def resolve_question(session: Session, kind: str, dataset: str, query: SubsetFilter) -> Question:
+    if not catalog.DATASET_NAME.match(dataset):
+        raise NotFoundError(f"dataset {dataset[:140]!r} does not exist")
     row = session.execute(
         select(Dataset.id, Dataset.current_snapshot_id, Dataset.presence_version).where(
             Dataset.name == dataset

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 CategoryName = Literal["partial_seizure", "full_seizure", "no_seizure"]
 WeightingName = Literal["sqrt", "linear", "effective", "none"]
@@ -15,6 +15,17 @@ FILTER_FIELDS: tuple[str, ...] = ("patient", "exclude_patient", "session", "reco
 MAX_FILTER_VALUES = 100_000
 # Ids are 32-bit integer columns on every backend; a larger number can name nothing.
 MAX_ID = 2**31 - 1
+
+
+def refuse_nul(value: str) -> str:
+    """No name contains a NUL character, and Postgres cannot even compare text holding one."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+# Text that is stored or compared in the database.
+Text = Annotated[str, AfterValidator(refuse_nul)]
 
 
 class ErrorResponse(BaseModel):
@@ -28,10 +39,10 @@ class SubsetFilter(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    patient: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
-    exclude_patient: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
-    session: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
-    recording: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    patient: list[Text] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    exclude_patient: list[Text] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    session: list[Text] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    recording: list[Text] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
     category: list[Literal["partial_seizure", "full_seizure", "no_seizure", "seizure"]] = Field(
         default_factory=list, max_length=4
     )
@@ -156,7 +167,7 @@ class DatasetCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=128)
-    description: str = Field(default="", max_length=1000)
+    description: Text = Field(default="", max_length=1000)
     full_threshold: float = Field(default=0.99, gt=0, le=1)
 
 
@@ -197,8 +208,8 @@ class RecordingOut(BaseModel):
 class PresenceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    present: list[str] = Field(default_factory=list, max_length=10_000_000)
-    missing: list[str] = Field(default_factory=list, max_length=10_000_000)
+    present: list[Text] = Field(default_factory=list, max_length=10_000_000)
+    missing: list[Text] = Field(default_factory=list, max_length=10_000_000)
 
 
 class PresenceResult(BaseModel):

@@ -36,6 +36,7 @@ from app.schemas import (
     PresenceUpdate,
     RecordingOut,
     SnapshotOut,
+    Text,
 )
 
 logger = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ async def import_snapshot(
     settings: SettingsDep,
     metrics: MetricsDep,
     writer: WriteTokenDep,
-    source: Annotated[str, Query(max_length=500, description="Where it came from.")] = "",
+    source: Annotated[Text, Query(max_length=500, description="Where it came from.")] = "",
 ) -> ImportResponse:
     started = time.perf_counter()
     size: int | None = None
