@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests import manifests
+from tests import manifests, oracle
 from tests.test_ingest import answers
 
 SMALL = json.dumps(manifests.SMALL)
@@ -65,3 +65,36 @@ def test_nul_characters_are_refused_not_sent_to_the_database(small: TestClient) 
     assert small.post("/api/v1/datasets/%00/snapshots", content=SMALL).status_code == 422
     assert answers(small, "small") == before
     assert [d["name"] for d in small.get("/api/v1/datasets").json()] == ["small"]
+
+
+def load_generated(client: TestClient, seed: int = 21) -> dict[str, Any]:
+    manifest = manifests.generated(seed, recordings=60)
+    response = client.post("/api/v1/datasets/gen/snapshots", content=json.dumps(manifest))
+    assert response.status_code == 201, response.text
+    return manifest
+
+
+def test_thousands_of_qualified_sessions(client: TestClient) -> None:
+    """3,000 `patient_session` values: an OR of pairs was too deep an expression for SQLite (500)."""
+    manifest = load_generated(client)
+    names = manifests.recordings_of(manifest)
+    real = sorted(
+        {f"{p}_{s}" for n in names if (s := oracle.names_of(n)[2]) for p in [oracle.names_of(n)[1]]}
+    )
+    tricky = ["a_b_s001", "_s001", f"{oracle.names_of(names[0])[1]}_", "%_s001", "*_s00%", "_"]
+    fakes = [f"p{i:06d}_s{i % 9:03d}" for i in range(3000)]
+    sessions = fakes[:1500] + real[:5] + tricky + fakes[1500:]
+    expected = oracle.expected_stats(manifest, set(), {"session": sessions})
+    assert expected["counts"]["total"] > 0
+    answer = client.post("/api/v1/datasets/gen/stats", json={"session": sessions})
+    assert answer.status_code == 200, answer.text
+    for field in ("counts", "seizure_ratio", "pos_weight", "recordings"):
+        assert answer.json()[field] == expected[field], field
+    balanced = client.post(
+        "/api/v1/datasets/gen/balanced/index", json={"session": sessions, "seed": 3}
+    )
+    assert balanced.status_code == 200, balanced.text
+    got = [(e["cache_file"], e["window_idx"]) for e in map(json.loads, balanced.text.splitlines())]
+    assert got == oracle.expected_balanced(manifest, set(), {"session": sessions}, seed=3)[1]
+    only_tricky = client.post("/api/v1/datasets/gen/stats", json={"session": tricky}).json()
+    assert only_tricky["counts"]["total"] == 0
