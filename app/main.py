@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import app
@@ -20,7 +21,7 @@ from app.api import datasets, health, metrics, stats
 from app.api.deps import needs_write_token
 from app.config import Settings
 from app.db import make_engine, make_session_factory
-from app.errors import AppError, error_body
+from app.errors import AppError, DatabaseUnavailableError, error_body
 from app.metrics import Metrics
 from app.migrate import head_revision, upgrade
 from app.observability import RequestContextMiddleware, configure_logging
@@ -111,6 +112,25 @@ def install_error_handlers(application: FastAPI) -> None:
     @application.exception_handler(ValidationError)
     async def _model_invalid(_: Request, exc: ValidationError) -> JSONResponse:
         return _validation_response(exc.errors())
+
+    @application.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # A lost connection or an unreachable (or locked) database is an outage to ride out,
+        # not a bug: 503 with Retry-After, which clients retry. Anything else is a real 500.
+        if not (isinstance(exc, OperationalError) or exc.connection_invalidated):
+            raise exc
+        reason = " ".join(str(exc.orig or exc).split())[:200]
+        logger.warning(
+            "database unavailable during %s %s: %s", request.method, request.url.path, reason
+        )
+        error = DatabaseUnavailableError(
+            f"the database is unavailable, try again shortly: {reason}"
+        )
+        return JSONResponse(
+            error_body(error.code, error.detail),
+            status_code=error.status_code,
+            headers=error.headers,
+        )
 
     @application.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

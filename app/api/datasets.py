@@ -42,7 +42,7 @@ from app.schemas import (
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"], dependencies=[ReadAccess])
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 503)
 }
 
 MANIFEST_BODY = {
@@ -78,7 +78,7 @@ MANIFEST_BODY = {
 }
 
 
-@router.get("", summary="All datasets", dependencies=[Depends(only_params())])
+@router.get("", summary="All datasets", responses=ERRORS, dependencies=[Depends(only_params())])
 def list_datasets(session: ReadSessionDep) -> list[DatasetOut]:
     return [catalog.dataset_out(session, d) for d in catalog.list_datasets(session)]
 

@@ -36,7 +36,7 @@ from app.stats import compute_stats
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["statistics"], dependencies=[ReadAccess])
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 422)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 422, 503)
 }
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: the answer for this ETag has not changed."}
