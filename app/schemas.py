@@ -24,6 +24,13 @@ def refuse_nul(value: str) -> str:
     return value
 
 
+def refuse_boolean(value: object) -> object:
+    """JSON true and false are not numbers, though Python would take them for 1 and 0."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
 # Text that is stored or compared in the database.
 Text = Annotated[str, AfterValidator(refuse_nul)]
 
@@ -98,6 +105,8 @@ class StatsQuery(SubsetFilter):
     beta: float = Field(default=0.9999, ge=0, lt=1, description="For `effective` weighting.")
     basis: BasisName = "window"
 
+    _numbers_only = field_validator("snapshot", "beta", mode="before")(refuse_boolean)
+
 
 class BalancedQuery(SubsetFilter):
     snapshot: int | None = Field(default=None, ge=1, le=MAX_ID)
@@ -106,6 +115,10 @@ class BalancedQuery(SubsetFilter):
     seed: int = Field(default=42, ge=0, le=2**63 - 1)
     weighting: WeightingName = "sqrt"
     beta: float = Field(default=0.9999, ge=0, lt=1)
+
+    _numbers_only = field_validator(
+        "snapshot", "full_ratio", "background_ratio", "seed", "beta", mode="before"
+    )(refuse_boolean)
 
 
 class Counts(BaseModel):
@@ -169,6 +182,8 @@ class DatasetCreate(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     description: Text = Field(default="", max_length=1000)
     full_threshold: float = Field(default=0.99, gt=0, le=1)
+
+    _numbers_only = field_validator("full_threshold", mode="before")(refuse_boolean)
 
 
 class SnapshotOut(BaseModel):

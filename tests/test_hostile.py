@@ -98,3 +98,22 @@ def test_thousands_of_qualified_sessions(client: TestClient) -> None:
     assert got == oracle.expected_balanced(manifest, set(), {"session": sessions}, seed=3)[1]
     only_tricky = client.post("/api/v1/datasets/gen/stats", json={"session": tricky}).json()
     assert only_tricky["counts"]["total"] == 0
+
+
+def test_booleans_are_not_numbers(client: TestClient) -> None:
+    """JSON true was taken for 1: `{"snapshot": true}` answered about snapshot 1."""
+    load_generated(client)
+    for path, body, named in [
+        ("/api/v1/datasets/gen/stats", {"snapshot": True}, "snapshot"),
+        ("/api/v1/datasets/gen/stats", {"weighting": "effective", "beta": False}, "beta"),
+        ("/api/v1/datasets/gen/balanced", {"seed": True}, "seed"),
+        ("/api/v1/datasets/gen/balanced", {"full_ratio": True}, "full_ratio"),
+        ("/api/v1/datasets/gen/balanced/index", {"background_ratio": False}, "background_ratio"),
+        ("/api/v1/datasets", {"name": "booleans", "full_threshold": True}, "full_threshold"),
+    ]:
+        response = client.post(path, json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert named in response.json()["detail"]
+        assert "not a boolean" in response.json()["detail"]
+    snapshot = client.get("/api/v1/datasets/gen").json()["current_snapshot"]["id"]
+    assert client.post("/api/v1/datasets/gen/stats", json={"snapshot": snapshot}).status_code == 200
