@@ -3,13 +3,22 @@ never a match that should not be, and nothing changes that should not."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import socket
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from tests import manifests, oracle
+from tests.conftest import make_token
+from tests.live import live_server
 from tests.test_ingest import answers
 
 SMALL = json.dumps(manifests.SMALL)
@@ -100,6 +109,241 @@ def test_thousands_of_qualified_sessions(client: TestClient) -> None:
     assert only_tricky["counts"]["total"] == 0
 
 
+# -- hostile queries -------------------------------------------------------------------------
+
+STATS = "/api/v1/datasets/gen/stats"
+BALANCED = "/api/v1/datasets/gen/balanced"
+INDEX = "/api/v1/datasets/gen/balanced/index"
+
+# (path and query, what the 422 must name)
+REFUSED_QUERIES: list[tuple[str, str]] = [
+    (f"{STATS}?limit=3", "'limit'"),
+    (f"{STATS}?Patient=x", "'Patient'"),
+    (f"{STATS}?patient[]=x", "'patient[]'"),
+    (f"{STATS}?__proto__=1", "'__proto__'"),
+    (f"{STATS}?snapshot_id=1", "'snapshot_id'"),
+    (f"{STATS}?format=json", "'format'"),
+    (f"{STATS}?seed=1", "'seed'"),
+    (f"{BALANCED}?basis=window", "'basis'"),
+    (f"{INDEX}?formats=json", "'formats'"),
+    (f"{STATS}?weighting=SQRT", "weighting"),
+    (f"{STATS}?weighting=", "weighting"),
+    (f"{STATS}?weighting=sqrt%27%20OR%201%3D1", "weighting"),
+    (f"{STATS}?basis=Window", "basis"),
+    (f"{STATS}?category=Seizure", "category"),
+    (f"{STATS}?category=partial", "category"),
+    (f"{STATS}?category=seizure,no_seizure%27--", "category"),
+    (f"{STATS}?category=" + "&category=".join(["seizure"] * 5), "category"),
+    (f"{STATS}?beta=abc", "beta"),
+    (f"{STATS}?beta=", "beta"),
+    (f"{STATS}?beta=1", "beta"),
+    (f"{STATS}?beta=0.99999999999999999", "beta"),
+    (f"{STATS}?beta=1e309", "beta"),
+    (f"{STATS}?beta=-1e-300", "beta"),
+    (f"{STATS}?beta=inf", "beta"),
+    (f"{STATS}?beta=nan", "beta"),
+    (f"{STATS}?beta=0x1p-3", "beta"),
+    (f"{STATS}?snapshot=-1", "snapshot"),
+    (f"{STATS}?snapshot=1e3", "snapshot"),
+    (f"{STATS}?snapshot=" + "9" * 5000, "snapshot"),
+    (f"{BALANCED}?seed=-1", "seed"),
+    (f"{BALANCED}?seed=1.5", "seed"),
+    (f"{BALANCED}?seed={2**63}", "seed"),
+    (f"{BALANCED}?seed=" + "9" * 5000, "seed"),
+    (f"{BALANCED}?full_ratio=-0.1", "full_ratio"),
+    (f"{BALANCED}?full_ratio=inf", "full_ratio"),
+    (f"{BALANCED}?full_ratio=nan", "full_ratio"),
+    (f"{BALANCED}?background_ratio=1e7", "background_ratio"),
+    (f"{INDEX}?format=xml", "format"),
+    (f"{INDEX}?format=json&format=jsonl&weighting=x", "weighting"),
+]
+REFUSED_BODIES: list[tuple[str, Any, str]] = [
+    (STATS, {"patients": ["x"]}, "patients"),
+    (STATS, {"patient": "x", "limit": 3}, "limit"),
+    (STATS, {"patient": {"$ne": 1}}, "patient"),
+    (STATS, {"patient": [1, 2]}, "patient.0"),
+    (STATS, {"patient": [["x"]]}, "patient.0"),
+    (STATS, {"patient": [None]}, "patient.0"),
+    (STATS, {"category": ["seizure", "SEIZURE"]}, "category.1"),
+    (STATS, {"weighting": None}, "weighting"),
+    (STATS, {"beta": 1}, "beta"),
+    (STATS, {"beta": "0.5; DROP TABLE windows"}, "beta"),
+    (STATS, {"beta": 1e308}, "beta"),
+    (STATS, {"snapshot": True}, "snapshot"),
+    (BALANCED, {"seed": False}, "seed"),
+    (STATS, ["patient"], "body"),
+    (STATS, "patient=x", "body"),
+    (STATS, None, "body"),
+    (STATS, {"recording": [f"r{i}" for i in range(100_001)]}, "at most 100000"),
+    (BALANCED, {"seed": 2**64}, "seed"),
+    (BALANCED, {"seed": -1}, "seed"),
+    (BALANCED, {"full_ratio": "NaN"}, "full_ratio"),
+    (BALANCED, {"background_ratio": 1e300}, "background_ratio"),
+    (INDEX, {"format": "json"}, "format"),
+]
+
+
+def assert_refused(response: Any, named: str) -> None:
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "invalid_request", body
+    assert named in body["detail"], body
+
+
+def test_unknown_parameters_and_values_are_refused_by_name(client: TestClient) -> None:
+    load_generated(client)
+    before = answers(client, "gen")
+    for query, named in REFUSED_QUERIES:
+        assert_refused(client.get(query), named)
+    for path, body, named in REFUSED_BODIES:
+        assert_refused(client.post(path, json=body), named)
+    assert answers(client, "gen") == before
+
+
+# Values that look like SQL, patterns or near misses: each is a name no recording has.
+NEAR_MISSES = [
+    "' OR 1=1 --",
+    "' OR '1'='1",
+    '" OR ""="',
+    "x'); DROP TABLE windows; --",
+    "1; SELECT pg_sleep(5)",
+    "x;drop=1",
+    "%",
+    "_",
+    "*",
+    "?",
+    "\\",
+    "[a-z]*",
+    ".*",
+    "$ne",
+    "null",
+    "NULL",
+    "undefined",
+    "\u0430\u0430\u0430",  # Cyrillic lookalikes
+    "\ufeff",
+    "\U0001f600",
+    "x" * 10_000,
+]
+
+
+def near_misses_of(value: str) -> list[str]:
+    """Wildcard and case variants of a real name: none of them may match it."""
+    variants = [
+        value.upper() if value != value.upper() else value.lower(),
+        value[:-1] + "%",
+        value[:-1] + "_",
+        "%" + value[1:],
+        value + "%",
+        value[:-1],
+        value + "'",
+        value + "\\",
+        value.replace("_", "%"),
+        value.replace("_", "_%"),
+    ]
+    return [v for v in variants if v != value]
+
+
+def test_sql_patterns_and_near_misses_match_nothing(client: TestClient) -> None:
+    manifest = load_generated(client)
+    names = manifests.recordings_of(manifest)
+    tusz = [n for n in names if oracle.names_of(n)[2]]
+    patient = oracle.names_of(tusz[0])[1]
+    stem, _, session = oracle.names_of(tusz[0])
+    assert session is not None
+    everything = oracle.expected_stats(manifest, set(), {})["counts"]
+    cases: dict[str, list[str]] = {
+        "patient": NEAR_MISSES + near_misses_of(patient),
+        "session": NEAR_MISSES + near_misses_of(session) + near_misses_of(f"{patient}_{session}"),
+        "recording": NEAR_MISSES + near_misses_of(tusz[0]) + near_misses_of(stem),
+    }
+    tried = 0
+    for field, values in cases.items():
+        for value in values:
+            if "," in value:
+                continue
+            tried += 1
+            got = client.get(STATS, params={field: value})
+            assert got.status_code == 200, (field, value, got.text)
+            assert got.json()["counts"]["total"] == 0, (field, value)
+            posted = client.post(STATS, json={field: [value]}).json()
+            assert posted["counts"]["total"] == 0, (field, value)
+            excluded = client.get(STATS, params={"exclude_patient": value}).json()
+            assert excluded["counts"] == everything, value
+        # All of them at once, with one real value among them: exactly that value's windows.
+        real = {"patient": patient, "session": session, "recording": stem}[field]
+        mixed = [v for v in values if "," not in v] + [real]
+        expected = oracle.expected_stats(manifest, set(), {field: mixed})
+        answer = client.post(STATS, json={field: mixed}).json()
+        assert answer["counts"] == expected["counts"]
+        assert answer["counts"]["total"] > 0
+    assert tried >= 70
+
+
+def test_thousands_of_filter_values_in_a_url_and_in_a_body(client: TestClient) -> None:
+    manifest = load_generated(client)
+    names = manifests.recordings_of(manifest)
+    wanted = [f"no{i}" for i in range(2500)] + names[3:9]
+    expected = oracle.expected_stats(manifest, set(), {"recording": wanted})
+    assert expected["counts"]["total"] > 0
+    by_get = client.get(STATS, params=[("recording", n) for n in wanted])
+    by_commas = client.get(STATS, params={"recording": ",".join(wanted)})
+    by_post = client.post(STATS, json={"recording": wanted})
+    for response in (by_get, by_commas, by_post):
+        assert response.status_code == 200, response.text
+        assert response.json()["counts"] == expected["counts"]
+        assert response.json()["pos_weight"] == expected["pos_weight"]
+    patients = [f"nobody{i}" for i in range(100_000)]
+    everyone = client.post(STATS, json={"exclude_patient": patients}).json()
+    assert everyone["counts"] == oracle.expected_stats(manifest, set(), {})["counts"]
+    nobody = client.post(STATS, json={"patient": patients}).json()
+    assert nobody["counts"]["total"] == 0
+    index = client.post(INDEX, json={"recording": wanted, "seed": 9})
+    got = [(e["cache_file"], e["window_idx"]) for e in map(json.loads, index.text.splitlines())]
+    assert got == oracle.expected_balanced(manifest, set(), {"recording": wanted}, seed=9)[1]
+
+
+@pytest.mark.parametrize("beta", [0.0, 5e-324, 1e-300, 0.5, 0.999999, 1 - 2**-53])
+def test_absurd_beta_gives_the_exact_effective_weight(client: TestClient, beta: float) -> None:
+    manifest = load_generated(client)
+    answer = client.get(STATS, params={"weighting": "effective", "beta": repr(beta)})
+    assert answer.status_code == 200, answer.text
+    expected = oracle.expected_stats(manifest, set(), {}, weighting="effective", beta=beta)
+    assert answer.json()["pos_weight"] == expected["pos_weight"]
+    assert answer.json()["beta"] == beta
+    balanced = client.get(BALANCED, params={"weighting": "effective", "beta": repr(beta)})
+    assert balanced.status_code == 200, balanced.text
+
+
+@pytest.mark.parametrize(
+    ("full_ratio", "background_ratio", "seed"),
+    [
+        (0, 0, 0),
+        (1_000_000, 1_000_000, 2**63 - 1),
+        (5e-324, 1e-300, 1),
+        (0.9999999999999999, 999_999.99, 123456789012345678),
+    ],
+)
+def test_absurd_ratios_and_seeds_give_the_exact_selection(
+    client: TestClient, full_ratio: float, background_ratio: float, seed: int
+) -> None:
+    manifest = load_generated(client)
+    params = {
+        "full_ratio": repr(full_ratio),
+        "background_ratio": repr(background_ratio),
+        "seed": seed,
+    }
+    counts, order = oracle.expected_balanced(
+        manifest, set(), full_ratio=full_ratio, background_ratio=background_ratio, seed=seed
+    )
+    answer = client.get(BALANCED, params=params)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["counts"]["total"] == sum(counts.values())
+    index = client.get(INDEX, params=params)
+    assert [
+        (e["cache_file"], e["window_idx"]) for e in map(json.loads, index.text.splitlines())
+    ] == order
+
+
 def test_booleans_are_not_numbers(client: TestClient) -> None:
     """JSON true was taken for 1: `{"snapshot": true}` answered about snapshot 1."""
     load_generated(client)
@@ -117,3 +361,109 @@ def test_booleans_are_not_numbers(client: TestClient) -> None:
         assert "not a boolean" in response.json()["detail"]
     snapshot = client.get("/api/v1/datasets/gen").json()["current_snapshot"]["id"]
     assert client.post("/api/v1/datasets/gen/stats", json={"snapshot": snapshot}).status_code == 200
+
+
+# -- against a real server: memory and the HTTP layer ----------------------------------------
+
+LIMIT = 32 * 1024**2
+
+
+def gzip_bomb(inflated_gib: int) -> bytes:
+    """A valid gzip stream of `{"no_seizure": [` and then gigabytes of spaces, in a few MB.
+
+    Full flushes make each 1 MiB block of spaces compress to the same bytes, so the stream is
+    those bytes repeated; it never ends properly, but a server must refuse it long before.
+    """
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    head = compressor.compress(b'{"no_seizure": [') + compressor.flush(zlib.Z_FULL_FLUSH)
+    compressor.compress(b" " * 2**20)
+    compressor.flush(zlib.Z_FULL_FLUSH)
+    block = compressor.compress(b" " * 2**20) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return head + block * (1024 * inflated_gib)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_uploads_over_the_limits_are_refused_early_with_flat_memory(
+    database_url: str, tmp_path: Path
+) -> None:
+    token = make_token(database_url, "hostile-writer", "write")
+    auth = {"Authorization": f"Bearer {token}"}
+    env = {"SEIZURE_STATS_MAX_UPLOAD_BYTES": str(LIMIT)}
+    with live_server(database_url, tmp_path, env) as server:
+        snapshots = f"{server.url}/api/v1/datasets/ds/snapshots"
+        assert httpx.post(snapshots, content=SMALL, headers=auth).status_code == 201
+        before = httpx.get(f"{server.url}/api/v1/datasets/ds/stats").json()
+        baseline_rss = server.peak_rss_bytes()
+
+        bomb = gzip_bomb(4)
+        assert len(bomb) < 5 * 1024**2  # 4 GiB inflated
+        started = time.monotonic()
+        refused = httpx.post(
+            snapshots, content=bomb, headers=auth | {"Content-Encoding": "gzip"}, timeout=60
+        )
+        assert time.monotonic() - started < 10
+        assert refused.status_code == 413, refused.text
+        assert "decompression bomb" in refused.json()["detail"]
+
+        # Under the bomb ratio, but over the limit once inflated: refused at the limit.
+        entries = ", ".join(
+            f'{{"cache_file": "a{i % 977}_windows.npz", "window_idx": {i}}}' for i in range(800_000)
+        )
+        big = gzip.compress(
+            f'{{"partial_seizure": [], "full_seizure": [], "no_seizure": [{entries}]}}'.encode(), 1
+        )
+        assert len(big) < LIMIT // 4
+        too_big = httpx.post(
+            snapshots, content=big, headers=auth | {"Content-Encoding": "gzip"}, timeout=60
+        )
+        assert too_big.status_code == 413, too_big.text
+        assert f"limit of {LIMIT} bytes" in too_big.json()["detail"]
+
+        plain = b'{"no_seizure": [' + b" " * (LIMIT + 1) + b"]}"
+        declared = httpx.post(snapshots, content=plain, headers=auth, timeout=60)
+        assert declared.status_code == 413, declared.text
+
+        def chunks() -> Iterator[bytes]:
+            for start in range(0, len(plain), 2**20):
+                yield plain[start : start + 2**20]
+
+        streamed = httpx.post(snapshots, content=chunks(), headers=auth, timeout=60)
+        assert streamed.status_code == 413, streamed.text
+
+        grown = server.peak_rss_bytes() - baseline_rss
+        assert grown < 64 * 1024**2, f"peak RSS grew by {grown / 2**20:.0f} MiB"
+        assert httpx.get(f"{server.url}/api/v1/datasets/ds/stats").json() == before
+        assert len(httpx.get(snapshots).json()) == 1
+
+
+@pytest.mark.e2e
+def test_long_urls_against_a_real_server(database_url: str, tmp_path: Path) -> None:
+    token = make_token(database_url, "hostile-writer", "write")
+    manifest = manifests.generated(21, recordings=60)
+    with live_server(database_url, tmp_path) as server:
+        loaded = httpx.post(
+            f"{server.url}/api/v1/datasets/gen/snapshots",
+            content=json.dumps(manifest),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert loaded.status_code == 201
+        wanted = [f"no{i}" for i in range(2500)] + manifests.recordings_of(manifest)[:7]
+        query = "&".join(f"recording={name}" for name in wanted)
+        assert len(query) > 40_000
+        answer = httpx.get(f"{server.url}{STATS}?{query}")
+        assert answer.status_code == 200, answer.text
+        assert (
+            answer.json()["counts"]
+            == oracle.expected_stats(manifest, set(), {"recording": wanted})["counts"]
+        )
+
+        # Past what the HTTP layer reads in a request line: a 4xx, and the server carries on.
+        huge = "&".join(f"recording=no{i}" for i in range(10_000))
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(
+                f"GET {STATS}?{huge} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+            )
+            reply = sock.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 4"), reply[:100]
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
