@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import app
@@ -126,6 +127,16 @@ def install_error_handlers(application: FastAPI) -> None:
         error = DatabaseUnavailableError(
             f"the database is unavailable, try again shortly: {reason}"
         )
+        return JSONResponse(
+            error_body(error.code, error.detail),
+            status_code=error.status_code,
+            headers=error.headers,
+        )
+
+    @application.exception_handler(PoolTimeoutError)
+    async def _saturated(request: Request, exc: PoolTimeoutError) -> JSONResponse:
+        logger.warning("no database connection free for %s %s", request.method, request.url.path)
+        error = DatabaseUnavailableError("the service is saturated, try again shortly")
         return JSONResponse(
             error_body(error.code, error.detail),
             status_code=error.status_code,

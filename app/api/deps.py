@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -28,9 +28,16 @@ def get_session_factory(request: Request) -> sessionmaker[Session]:
     return factory
 
 
-def get_read_session(
+async def get_read_session(
     factory: Annotated[sessionmaker[Session], Depends(get_session_factory)],
-) -> Iterator[Session]:
+) -> AsyncIterator[Session]:
+    """A session for the request, closed on the event loop.
+
+    A sync generator would be closed in the thread pool: under load every pool thread can be
+    busy in an endpoint waiting for a database connection that only such a close would give
+    back, and the requests time out waiting for each other. Closing (giving the connection back
+    to the pool) is quick, so it is done here, on the loop, without needing a thread.
+    """
     with read_session(factory) as session:
         yield session
 
