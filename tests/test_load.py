@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import anyio
+import httpx
+import pytest
 
 from app.db import POOL_OVERFLOW, POOL_SIZE, make_engine
 
@@ -20,3 +22,23 @@ def test_every_endpoint_thread_can_have_a_database_connection(tmp_path: object) 
         engine = make_engine(url)
         assert engine.pool.size() == POOL_SIZE, url  # type: ignore[attr-defined]
         engine.dispose()
+
+
+def test_idle_connections_are_closed_by_the_client_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With uvicorn's 5 s keep-alive, the server closed connections a client was about to reuse:
+    a ReadError in the load test's burst. The client must be the one to time out first."""
+    import uvicorn
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr("app.observability.configure_logging", lambda *args, **kwargs: None)
+    monkeypatch.setenv("DATABASE_URL", "sqlite://")
+    result = CliRunner().invoke(main, ["serve", "--port", "9"])
+    assert result.exit_code == 0, result.output
+    client_expiry = httpx.Limits().keepalive_expiry
+    assert client_expiry is not None
+    assert isinstance(seen["timeout_keep_alive"], int)
+    assert seen["timeout_keep_alive"] > 10 * client_expiry
