@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from app.db import POOL_OVERFLOW, POOL_SIZE, make_engine
+from bench import load
 
 
 def test_every_endpoint_thread_can_have_a_database_connection(tmp_path: object) -> None:
@@ -22,6 +23,17 @@ def test_every_endpoint_thread_can_have_a_database_connection(tmp_path: object) 
         engine = make_engine(url)
         assert engine.pool.size() == POOL_SIZE, url  # type: ignore[attr-defined]
         engine.dispose()
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_burst_and_a_few_seconds_of_many_clients_without_errors(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert load.main(["--clients", "100", "--duration", "3", "--burst", "100"]) == 0
+    table = capsys.readouterr().out
+    assert "| burst | 300 | 0 |" in table
+    assert "| steady |" in table
 
 
 def test_idle_connections_are_closed_by_the_client_first(monkeypatch: pytest.MonkeyPatch) -> None:
