@@ -42,8 +42,8 @@ def normalize_database_url(url: str) -> str:
 # threads, a burst of requests left threads queueing on the connection pool, which is not fair:
 # under 200 concurrent clients some waited past its 30 s timeout and failed. With a connection
 # for every thread, requests queue only for a thread, first come first served.
-POOL_SIZE = 10
-POOL_OVERFLOW = 30
+POOL_SIZE = 40
+POOL_OVERFLOW = 0
 
 
 def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 60_000) -> Engine:

@@ -14,14 +14,13 @@ from app import catalog
 from app.api.deps import (
     MetricsDep,
     ReadAccess,
-    ReadSessionDep,
     SessionFactoryDep,
     SettingsDep,
     WriteTokenDep,
     only_params,
 )
 from app.api.upload import receive_manifest
-from app.db import write_session
+from app.db import read_session, write_session
 from app.errors import NotFoundError
 from app.ingest.importer import import_manifest
 from app.ingest.presence import apply_presence, recording_names
@@ -79,8 +78,9 @@ MANIFEST_BODY = {
 
 
 @router.get("", summary="All datasets", responses=ERRORS, dependencies=[Depends(only_params())])
-def list_datasets(session: ReadSessionDep) -> list[DatasetOut]:
-    return [catalog.dataset_out(session, d) for d in catalog.list_datasets(session)]
+def list_datasets(factory: SessionFactoryDep) -> list[DatasetOut]:
+    with read_session(factory) as session:
+        return [catalog.dataset_out(session, d) for d in catalog.list_datasets(session)]
 
 
 @router.post(
@@ -106,8 +106,9 @@ def create_dataset(
     responses=ERRORS,
     dependencies=[Depends(only_params())],
 )
-def get_dataset(dataset: str, session: ReadSessionDep) -> DatasetOut:
-    return catalog.dataset_out(session, catalog.get_dataset(session, dataset))
+def get_dataset(dataset: str, factory: SessionFactoryDep) -> DatasetOut:
+    with read_session(factory) as session:
+        return catalog.dataset_out(session, catalog.get_dataset(session, dataset))
 
 
 @router.get(
@@ -116,9 +117,10 @@ def get_dataset(dataset: str, session: ReadSessionDep) -> DatasetOut:
     responses=ERRORS,
     dependencies=[Depends(only_params())],
 )
-def list_snapshots(dataset: str, session: ReadSessionDep) -> list[SnapshotOut]:
-    found = catalog.get_dataset(session, dataset)
-    return [catalog.snapshot_out(s, found) for s in catalog.list_snapshots(session, found)]
+def list_snapshots(dataset: str, factory: SessionFactoryDep) -> list[SnapshotOut]:
+    with read_session(factory) as session:
+        found = catalog.get_dataset(session, dataset)
+        return [catalog.snapshot_out(s, found) for s in catalog.list_snapshots(session, found)]
 
 
 @router.get(
@@ -128,10 +130,11 @@ def list_snapshots(dataset: str, session: ReadSessionDep) -> list[SnapshotOut]:
     dependencies=[Depends(only_params())],
 )
 def get_snapshot(
-    dataset: str, snapshot_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: ReadSessionDep
+    dataset: str, snapshot_id: Annotated[int, Path(ge=1, le=MAX_ID)], factory: SessionFactoryDep
 ) -> SnapshotOut:
-    found = catalog.get_dataset(session, dataset)
-    return catalog.snapshot_out(catalog.get_snapshot(session, found, snapshot_id), found)
+    with read_session(factory) as session:
+        found = catalog.get_dataset(session, dataset)
+        return catalog.snapshot_out(catalog.get_snapshot(session, found, snapshot_id), found)
 
 
 @router.post(
@@ -197,22 +200,23 @@ def _body_size(body: IO[bytes]) -> int:
     responses=ERRORS,
     dependencies=[Depends(only_params())],
 )
-def list_recordings(dataset: str, session: ReadSessionDep) -> list[RecordingOut]:
-    found = catalog.get_dataset(session, dataset)
-    rows = session.scalars(
-        select(Recording).where(Recording.dataset_id == found.id).order_by(Recording.cache_file)
-    )
-    return [
-        RecordingOut(
-            cache_file=r.cache_file,
-            stem=r.stem,
-            patient=r.patient,
-            session=r.session,
-            token=r.token,
-            present=r.present,
+def list_recordings(dataset: str, factory: SessionFactoryDep) -> list[RecordingOut]:
+    with read_session(factory) as session:
+        found = catalog.get_dataset(session, dataset)
+        rows = session.scalars(
+            select(Recording).where(Recording.dataset_id == found.id).order_by(Recording.cache_file)
         )
-        for r in rows
-    ]
+        return [
+            RecordingOut(
+                cache_file=r.cache_file,
+                stem=r.stem,
+                patient=r.patient,
+                session=r.session,
+                token=r.token,
+                present=r.present,
+            )
+            for r in rows
+        ]
 
 
 @router.post(

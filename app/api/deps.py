@@ -1,11 +1,16 @@
-"""Dependencies shared by the routers."""
+"""Dependencies shared by the routers.
+
+Those that do no blocking work are `async def`: FastAPI runs a plain `def` dependency on the
+thread pool, a hop per dependency per request that cost more than most answers.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,36 +23,22 @@ from app.errors import InvalidRequestError
 from app.metrics import Metrics
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_session_factory(request: Request) -> sessionmaker[Session]:
+async def get_session_factory(request: Request) -> sessionmaker[Session]:
     factory: sessionmaker[Session] = request.app.state.session_factory
     return factory
 
 
-async def get_read_session(
-    factory: Annotated[sessionmaker[Session], Depends(get_session_factory)],
-) -> AsyncIterator[Session]:
-    """A session for the request, closed on the event loop.
-
-    A sync generator would be closed in the thread pool: under load every pool thread can be
-    busy in an endpoint waiting for a database connection that only such a close would give
-    back, and the requests time out waiting for each other. Closing (giving the connection back
-    to the pool) is quick, so it is done here, on the loop, without needing a thread.
-    """
-    with read_session(factory) as session:
-        yield session
-
-
-def get_answer_cache(request: Request) -> AnswerCache:
+async def get_answer_cache(request: Request) -> AnswerCache:
     cache: AnswerCache = request.app.state.answer_cache
     return cache
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
@@ -55,7 +46,6 @@ def get_metrics(request: Request) -> Metrics:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AnswerCacheDep = Annotated[AnswerCache, Depends(get_answer_cache)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
-ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 # -- tokens --------------------------------------------------------------------------------------
@@ -72,25 +62,25 @@ def _token_identity(request: Request, credentials: BearerDep, needed: Scope) -> 
     identity: TokenIdentity | None = getattr(request.state, "token_identity", None)
     if identity is None:
         presented = credentials.credentials if credentials is not None else None
-        with read_session(get_session_factory(request)) as session:
+        with read_session(request.app.state.session_factory) as session:
             identity = identify(session, presented, needed)
         request.state.token_identity = identity
     check_scope(identity, needed)
     return identity
 
 
-def require_write_token(request: Request, credentials: BearerDep) -> TokenIdentity:
+async def require_write_token(request: Request, credentials: BearerDep) -> TokenIdentity:
     """Every write goes through this: 401 without a valid token, 403 without the write scope."""
-    return _token_identity(request, credentials, "write")
+    return await run_in_threadpool(_token_identity, request, credentials, "write")
 
 
-def require_read_access(
+async def require_read_access(
     request: Request, settings: SettingsDep, credentials: BearerDep
 ) -> TokenIdentity | None:
     """Reads are open unless SEIZURE_STATS_REQUIRE_READ_TOKEN is set; then any valid token."""
     if not settings.require_read_token:
         return None
-    return _token_identity(request, credentials, "read")
+    return await run_in_threadpool(_token_identity, request, credentials, "read")
 
 
 # Endpoints that change anything take a `WriteTokenDep` parameter; routers of readable
@@ -106,11 +96,11 @@ def needs_write_token(dependant: Dependant) -> bool:
     )
 
 
-def only_params(*allowed: str) -> Callable[[Request], None]:
+def only_params(*allowed: str) -> Callable[[Request], Awaitable[None]]:
     """Refuse query parameters the endpoint does not know, instead of silently ignoring a typo."""
     allowed_set = frozenset(allowed)
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:
         unknown = sorted(set(request.query_params) - allowed_set)
         if unknown:
             raise InvalidRequestError(

@@ -9,14 +9,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app import catalog
 from app.answers import Answer, AnswerCache, cached_answer, resolve_question
 from app.api.deps import (
     AnswerCacheDep,
     ReadAccess,
-    ReadSessionDep,
     SessionFactoryDep,
     only_params,
 )
@@ -50,7 +49,7 @@ Values = Annotated[list[str], Query(description=LIST_HELP)]
 Weighting = Literal["sqrt", "linear", "effective", "none"]
 
 
-def stats_query(
+async def stats_query(
     patient: Values = [],  # noqa: B006 - FastAPI copies defaults per request
     exclude_patient: Values = [],  # noqa: B006
     session: Values = [],  # noqa: B006
@@ -80,7 +79,7 @@ def stats_query(
     )
 
 
-def balanced_query(
+async def balanced_query(
     patient: Values = [],  # noqa: B006
     exclude_patient: Values = [],  # noqa: B006
     session: Values = [],  # noqa: B006
@@ -149,9 +148,16 @@ def respond(request: Request, answer: Answer) -> Response:
 
 
 def answer_stats(
-    request: Request, session: Session, cache: AnswerCache, dataset: str, query: StatsQuery
+    request: Request,
+    factory: sessionmaker[Session],
+    cache: AnswerCache,
+    dataset: str,
+    query: StatsQuery,
 ) -> Response:
-    answer = cached_answer(session, cache, "stats", dataset, query, partial(compute, query))
+    # The session (and its connection) lives only while the answer is found: not until the
+    # response has been sent, which under load can take longer than finding it.
+    with read_session(factory) as session:
+        answer = cached_answer(session, cache, "stats", dataset, query, partial(compute, query))
     return respond(request, answer)
 
 
@@ -173,11 +179,11 @@ def compute(
 def get_stats(
     dataset: str,
     request: Request,
-    session: ReadSessionDep,
+    factory: SessionFactoryDep,
     cache: AnswerCacheDep,
     query: Annotated[StatsQuery, Depends(stats_query)],
 ) -> Response:
-    return answer_stats(request, session, cache, dataset, query)
+    return answer_stats(request, factory, cache, dataset, query)
 
 
 @router.post(
@@ -190,17 +196,22 @@ def get_stats(
 def post_stats(
     dataset: str,
     request: Request,
-    session: ReadSessionDep,
+    factory: SessionFactoryDep,
     cache: AnswerCacheDep,
     query: StatsQuery,
 ) -> Response:
-    return answer_stats(request, session, cache, dataset, query)
+    return answer_stats(request, factory, cache, dataset, query)
 
 
 def answer_balanced(
-    request: Request, session: Session, cache: AnswerCache, dataset: str, query: BalancedQuery
+    request: Request,
+    factory: sessionmaker[Session],
+    cache: AnswerCache,
+    dataset: str,
+    query: BalancedQuery,
 ) -> Response:
-    answer = cached_answer(session, cache, "balanced", dataset, query, partial(compute, query))
+    with read_session(factory) as session:
+        answer = cached_answer(session, cache, "balanced", dataset, query, partial(compute, query))
     return respond(request, answer)
 
 
@@ -214,11 +225,11 @@ def answer_balanced(
 def get_balanced(
     dataset: str,
     request: Request,
-    session: ReadSessionDep,
+    factory: SessionFactoryDep,
     cache: AnswerCacheDep,
     query: Annotated[BalancedQuery, Depends(balanced_query)],
 ) -> Response:
-    return answer_balanced(request, session, cache, dataset, query)
+    return answer_balanced(request, factory, cache, dataset, query)
 
 
 @router.post(
@@ -231,11 +242,11 @@ def get_balanced(
 def post_balanced(
     dataset: str,
     request: Request,
-    session: ReadSessionDep,
+    factory: SessionFactoryDep,
     cache: AnswerCacheDep,
     query: BalancedQuery,
 ) -> Response:
-    return answer_balanced(request, session, cache, dataset, query)
+    return answer_balanced(request, factory, cache, dataset, query)
 
 
 def stream_index(
