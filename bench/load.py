@@ -287,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record", action="store_true", help="write bench/RESULTS.md")
     args = parser.parse_args(argv)
 
+    load_before = os.getloadavg()[0]
     if args.url:
         phases = asyncio.run(run(args.url, args.clients, args.duration, args.burst))
     else:
@@ -298,7 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     for error in errors[:20]:
         print(f"error: {error}", file=sys.stderr)
     if args.record:
-        machine = f"{os.cpu_count()} cores, Python {platform.python_version()}"
+        machine = (
+            f"{os.cpu_count()} cores, Python {platform.python_version()}, load average "
+            f"{load_before:.1f} before the run"
+        )
         database = (
             "the given service" if args.url else (args.database_url or "SQLite").split(":")[0]
         )
@@ -307,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
             f"`python -m bench.load --clients {args.clients} --duration {args.duration:g} "
             f"--burst {args.burst}` on {datetime.now(UTC):%Y-%m-%d} ({machine}; one uvicorn "
             f"worker on {database}, the demo dataset; clients on the same machine over "
-            "loopback). Latency is per request, to its last byte.\n\n"
+            "loopback). Latency is per request, to its last byte. The service is one process "
+            "and shares the cores with the load generator (and with any other work the load "
+            "average shows), so these are floors, not a capacity plan.\n\n"
             f"- burst: {args.burst} training jobs start at once; each asks for stats, balanced "
             "counts, and streams its balanced index (3 requests).\n"
             f"- steady: {args.clients} clients send requests back to back for "
