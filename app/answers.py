@@ -90,6 +90,8 @@ class DatasetStates:
 
     def load(self, name: str) -> DatasetState:
         """Ask the database (one indexed row), and remember the answer."""
+        if not catalog.DATASET_NAME.match(name):  # e.g. a NUL, which Postgres refuses outright
+            raise NotFoundError(f"dataset {name[:140]!r} does not exist")
         token = self._changes.token()  # taken first: a commit racing the query makes it stale
         with read_session(self._factory) as session:
             row = session.execute(

@@ -35,6 +35,8 @@ def list_datasets(session: Session) -> list[Dataset]:
 
 
 def find_dataset(session: Session, name: str) -> Dataset | None:
+    if not DATASET_NAME.match(name):
+        return None  # no dataset can have this name; Postgres could not even compare some
     return session.scalars(select(Dataset).where(Dataset.name == name)).one_or_none()
 
 

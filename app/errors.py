@@ -49,6 +49,17 @@ class PayloadTooLargeError(AppError):
     code = "payload_too_large"
 
 
+class DatabaseUnavailableError(AppError):
+    """The database cannot be reached (or stays locked): try again shortly."""
+
+    status_code = 503
+    code = "database_unavailable"
+    retry_after_seconds = 1
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": str(self.retry_after_seconds)})
+
+
 class UnauthorizedError(AppError):
     """No credentials, or wrong ones. `challenge` is the WWW-Authenticate header (RFC 6750)."""
 

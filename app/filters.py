@@ -52,16 +52,21 @@ def _exclude_patient(values: list[str], dialect: str) -> ColumnElement[bool]:
 
 
 def _session(values: list[str], dialect: str) -> ColumnElement[bool]:
-    """`s018` matches that session of every patient; `aaaaagxr_s018` one patient's session."""
+    """`s018` matches that session of every patient; `aaaaagxr_s018` one patient's session.
+
+    A patient never contains `_` (it is the part of the stem before the first one), so
+    `patient || '_' || session` equals `aaaaagxr_s018` exactly when both parts match. One IN over
+    that expression keeps thousands of qualified sessions to one clause: an OR of pairs was too
+    deep an expression for SQLite past a thousand of them.
+    """
     bare = [v for v in values if "_" not in v]
-    qualified = [tuple(v.rsplit("_", 1)) for v in values if "_" in v]
+    qualified = [v for v in values if "_" in v]
     clauses = []
     if bare:
         clauses.append(in_values(Recording.session, bare, dialect))
-    clauses.extend(
-        and_(Recording.patient == patient, Recording.session == session)
-        for patient, session in qualified
-    )
+    if qualified:
+        patient_session = Recording.patient + "_" + Recording.session
+        clauses.append(in_values(patient_session, qualified, dialect))
     return or_(*clauses)
 
 

@@ -7,20 +7,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import app
 from app.answers import AnswerCache, DatasetStates
 from app.api import datasets, health, metrics, reports, scans, stats
+from app.api.deps import needs_write_token
 from app.changes import change_signal
 from app.config import Settings
 from app.dashboard.site import install_dashboard
 from app.db import make_engine, make_session_factory
-from app.errors import AppError, error_body
+from app.errors import AppError, DatabaseUnavailableError, error_body
 from app.metrics import Metrics
 from app.migrate import head_revision, upgrade
 from app.observability import RequestContextMiddleware, configure_logging
@@ -68,16 +72,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.metrics = Metrics(application.state.session_factory)
     application.add_middleware(RequestContextMiddleware, metrics=application.state.metrics)
 
-    application.include_router(health.router)
-    if settings.metrics_enabled:
-        application.include_router(metrics.router)
-    application.include_router(datasets.router)
-    application.include_router(stats.router)
-    application.include_router(scans.router)
-    application.include_router(reports.router)
+    routers = [health.router, *([metrics.router] if settings.metrics_enabled else [])]
+    routers += [datasets.router, stats.router, scans.router, reports.router]
+    for router in routers:
+        application.include_router(router)
     install_dashboard(application)
     install_error_handlers(application)
+    if not settings.require_read_token:
+        document_open_reads(application, routers)
     return application
+
+
+def document_open_reads(application: FastAPI, routers: list[APIRouter]) -> None:
+    """Say in the OpenAPI document that reads work without a token when reads are open.
+
+    Every route declares the bearer scheme (a token is checked when one is needed); an empty
+    requirement next to it is OpenAPI's way of saying "or no credentials at all".
+    """
+    generate = application.openapi
+
+    def openapi() -> dict[str, Any]:
+        if application.openapi_schema is not None:
+            return application.openapi_schema
+        schema = generate()
+        routes = [route for router in routers for route in router.routes]
+        for route in routes:
+            if not isinstance(route, APIRoute) or needs_write_token(route.dependant):
+                continue
+            for method in route.methods or ():
+                operation = schema["paths"].get(route.path_format, {}).get(method.lower(), {})
+                security = operation.get("security")
+                if security and {} not in security:
+                    security.append({})
+        return schema
+
+    application.openapi = openapi  # type: ignore[method-assign]
 
 
 def install_error_handlers(application: FastAPI) -> None:
@@ -94,6 +123,35 @@ def install_error_handlers(application: FastAPI) -> None:
     @application.exception_handler(ValidationError)
     async def _model_invalid(_: Request, exc: ValidationError) -> JSONResponse:
         return _validation_response(exc.errors())
+
+    @application.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # A lost connection or an unreachable (or locked) database is an outage to ride out,
+        # not a bug: 503 with Retry-After, which clients retry. Anything else is a real 500.
+        if not (isinstance(exc, OperationalError) or exc.connection_invalidated):
+            raise exc
+        reason = " ".join(str(exc.orig or exc).split())[:200]
+        logger.warning(
+            "database unavailable during %s %s: %s", request.method, request.url.path, reason
+        )
+        error = DatabaseUnavailableError(
+            f"the database is unavailable, try again shortly: {reason}"
+        )
+        return JSONResponse(
+            error_body(error.code, error.detail),
+            status_code=error.status_code,
+            headers=error.headers,
+        )
+
+    @application.exception_handler(PoolTimeoutError)
+    async def _saturated(request: Request, exc: PoolTimeoutError) -> JSONResponse:
+        logger.warning("no database connection free for %s %s", request.method, request.url.path)
+        error = DatabaseUnavailableError("the service is saturated, try again shortly")
+        return JSONResponse(
+            error_body(error.code, error.detail),
+            status_code=error.status_code,
+            headers=error.headers,
+        )
 
     @application.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

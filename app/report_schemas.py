@@ -10,7 +10,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from app.schemas import CategoryName, Counts, SampleCounts, SubsetFilter
+from app.schemas import MAX_ID, CategoryName, Counts, SampleCounts, SubsetFilter
 
 GroupBy = Literal["patient", "session", "recording", "category"]
 BreakdownSort = Literal[
@@ -34,7 +34,9 @@ MAX_HISTOGRAM_BINS = 1000
 
 
 class BreakdownQuery(SubsetFilter):
-    snapshot: int | None = Field(default=None, ge=1, description="Snapshot id; default current.")
+    snapshot: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Snapshot id; default current."
+    )
     by: GroupBy = "patient"
     sort: BreakdownSort = "key"
     order: SortOrder = "asc"
@@ -44,7 +46,7 @@ class BreakdownQuery(SubsetFilter):
         le=MAX_BREAKDOWN_LIMIT,
         description=f"Groups per page; default {DEFAULT_BREAKDOWN_LIMIT} (CSV: every group).",
     )
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_ID)
 
 
 class BreakdownGroup(BaseModel):
@@ -82,7 +84,9 @@ class BreakdownResponse(BaseModel):
 
 
 class HistogramQuery(SubsetFilter):
-    snapshot: int | None = Field(default=None, ge=1, description="Snapshot id; default current.")
+    snapshot: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Snapshot id; default current."
+    )
     bins: int = Field(default=20, ge=1, le=MAX_HISTOGRAM_BINS)
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 CategoryName = Literal["partial_seizure", "full_seizure", "no_seizure"]
 CategoryChoice = Literal["partial_seizure", "full_seizure", "no_seizure", "seizure"]
@@ -14,6 +14,26 @@ BasisName = Literal["window", "sample"]
 CATEGORY_NAMES: tuple[str, ...] = ("partial_seizure", "full_seizure", "no_seizure")
 FILTER_FIELDS: tuple[str, ...] = ("patient", "exclude_patient", "session", "recording", "category")
 MAX_FILTER_VALUES = 100_000
+# Ids are 32-bit integer columns on every backend; a larger number can name nothing.
+MAX_ID = 2**31 - 1
+
+
+def refuse_nul(value: str) -> str:
+    """No name contains a NUL character, and Postgres cannot even compare text holding one."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def refuse_boolean(value: object) -> object:
+    """JSON true and false are not numbers, though Python would take them for 1 and 0."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+# Text that is stored or compared in the database.
+Text = Annotated[str, AfterValidator(refuse_nul)]
 
 
 class ErrorResponse(BaseModel):
@@ -27,10 +47,10 @@ class SubsetFilter(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    patient: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
-    exclude_patient: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
-    session: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
-    recording: list[str] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    patient: list[Text] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    exclude_patient: list[Text] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    session: list[Text] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    recording: list[Text] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
     category: list[CategoryChoice] = Field(default_factory=list, max_length=4)
 
     @field_validator("patient", "exclude_patient", "session", "recording", mode="before")
@@ -78,19 +98,27 @@ def split_values(value: object) -> object:
 
 
 class StatsQuery(SubsetFilter):
-    snapshot: int | None = Field(default=None, ge=1, description="Snapshot id; default current.")
+    snapshot: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Snapshot id; default current."
+    )
     weighting: WeightingName = "sqrt"
     beta: float = Field(default=0.9999, ge=0, lt=1, description="For `effective` weighting.")
     basis: BasisName = "window"
 
+    _numbers_only = field_validator("snapshot", "beta", mode="before")(refuse_boolean)
+
 
 class BalancedQuery(SubsetFilter):
-    snapshot: int | None = Field(default=None, ge=1)
+    snapshot: int | None = Field(default=None, ge=1, le=MAX_ID)
     full_ratio: float = Field(default=0.3, ge=0, le=1_000_000)
     background_ratio: float = Field(default=2.5, ge=0, le=1_000_000)
     seed: int = Field(default=42, ge=0, le=2**63 - 1)
     weighting: WeightingName = "sqrt"
     beta: float = Field(default=0.9999, ge=0, lt=1)
+
+    _numbers_only = field_validator(
+        "snapshot", "full_ratio", "background_ratio", "seed", "beta", mode="before"
+    )(refuse_boolean)
 
 
 class Counts(BaseModel):
@@ -152,8 +180,10 @@ class DatasetCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=128)
-    description: str = Field(default="", max_length=1000)
+    description: Text = Field(default="", max_length=1000)
     full_threshold: float = Field(default=0.99, gt=0, le=1)
+
+    _numbers_only = field_validator("full_threshold", mode="before")(refuse_boolean)
 
 
 class SnapshotOut(BaseModel):
@@ -193,8 +223,8 @@ class RecordingOut(BaseModel):
 class PresenceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    present: list[str] = Field(default_factory=list, max_length=10_000_000)
-    missing: list[str] = Field(default_factory=list, max_length=10_000_000)
+    present: list[Text] = Field(default_factory=list, max_length=10_000_000)
+    missing: list[Text] = Field(default_factory=list, max_length=10_000_000)
 
 
 class PresenceResult(BaseModel):

@@ -229,7 +229,10 @@ def test_only_a_hash_is_stored(factory: sessionmaker[Session], engine: Engine) -
         rows = connection.execute(text("SELECT * FROM api_tokens")).mappings().all()
     assert len(rows) == 1
     assert rows[0]["token_hash"] == hashlib.sha256(new.token.encode()).hexdigest()
-    secret = new.token.rsplit("_", 1)[1]
+    # The secret part may itself contain '_': take it as the pattern does, not by splitting.
+    match = TOKEN_PATTERN.match(new.token)
+    assert match is not None
+    secret = match.group(2)
     assert all(secret not in str(value) for value in rows[0].values())
 
 
@@ -314,3 +317,30 @@ def test_client_sends_the_token_from_the_argument_or_the_environment(
     monkeypatch.delenv("SEIZURE_STATS_TOKEN")
     call()
     assert seen == ["Bearer from-env", "Bearer explicit", None]
+
+
+def security_of(client: TestClient) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    spec = client.get("/openapi.json").json()
+    return {
+        (method, path): operation.get("security", [])
+        for path, methods in spec["paths"].items()
+        for method, operation in methods.items()
+        if path.startswith("/api/")
+    }
+
+
+def test_openapi_says_which_operations_need_a_token(
+    anonymous: TestClient, settings: Settings
+) -> None:
+    """Open reads document the token as optional (an empty requirement); writes require it."""
+    open_reads = security_of(anonymous)
+    writes = {("post", p) for m, p in open_reads if m == "post" and p not in READS_BY_POST}
+    assert len(writes) == 4  # datasets, snapshots, presence, scan-parts
+    for operation, security in open_reads.items():
+        if operation in writes:
+            assert security == [{"HTTPBearer": []}], operation
+        else:
+            assert security == [{"HTTPBearer": []}, {}], operation
+    strict = settings.model_copy(update={"require_read_token": True})
+    with TestClient(create_app(strict)) as guarded:
+        assert all(s == [{"HTTPBearer": []}] for s in security_of(guarded).values())

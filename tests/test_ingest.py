@@ -123,6 +123,142 @@ INVALID: list[tuple[str, bytes | str, str]] = [
         '{"no_seizure": ' + "[" * 100_000 + "]" * 100_000 + "}",
         "no_seizure[0]: must be an object",
     ),
+    # -- more hostile inputs: each must be refused with a 4xx that names the problem --
+    (
+        "null",
+        "null",
+        "must be a JSON object with the keys partial_seizure, full_seizure, no_seizure; got null",
+    ),
+    ("a number", "42", "got the number 42"),
+    ("a boolean", "true", "got a boolean"),
+    ("whitespace only", "  \n\t ", "not valid JSON"),
+    ("utf-8 byte order mark", "\ufeff" + body(no_seizure=[GOOD]), "not valid JSON"),
+    ("utf-16", body(no_seizure=[GOOD]).encode("utf-16"), "not valid JSON"),
+    (
+        "latin-1 name",
+        body(no_seizure=[{"cache_file": "cafe.npz", "window_idx": 0}])
+        .replace("cafe", "caf\xe9")
+        .encode("latin-1"),
+        "not valid UTF-8",
+    ),
+    ("raw control byte", body(no_seizure=[GOOD]).replace("p_s001", "p\x01s001"), "not valid JSON"),
+    (
+        "NaN index",
+        body(no_seizure=[GOOD]).replace('"window_idx": 0', '"window_idx": NaN'),
+        "not valid JSON",
+    ),
+    (
+        "Infinity index",
+        body(no_seizure=[GOOD]).replace('"window_idx": 0', '"window_idx": Infinity'),
+        "not valid JSON",
+    ),
+    ("unclosed array", "[" * 1000, "must be a JSON object"),
+    (
+        "category list null",
+        body(partial_seizure=None),
+        "partial_seizure: must be a list of entries, got null",
+    ),
+    (
+        "category list a string",
+        body(full_seizure="x.npz"),
+        "full_seizure: must be a list of entries, got the string 'x.npz'",
+    ),
+    (
+        "null cache_file",
+        body(no_seizure=[{"cache_file": None, "window_idx": 0}]),
+        "no_seizure[0].cache_file: must be a string, got null",
+    ),
+    (
+        "list cache_file",
+        body(no_seizure=[{"cache_file": ["a.npz"], "window_idx": 0}]),
+        "no_seizure[0].cache_file: must be a string, got an array",
+    ),
+    (
+        "null window_idx",
+        body(no_seizure=[GOOD | {"window_idx": None}]),
+        "no_seizure[0].window_idx: must be an integer from 0 to 2147483647, got null",
+    ),
+    (
+        "object window_idx",
+        body(no_seizure=[GOOD | {"window_idx": {"v": 1}}]),
+        "no_seizure[0].window_idx: must be an integer from 0 to 2147483647, got an object",
+    ),
+    (
+        "index one past the limit",
+        body(no_seizure=[GOOD | {"window_idx": 2**31}]),
+        "got the number 2147483648",
+    ),
+    (
+        "exponent index",
+        body(no_seizure=[GOOD]).replace('"window_idx": 0', '"window_idx": 1e3'),
+        "no_seizure[0].window_idx",
+    ),
+    (
+        "overflowing exponent",
+        body(no_seizure=[GOOD]).replace('"window_idx": 0', '"window_idx": 1e400'),
+        "no_seizure[0].window_idx",
+    ),
+    (
+        "astronomical index",
+        body(no_seizure=[GOOD]).replace('"window_idx": 0', '"window_idx": ' + "9" * 5000),
+        "more than 4300 digits",
+    ),
+    (
+        "astronomical negative",
+        body(no_seizure=[GOOD]).replace('"window_idx": 0', '"window_idx": -' + "9" * 20_000),
+        "more than 4300 digits",
+    ),
+    (
+        "escaped traversal",
+        body(no_seizure=[GOOD]).replace("p_s001_t000_windows.npz", "..\\/..\\/etc\\/passwd"),
+        "bare file name",
+    ),
+    (
+        "windows absolute path",
+        body(no_seizure=[{"cache_file": "C:\\data\\x.npz", "window_idx": 0}]),
+        "bare file name",
+    ),
+    (
+        "home directory",
+        body(no_seizure=[{"cache_file": "~/x.npz", "window_idx": 0}]),
+        "bare file name",
+    ),
+    (
+        "name too long",
+        body(no_seizure=[{"cache_file": "a" * 256, "window_idx": 0}]),
+        "longer than 255",
+    ),
+    (
+        "key twice in an entry",
+        body(no_seizure=[GOOD]).replace('"window_idx": 0', '"window_idx": 0, "window_idx": 1'),
+        "key 'window_idx' appears twice",
+    ),
+    (
+        "duplicate among thousands",
+        body(
+            no_seizure=[
+                {"cache_file": f"r{i % 50}.npz", "window_idx": i // 50} for i in range(5000)
+            ]
+            + [{"cache_file": "r7.npz", "window_idx": 3}]
+        ),
+        "('r7.npz', 3) appears twice: no_seizure[157] and no_seizure[5000]",
+    ),
+    ("deep nesting at the top", "[" * 100_000 + "]" * 100_000, "must be a JSON object"),
+    ("deep objects at the top", '{"a": ' * 100_000 + "1" + "}" * 100_000, "unknown category 'a'"),
+    (
+        "deep nesting in a value",
+        body(no_seizure=[GOOD]).replace(
+            '"window_idx": 0', '"window_idx": ' + "[" * 100_000 + "]" * 100_000
+        ),
+        "no_seizure[0].window_idx",
+    ),
+    (
+        "deep nesting in an unknown key",
+        body(no_seizure=[GOOD]).replace(
+            '"window_idx": 0', '"window_idx": 0, "x": ' + '{"y": ' * 100_000 + "0" + "}" * 100_000
+        ),
+        "no_seizure[0]: unknown key 'x'",
+    ),
     (
         "n_pos without n_samples",
         body(no_seizure=[GOOD | {"n_pos": 0}]),
@@ -201,15 +337,35 @@ def test_refused_upload_changes_nothing(client: TestClient, factory: sessionmake
     assert first.status_code == 201
     before_rows = count_rows(factory)
     before_stats = client.get("/api/v1/datasets/ds/stats").json()
-    for _, data, _ in INVALID:
-        response = client.post("/api/v1/datasets/ds/snapshots", content=data)
-        assert 400 <= response.status_code < 500, response.text
-        assert response.json()["error"] in ("invalid_manifest", "unreadable_manifest")
+    before_answers = answers(client, "ds")
+    for name, data, message in INVALID:
+        raw = data.encode() if isinstance(data, str) else data
+        for body_sent, headers in ((raw, {}), (gzip.compress(raw), {"Content-Encoding": "gzip"})):
+            response = client.post(
+                "/api/v1/datasets/ds/snapshots", content=body_sent, headers=headers
+            )
+            assert 400 <= response.status_code < 500, (name, response.text)
+            assert response.json()["error"] in ("invalid_manifest", "unreadable_manifest")
+            assert message in response.json()["detail"], (name, response.json())
         response = client.post("/api/v1/datasets/brand-new/snapshots", content=data)
         assert 400 <= response.status_code < 500
     assert count_rows(factory) == before_rows
     assert client.get("/api/v1/datasets/ds/stats").json() == before_stats
+    assert answers(client, "ds") == before_answers
     assert client.get("/api/v1/datasets/brand-new").status_code == 404
+
+
+def answers(client: TestClient, dataset: str) -> list[Any]:
+    """Everything a reader sees of a dataset: its snapshots, stats, balanced counts and index."""
+    base = f"/api/v1/datasets/{dataset}"
+    return [
+        client.get(base).json(),
+        client.get(f"{base}/snapshots").json(),
+        client.get(f"{base}/recordings").json(),
+        client.get(f"{base}/stats?weighting=effective&patient=aaaaaaaa").json(),
+        client.get(f"{base}/balanced?seed=7").json(),
+        client.get(f"{base}/balanced/index?seed=7").text,
+    ]
 
 
 def test_failure_while_storing_rolls_back_everything(

@@ -292,3 +292,21 @@ def test_sql_in_filter_values_matches_nothing(client: TestClient) -> None:
         answer = client.get("/api/v1/datasets/small/stats", params={"patient": value}).json()
         assert answer["counts"]["total"] == 0, value
     assert client.get("/api/v1/datasets/small/stats").json()["counts"]["total"] == 12
+
+
+def test_ids_beyond_32_bits_are_refused_not_overflowed(client: TestClient) -> None:
+    """Fuzzing found a 500: a snapshot id too large for the database's integer column."""
+    load(client, "small", manifests.SMALL, set())
+    huge = str(2**63 + 5)
+    for response in (
+        client.get(f"/api/v1/datasets/small/stats?snapshot={huge}"),
+        client.post("/api/v1/datasets/small/stats", json={"snapshot": int(huge)}),
+        client.get(f"/api/v1/datasets/small/balanced?snapshot={huge}"),
+        client.post("/api/v1/datasets/small/balanced/index", json={"snapshot": 2**31}),
+        client.get(f"/api/v1/datasets/small/snapshots/{huge}"),
+        client.get("/api/v1/datasets/small/snapshots/0"),
+    ):
+        assert response.status_code == 422, response.text
+        assert "snapshot" in response.json()["detail"]
+    largest = client.get(f"/api/v1/datasets/small/stats?snapshot={2**31 - 1}")
+    assert largest.status_code == 404

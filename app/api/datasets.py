@@ -6,7 +6,7 @@ import logging
 import time
 from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
@@ -14,19 +14,19 @@ from app import catalog
 from app.api.deps import (
     MetricsDep,
     ReadAccess,
-    ReadSessionDep,
     SessionFactoryDep,
     SettingsDep,
     WriteTokenDep,
     only_params,
 )
 from app.api.upload import receive_manifest
-from app.db import write_session
+from app.db import read_session, write_session
 from app.errors import NotFoundError
 from app.ingest.importer import import_manifest
 from app.ingest.presence import apply_presence, recording_names
 from app.models import Recording
 from app.schemas import (
+    MAX_ID,
     DatasetCreate,
     DatasetOut,
     ErrorResponse,
@@ -35,12 +35,13 @@ from app.schemas import (
     PresenceUpdate,
     RecordingOut,
     SnapshotOut,
+    Text,
 )
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"], dependencies=[ReadAccess])
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 503)
 }
 
 MANIFEST_BODY = {
@@ -76,9 +77,10 @@ MANIFEST_BODY = {
 }
 
 
-@router.get("", summary="All datasets", dependencies=[Depends(only_params())])
-def list_datasets(session: ReadSessionDep) -> list[DatasetOut]:
-    return [catalog.dataset_out(session, d) for d in catalog.list_datasets(session)]
+@router.get("", summary="All datasets", responses=ERRORS, dependencies=[Depends(only_params())])
+def list_datasets(factory: SessionFactoryDep) -> list[DatasetOut]:
+    with read_session(factory) as session:
+        return [catalog.dataset_out(session, d) for d in catalog.list_datasets(session)]
 
 
 @router.post(
@@ -104,8 +106,9 @@ def create_dataset(
     responses=ERRORS,
     dependencies=[Depends(only_params())],
 )
-def get_dataset(dataset: str, session: ReadSessionDep) -> DatasetOut:
-    return catalog.dataset_out(session, catalog.get_dataset(session, dataset))
+def get_dataset(dataset: str, factory: SessionFactoryDep) -> DatasetOut:
+    with read_session(factory) as session:
+        return catalog.dataset_out(session, catalog.get_dataset(session, dataset))
 
 
 @router.get(
@@ -114,9 +117,10 @@ def get_dataset(dataset: str, session: ReadSessionDep) -> DatasetOut:
     responses=ERRORS,
     dependencies=[Depends(only_params())],
 )
-def list_snapshots(dataset: str, session: ReadSessionDep) -> list[SnapshotOut]:
-    found = catalog.get_dataset(session, dataset)
-    return [catalog.snapshot_out(s, found) for s in catalog.list_snapshots(session, found)]
+def list_snapshots(dataset: str, factory: SessionFactoryDep) -> list[SnapshotOut]:
+    with read_session(factory) as session:
+        found = catalog.get_dataset(session, dataset)
+        return [catalog.snapshot_out(s, found) for s in catalog.list_snapshots(session, found)]
 
 
 @router.get(
@@ -125,9 +129,12 @@ def list_snapshots(dataset: str, session: ReadSessionDep) -> list[SnapshotOut]:
     responses=ERRORS,
     dependencies=[Depends(only_params())],
 )
-def get_snapshot(dataset: str, snapshot_id: int, session: ReadSessionDep) -> SnapshotOut:
-    found = catalog.get_dataset(session, dataset)
-    return catalog.snapshot_out(catalog.get_snapshot(session, found, snapshot_id), found)
+def get_snapshot(
+    dataset: str, snapshot_id: Annotated[int, Path(ge=1, le=MAX_ID)], factory: SessionFactoryDep
+) -> SnapshotOut:
+    with read_session(factory) as session:
+        found = catalog.get_dataset(session, dataset)
+        return catalog.snapshot_out(catalog.get_snapshot(session, found, snapshot_id), found)
 
 
 @router.post(
@@ -146,7 +153,7 @@ async def import_snapshot(
     settings: SettingsDep,
     metrics: MetricsDep,
     writer: WriteTokenDep,
-    source: Annotated[str, Query(max_length=500, description="Where it came from.")] = "",
+    source: Annotated[Text, Query(max_length=500, description="Where it came from.")] = "",
 ) -> ImportResponse:
     started = time.perf_counter()
     size: int | None = None
@@ -193,22 +200,23 @@ def _body_size(body: IO[bytes]) -> int:
     responses=ERRORS,
     dependencies=[Depends(only_params())],
 )
-def list_recordings(dataset: str, session: ReadSessionDep) -> list[RecordingOut]:
-    found = catalog.get_dataset(session, dataset)
-    rows = session.scalars(
-        select(Recording).where(Recording.dataset_id == found.id).order_by(Recording.cache_file)
-    )
-    return [
-        RecordingOut(
-            cache_file=r.cache_file,
-            stem=r.stem,
-            patient=r.patient,
-            session=r.session,
-            token=r.token,
-            present=r.present,
+def list_recordings(dataset: str, factory: SessionFactoryDep) -> list[RecordingOut]:
+    with read_session(factory) as session:
+        found = catalog.get_dataset(session, dataset)
+        rows = session.scalars(
+            select(Recording).where(Recording.dataset_id == found.id).order_by(Recording.cache_file)
         )
-        for r in rows
-    ]
+        return [
+            RecordingOut(
+                cache_file=r.cache_file,
+                stem=r.stem,
+                patient=r.patient,
+                session=r.session,
+                token=r.token,
+                present=r.present,
+            )
+            for r in rows
+        ]
 
 
 @router.post(

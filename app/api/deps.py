@@ -1,4 +1,8 @@
-"""Dependencies shared by the routers."""
+"""Dependencies shared by the routers.
+
+Those that do no blocking work are `async def`: FastAPI runs a plain `def` dependency on the
+thread pool, a hop per dependency per request that cost more than most answers.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,7 +49,7 @@ async def get_answer_cache(request: Request) -> AnswerCache:
     return cache
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
@@ -52,8 +57,10 @@ def get_metrics(request: Request) -> Metrics:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AnswerCacheDep = Annotated[AnswerCache, Depends(get_answer_cache)]
 SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
-ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+# For endpoints whose whole answer is read in one go; ones that answer from memory when they can
+# open their session themselves (app.api.stats).
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 
 # -- tokens --------------------------------------------------------------------------------------
 
@@ -76,9 +83,9 @@ def _token_identity(request: Request, credentials: BearerDep, needed: Scope) -> 
     return identity
 
 
-def require_write_token(request: Request, credentials: BearerDep) -> TokenIdentity:
+async def require_write_token(request: Request, credentials: BearerDep) -> TokenIdentity:
     """Every write goes through this: 401 without a valid token, 403 without the write scope."""
-    return _token_identity(request, credentials, "write")
+    return await run_in_threadpool(_token_identity, request, credentials, "write")
 
 
 async def require_read_access(
@@ -97,6 +104,13 @@ async def require_read_access(
 # resources are built with `dependencies=[ReadAccess]`.
 WriteTokenDep = Annotated[TokenIdentity, Depends(require_write_token)]
 ReadAccess = Depends(require_read_access)
+
+
+def needs_write_token(dependant: Dependant) -> bool:
+    """Whether an endpoint (through any of its dependencies) requires a write token."""
+    return any(
+        sub.call is require_write_token or needs_write_token(sub) for sub in dependant.dependencies
+    )
 
 
 def only_params(*allowed: str) -> Callable[[Request], Awaitable[None]]:

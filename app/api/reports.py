@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -29,13 +29,16 @@ from app.report_schemas import (
     SnapshotDiff,
     SortOrder,
 )
-from app.schemas import FILTER_FIELDS
+from app.schemas import FILTER_FIELDS, MAX_ID
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["breakdowns"], dependencies=[ReadAccess])
 Categories = Annotated[
     list[str], Query(description="partial_seizure, full_seizure, no_seizure or seizure.")
 ]
-Snapshot = Annotated[int | None, Query(ge=1, description="Snapshot id; default current.")]
+Snapshot = Annotated[
+    int | None, Query(ge=1, le=MAX_ID, description="Snapshot id; default current.")
+]
+SnapshotId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Format = Literal["json", "csv"]
 BREAKDOWN_PARAMS = (*FILTER_FIELDS, "snapshot", "by", "sort", "order", "limit", "offset", "format")
 HISTOGRAM_PARAMS = (*FILTER_FIELDS, "snapshot", "bins")
@@ -74,7 +77,7 @@ def breakdown_query(
         int | None,
         Query(ge=1, le=MAX_BREAKDOWN_LIMIT, description="Default 100; CSV: every group."),
     ] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> BreakdownQuery:
     return BreakdownQuery.model_validate(
         {
@@ -249,8 +252,8 @@ def post_histogram(
 )
 def get_snapshot_diff(
     dataset: str,
-    a: int,
-    b: int,
+    a: SnapshotId,
+    b: SnapshotId,
     session: ReadSessionDep,
     limit: Annotated[
         int, Query(ge=0, le=MAX_BREAKDOWN_LIMIT, description="Most recordings listed.")

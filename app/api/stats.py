@@ -19,6 +19,7 @@ from app.db import read_session
 from app.models import Dataset, Snapshot
 from app.schemas import (
     FILTER_FIELDS,
+    MAX_ID,
     BalancedQuery,
     BalancedResponse,
     ErrorResponse,
@@ -30,7 +31,7 @@ from app.stats import compute_stats
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["statistics"], dependencies=[ReadAccess])
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 422)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 422, 503)
 }
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: the answer for this ETag has not changed."}
@@ -53,7 +54,7 @@ async def stats_query(
         list[str], Query(description="partial_seizure, full_seizure, no_seizure or seizure.")
     ] = [],  # noqa: B006
     snapshot: Annotated[
-        int | None, Query(ge=1, description="Snapshot id; default current.")
+        int | None, Query(ge=1, le=MAX_ID, description="Snapshot id; default current.")
     ] = None,
     weighting: Weighting = "sqrt",
     beta: Annotated[float, Query(ge=0, lt=1, description="For effective weighting.")] = 0.9999,
@@ -82,7 +83,7 @@ async def balanced_query(
     category: Annotated[
         list[str], Query(description="partial_seizure, full_seizure, no_seizure or seizure.")
     ] = [],  # noqa: B006
-    snapshot: Annotated[int | None, Query(ge=1)] = None,
+    snapshot: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     full_ratio: Annotated[float, Query(ge=0, le=1_000_000)] = 0.3,
     background_ratio: Annotated[float, Query(ge=0, le=1_000_000)] = 2.5,
     seed: Annotated[int, Query(ge=0, le=2**63 - 1)] = 42,

@@ -7,6 +7,8 @@ import click
 from app.cli import main
 from app.config import Settings
 
+KEEP_ALIVE_SECONDS = 75
+
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -37,6 +39,10 @@ def serve(host: str, port: int, workers: int) -> None:
         workers=workers,
         proxy_headers=True,
         timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        # Idle keep-alive connections are the client's to close (httpx does after 5 s). With
+        # uvicorn's own 5 s, a connection the server closed as a busy client reused it was a
+        # transport error in the load test; proxies keep them 60-75 s for the same reason.
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         # Logging is configured above (JSON or text, with request ids); the access log is
         # written by the app itself, without query strings or headers.
         log_config=None,

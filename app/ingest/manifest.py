@@ -8,6 +8,7 @@ few int32 arrays. Every problem is reported with the entry that has it, e.g.
 from __future__ import annotations
 
 import hashlib
+import sys
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -103,6 +104,17 @@ def parse_manifest(
         reason = _short(exc)
         what = "UTF-8" if "UTF8" in reason else "JSON"
         raise UnreadableManifestError(f"manifest is not valid {what}: {reason}") from exc
+    except (ValueError, SystemError) as exc:
+        # Python refuses to convert integers of thousands of digits (a guard against quadratic
+        # parsing); the C parser passes that on as a ValueError, sometimes wrapped in a
+        # SystemError. No window index or count is anywhere near that long.
+        cause = exc if isinstance(exc, ValueError) else exc.__cause__ or exc.__context__
+        if not isinstance(cause, ValueError) or "digits" not in str(cause):
+            raise
+        raise ManifestError(
+            f"manifest has a number of more than {sys.get_int_max_str_digits()} digits; "
+            f"window indexes are integers from 0 to {MAX_WINDOW_IDX}"
+        ) from exc
     return parser.finish(full_threshold)
 
 

@@ -1,0 +1,328 @@
+"""Bounded load on loopback: a start-of-sweep burst, then many clients for a while; zero errors.
+
+Usage: python -m bench.load [--url URL] [--clients 200] [--duration 10] [--burst 200] [--record]
+
+Without --url it starts its own service (`seizure-stats serve`, one worker) on a fresh SQLite
+database in a temporary directory, loaded with the seeded demo dataset (`--database-url` to use
+another database; it must be empty or hold the demo dataset). Then:
+
+1. burst: `--burst` training jobs start at the same instant, as a hyper-parameter sweep does;
+   each asks for its stats, its balanced counts and streams its balanced index.
+2. steady: `--clients` clients, each sending one request after another for `--duration` seconds:
+   stats under varied filters (GET and POST), balanced counts, dataset and snapshot listings,
+   now and then a balanced index.
+
+Every request is timed to its last byte. Any status other than 200, or a transport error, is an
+error; the run exits non-zero if there was one. `--record` writes the table into the "Load"
+section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+import h11
+import httpx
+
+DATASET = "demo-train"
+RESULTS = Path(__file__).with_name("RESULTS.md")
+SECTION = "## Load"
+
+
+@dataclass
+class Phase:
+    name: str
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] * 1000
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies) + len(self.errors)
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection, as one training job or dashboard holds.
+
+    A few lines over asyncio streams and h11, because httpx's async pool spends more time on
+    200 connections than the service takes to answer them: it, not the service, set the pace.
+    """
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.protocol = h11.Connection(h11.CLIENT)
+
+    async def request(self, method: str, target: str, body: bytes = b"") -> int:
+        """Send one request, read the whole answer, return its status."""
+        if self.writer is None or self.reader is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.protocol = h11.Connection(h11.CLIENT)
+        headers = [("Host", f"{self.host}:{self.port}"), ("Content-Length", str(len(body)))]
+        if body:
+            headers.append(("Content-Type", "application/json"))
+        out = self.protocol.send(h11.Request(method=method, target=target, headers=headers)) or b""
+        if body:
+            out += self.protocol.send(h11.Data(data=body)) or b""
+        out += self.protocol.send(h11.EndOfMessage()) or b""
+        self.writer.write(out)
+        await self.writer.drain()
+        status = 0
+        while True:
+            event = self.protocol.next_event()
+            if event is h11.NEED_DATA:
+                chunk = await self.reader.read(65536)
+                self.protocol.receive_data(chunk)  # b"" tells h11 the peer closed
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionError("the server closed the connection")
+        if self.protocol.our_state is h11.DONE and self.protocol.their_state is h11.DONE:
+            self.protocol.start_next_cycle()
+        else:
+            await self.close()
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
+async def timed(
+    connection: Connection,
+    phase: Phase,
+    method: str,
+    path: str,
+    params: dict[str, object] | None = None,
+    json_body: object = None,
+) -> None:
+    target = f"{path}?{urlencode(params, doseq=True)}" if params else path
+    body = json.dumps(json_body).encode() if json_body is not None else b""
+    started = time.perf_counter()
+    try:
+        status = await connection.request(method, target, body)
+    except (OSError, h11.ProtocolError) as exc:
+        phase.errors.append(f"{method} {path}: {exc!r}")
+        await connection.close()
+        return
+    if status != 200:
+        phase.errors.append(f"{method} {path}: {status}")
+        return
+    phase.latencies.append(time.perf_counter() - started)
+
+
+def patients_of(url: str) -> list[str]:
+    response = httpx.get(f"{url}/api/v1/datasets/{DATASET}/recordings", timeout=30)
+    response.raise_for_status()
+    return sorted({r["patient"] for r in response.json()})
+
+
+async def burst(url: str, jobs: int, patients: list[str]) -> Phase:
+    """Every job of a sweep starting at once: stats, balanced, then the streamed index."""
+    phase = Phase("burst")
+    start = asyncio.Event()
+    base = f"/api/v1/datasets/{DATASET}"
+
+    async def job(k: int) -> None:
+        connection = Connection(url)
+        held_out = patients[k % len(patients)]
+        await start.wait()
+        await timed(connection, phase, "GET", f"{base}/stats", {"exclude_patient": held_out})
+        await timed(connection, phase, "GET", f"{base}/balanced", {"seed": k % 8})
+        await timed(connection, phase, "GET", f"{base}/balanced/index", {"seed": k % 8})
+        await connection.close()
+
+    tasks = [asyncio.create_task(job(k)) for k in range(jobs)]
+    await asyncio.sleep(0.2)
+    started = time.perf_counter()
+    start.set()
+    await asyncio.gather(*tasks)
+    phase.seconds = time.perf_counter() - started
+    return phase
+
+
+async def steady(url: str, clients: int, duration: float, patients: list[str]) -> Phase:
+    phase = Phase("steady")
+    base = f"/api/v1/datasets/{DATASET}"
+    deadline = time.perf_counter() + duration
+
+    async def user(k: int) -> None:
+        rng = random.Random(k)
+        connection = Connection(url)
+        while time.perf_counter() < deadline:
+            roll = rng.random()
+            chosen = rng.sample(patients, rng.randint(1, 5))
+            if roll < 0.45:
+                params = {"patient": chosen, "weighting": rng.choice(["sqrt", "linear"])}
+                await timed(connection, phase, "GET", f"{base}/stats", params)
+            elif roll < 0.6:
+                body = {"exclude_patient": chosen, "category": ["seizure", "no_seizure"]}
+                await timed(connection, phase, "POST", f"{base}/stats", json_body=body)
+            elif roll < 0.8:
+                await timed(connection, phase, "GET", f"{base}/balanced", {"seed": k % 16})
+            elif roll < 0.9:
+                await timed(connection, phase, "GET", "/api/v1/datasets")
+            elif roll < 0.97:
+                await timed(connection, phase, "GET", f"{base}/snapshots")
+            else:
+                await timed(connection, phase, "GET", f"{base}/balanced/index", {"seed": k % 4})
+        await connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(user(k) for k in range(clients)))
+    phase.seconds = time.perf_counter() - started
+    return phase
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def own_server(database_url: str | None) -> Iterator[str]:
+    """A service of this run's own, with the demo dataset loaded; stopped afterwards."""
+    with tempfile.TemporaryDirectory(prefix="seizure-stats-load-") as workdir:
+        url_of_db = database_url or f"sqlite:///{Path(workdir) / 'load.db'}"
+        env = os.environ | {"DATABASE_URL": url_of_db, "SEIZURE_STATS_LOG_LEVEL": "WARNING"}
+        app = [sys.executable, "-m", "app"]
+        subprocess.run([*app, "db", "upgrade"], env=env, check=True, capture_output=True)
+        subprocess.run([*app, "demo"], env=env, check=True, capture_output=True)
+        port = free_port()
+        with (Path(workdir) / "server.log").open("wb") as log:
+            process = subprocess.Popen(
+                [*app, "serve", "--port", str(port)], env=env, stdout=log, stderr=log
+            )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the service did not start")
+                time.sleep(0.1)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def table(phases: list[Phase]) -> str:
+    lines = [
+        "| phase | requests | errors | seconds | req/s | p50 ms | p90 ms | p99 ms | max ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in phases:
+        rate = p.requests / p.seconds if p.seconds else 0.0
+        lines.append(
+            f"| {p.name} | {p.requests:,} | {len(p.errors)} | {p.seconds:.1f} | {rate:,.0f} | "
+            f"{p.percentile(50):.1f} | {p.percentile(90):.1f} | {p.percentile(99):.1f} | "
+            f"{p.percentile(100):.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def record(text: str) -> None:
+    """Replace (or add) the Load section of RESULTS.md, leaving other sections alone."""
+    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    lines = existing.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
+    if start is None:
+        lines = [*lines, "", *text.splitlines()]
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        lines = lines[:start] + text.splitlines() + [""] * (end < len(lines)) + lines[end:]
+    RESULTS.write_text("\n".join(lines).rstrip("\n") + "\n")
+
+
+async def run(url: str, clients: int, duration: float, jobs: int) -> list[Phase]:
+    patients = patients_of(url)
+    return [await burst(url, jobs, patients), await steady(url, clients, duration, patients)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--url", help="a running service holding the demo dataset")
+    parser.add_argument("--database-url", help="for the service this run starts")
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--burst", type=int, default=200, help="training jobs starting at once")
+    parser.add_argument("--record", action="store_true", help="write bench/RESULTS.md")
+    args = parser.parse_args(argv)
+
+    load_before = os.getloadavg()[0]
+    if args.url:
+        phases = asyncio.run(run(args.url, args.clients, args.duration, args.burst))
+    else:
+        with own_server(args.database_url) as url:
+            phases = asyncio.run(run(url, args.clients, args.duration, args.burst))
+    result = table(phases)
+    print(result)
+    errors = [e for p in phases for e in p.errors]
+    for error in errors[:20]:
+        print(f"error: {error}", file=sys.stderr)
+    if args.record:
+        machine = (
+            f"{os.cpu_count()} cores, Python {platform.python_version()}, load average "
+            f"{load_before:.1f} before the run"
+        )
+        database = (
+            "the given service" if args.url else (args.database_url or "SQLite").split(":")[0]
+        )
+        record(
+            f"{SECTION}\n\n"
+            f"`python -m bench.load --clients {args.clients} --duration {args.duration:g} "
+            f"--burst {args.burst}` on {datetime.now(UTC):%Y-%m-%d} ({machine}; one uvicorn "
+            f"worker on {database}, the demo dataset; clients on the same machine over "
+            "loopback). Latency is per request, to its last byte. The service is one process "
+            "and shares the cores with the load generator (and with any other work the load "
+            "average shows), so these are floors, not a capacity plan.\n\n"
+            f"- burst: {args.burst} training jobs start at once; each asks for stats, balanced "
+            "counts, and streams its balanced index (3 requests).\n"
+            f"- steady: {args.clients} clients send requests back to back for "
+            f"{args.duration:g} s: stats (GET and POST, varied filters), balanced counts, "
+            "listings, sometimes an index.\n\n"
+            f"{result}\n"
+        )
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Consistency under concurrency, against a real uvicorn process on SQLite and Postgres.
+
+Readers asking while a large import commits see the old totals or the new ones, never anything
+in between, and never the old after the new. Imports racing on one dataset end with one
+snapshot each, or one in all when the content is the same, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench.generate import write_manifest
+from tests import manifests
+from tests.conftest import make_token
+from tests.integrity import integrity_problems
+from tests.live import live_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+Manifest = tuple[bytes, dict[str, int]]
+
+
+def generated_manifest(directory: Path, windows: int, seed: int) -> Manifest:
+    path = directory / f"manifest-{windows}-{seed}.json"
+    counts = write_manifest(path, windows, seed=seed, cache_dir=None)
+    return path.read_bytes(), counts
+
+
+@pytest.fixture(scope="session")
+def large(tmp_path_factory: pytest.TempPathFactory) -> Manifest:
+    return generated_manifest(tmp_path_factory.mktemp("concurrency"), 400_000, seed=11)
+
+
+@pytest.fixture(scope="session")
+def rivals(tmp_path_factory: pytest.TempPathFactory) -> tuple[Manifest, Manifest]:
+    directory = tmp_path_factory.mktemp("rivals")
+    return generated_manifest(directory, 150_000, 12), generated_manifest(directory, 170_000, 13)
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    token = make_token(database_url, "race-writer", "write")
+    with live_server(database_url, tmp_path) as live:
+        yield live.url, {"Authorization": f"Bearer {token}"}
+
+
+def post_manifest(url: str, auth: dict[str, str], dataset: str, body: bytes) -> httpx.Response:
+    return httpx.post(
+        f"{url}/api/v1/datasets/{dataset}/snapshots", content=body, headers=auth, timeout=300
+    )
+
+
+def total(counts: dict[str, int]) -> int:
+    return counts["partial_seizure"] + counts["full_seizure"] + counts["no_seizure"]
+
+
+def test_readers_see_old_or_new_totals_never_a_mix(
+    server: tuple[str, dict[str, str]], database_url: str, large: Manifest
+) -> None:
+    url, auth = server
+    first = post_manifest(url, auth, "ds", json.dumps(manifests.SMALL).encode())
+    assert first.status_code == 201
+    old = (first.json()["id"], first.json()["content_hash"], 12)
+    seen: list[list[tuple[int, str, int]]] = [[] for _ in range(4)]
+    problems: list[str] = []
+    done = threading.Event()
+
+    def read(into: list[tuple[int, str, int]], path: str) -> None:
+        deadline = time.monotonic() + 120
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while time.monotonic() < deadline:
+                finished = done.is_set()
+                response = http.get(path)
+                if response.status_code != 200:
+                    problems.append(f"{path}: {response.status_code} {response.text[:200]}")
+                elif path.endswith("/stats"):
+                    body = response.json()
+                    into.append((body["snapshot"], body["content_hash"], body["counts"]["total"]))
+                else:
+                    body = response.json()["current_snapshot"]
+                    into.append((body["id"], body["content_hash"], body["counts"]["total"]))
+                if finished:
+                    return
+
+    paths = ["/api/v1/datasets/ds/stats"] * 3 + ["/api/v1/datasets/ds"]
+    readers = [threading.Thread(target=read, args=(s, p)) for s, p in zip(seen, paths, strict=True)]
+    for reader in readers:
+        reader.start()
+    time.sleep(0.3)
+    body, counts = large
+    imported = post_manifest(url, auth, "ds", body)
+    done.set()
+    for reader in readers:
+        reader.join(60)
+    assert imported.status_code == 201, imported.text
+    new = (imported.json()["id"], imported.json()["content_hash"], total(counts))
+    assert problems == []
+    for observations in seen:
+        assert observations, "every reader got answers"
+        assert set(observations) <= {old, new}, set(observations) - {old, new}
+        # Once a reader has seen the new snapshot it never sees the old one again.
+        first_new = observations.index(new) if new in observations else len(observations)
+        assert all(o == new for o in observations[first_new:])
+        assert observations[-1] == new
+    assert sum(o == old for s in seen for o in s) > 0
+    assert integrity_problems(database_url) == []
+
+
+def test_two_different_imports_racing_make_two_whole_snapshots(
+    server: tuple[str, dict[str, str]], database_url: str, rivals: tuple[Manifest, Manifest]
+) -> None:
+    url, auth = server
+    for dataset in ("ds", "brand-new"):  # an existing dataset, and one the race creates
+        if dataset == "ds":
+            base = post_manifest(url, auth, "ds", json.dumps(manifests.SMALL).encode())
+            assert base.status_code == 201
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda m, d=dataset: post_manifest(url, auth, d, m[0]), rivals))
+        assert [r.status_code for r in results] == [201, 201], [r.text for r in results]
+        ids = [r.json()["id"] for r in results]
+        assert len(set(ids)) == 2
+        for response, (_, counts) in zip(results, rivals, strict=True):
+            snapshot = httpx.get(
+                f"{url}/api/v1/datasets/{dataset}/snapshots/{response.json()['id']}"
+            )
+            assert snapshot.json()["counts"]["total"] == total(counts)
+            assert snapshot.json()["counts"]["partial_seizure"] == counts["partial_seizure"]
+            stats = httpx.get(
+                f"{url}/api/v1/datasets/{dataset}/stats", params={"snapshot": response.json()["id"]}
+            ).json()
+            assert stats["counts"]["total"] == total(counts)
+            assert stats["counts"]["full_seizure"] == counts["full_seizure"]
+        current = httpx.get(f"{url}/api/v1/datasets/{dataset}").json()["current_snapshot"]
+        assert current["id"] in ids
+        listed = httpx.get(f"{url}/api/v1/datasets/{dataset}/snapshots").json()
+        assert len(listed) == (3 if dataset == "ds" else 2)
+    assert [d["name"] for d in httpx.get(f"{url}/api/v1/datasets").json()] == ["brand-new", "ds"]
+    assert integrity_problems(database_url) == []
+
+
+def test_the_same_import_racing_itself_makes_one_snapshot(
+    server: tuple[str, dict[str, str]], database_url: str, rivals: tuple[Manifest, Manifest]
+) -> None:
+    url, auth = server
+    body, counts = rivals[0]
+    # First into a dataset the race creates, then again once the content exists.
+    for expected in ([200, 200, 201], [200, 200, 200]):
+        with ThreadPoolExecutor(3) as pool:
+            results = list(pool.map(lambda _: post_manifest(url, auth, "fresh", body), range(3)))
+        statuses = sorted(r.status_code for r in results)
+        assert statuses == expected, [r.text for r in results]
+        assert len({r.json()["id"] for r in results}) == 1
+        assert all(r.json()["counts"]["total"] == total(counts) for r in results)
+        assert len(httpx.get(f"{url}/api/v1/datasets/fresh/snapshots").json()) == 1
+    assert integrity_problems(database_url) == []

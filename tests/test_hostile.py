@@ -1,0 +1,469 @@
+"""Hostile requests: every one gets a 4xx that names the problem, or an exact answer; never a 5xx,
+never a match that should not be, and nothing changes that should not."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from tests import manifests, oracle
+from tests.conftest import make_token
+from tests.live import live_server
+from tests.test_ingest import answers
+
+SMALL = json.dumps(manifests.SMALL)
+
+
+@pytest.fixture
+def small(client: TestClient) -> TestClient:
+    assert client.post("/api/v1/datasets/small/snapshots", content=SMALL).status_code == 201
+    return client
+
+
+def test_nul_characters_are_refused_not_sent_to_the_database(small: TestClient) -> None:
+    """Postgres cannot compare text holding NUL: these were 500s there (and matched nothing on
+    SQLite). No name can contain one, so a value with one is refused, a dataset name is unknown."""
+    before = answers(small, "small")
+    refused: list[tuple[str, str, dict[str, Any] | None, str]] = [
+        ("GET", "/api/v1/datasets/small/stats?patient=%00", None, "patient.0"),
+        ("GET", "/api/v1/datasets/small/stats?recording=a%00b.npz", None, "recording.0"),
+        ("GET", "/api/v1/datasets/small/stats?session=s001,aaaaaaaa%00_s001", None, "session.1"),
+        ("GET", "/api/v1/datasets/small/balanced?exclude_patient=%00", None, "exclude_patient.0"),
+        ("GET", "/api/v1/datasets/small/balanced/index?patient=x%00", None, "patient.0"),
+        (
+            "POST",
+            "/api/v1/datasets/small/stats",
+            {"patient": ["x"] * 300 + ["\x00"]},
+            "patient.300",
+        ),
+        ("POST", "/api/v1/datasets/small/balanced", {"recording": ["\x00"]}, "recording.0"),
+        ("POST", "/api/v1/datasets/small/presence", {"missing": ["a\x00.npz"]}, "missing.0"),
+        ("POST", "/api/v1/datasets", {"name": "nul", "description": "a\x00b"}, "description"),
+        ("POST", "/api/v1/datasets/small/snapshots?source=%00", None, "source"),
+    ]
+    for method, path, body, named in refused:
+        if method == "GET":
+            response = small.get(path)
+        elif body is None:
+            response = small.post(path, content=SMALL)
+        else:
+            response = small.post(path, json=body)
+        assert response.status_code == 422, (path, response.text)
+        assert named in response.json()["detail"], response.text
+        assert "NUL" in response.json()["detail"], response.text
+    for path in (
+        "/api/v1/datasets/%00",
+        "/api/v1/datasets/a%00/stats",
+        "/api/v1/datasets/%00/balanced/index",
+        "/api/v1/datasets/a%00b/snapshots/1",
+        "/api/v1/datasets/%00/recordings",
+    ):
+        response = small.get(path)
+        assert response.status_code == 404, (path, response.text)
+    assert small.post("/api/v1/datasets/%00/presence", json={"missing": ["x"]}).status_code == 404
+    assert small.post("/api/v1/datasets/%00/snapshots", content=SMALL).status_code == 422
+    assert answers(small, "small") == before
+    assert [d["name"] for d in small.get("/api/v1/datasets").json()] == ["small"]
+
+
+def load_generated(client: TestClient, seed: int = 21) -> dict[str, Any]:
+    manifest = manifests.generated(seed, recordings=60)
+    response = client.post("/api/v1/datasets/gen/snapshots", content=json.dumps(manifest))
+    assert response.status_code == 201, response.text
+    return manifest
+
+
+def test_thousands_of_qualified_sessions(client: TestClient) -> None:
+    """3,000 `patient_session` values: an OR of pairs was too deep an expression for SQLite (500)."""
+    manifest = load_generated(client)
+    names = manifests.recordings_of(manifest)
+    real = sorted(
+        {f"{p}_{s}" for n in names if (s := oracle.names_of(n)[2]) for p in [oracle.names_of(n)[1]]}
+    )
+    tricky = ["a_b_s001", "_s001", f"{oracle.names_of(names[0])[1]}_", "%_s001", "*_s00%", "_"]
+    fakes = [f"p{i:06d}_s{i % 9:03d}" for i in range(3000)]
+    sessions = fakes[:1500] + real[:5] + tricky + fakes[1500:]
+    expected = oracle.expected_stats(manifest, set(), {"session": sessions})
+    assert expected["counts"]["total"] > 0
+    answer = client.post("/api/v1/datasets/gen/stats", json={"session": sessions})
+    assert answer.status_code == 200, answer.text
+    for field in ("counts", "seizure_ratio", "pos_weight", "recordings"):
+        assert answer.json()[field] == expected[field], field
+    balanced = client.post(
+        "/api/v1/datasets/gen/balanced/index", json={"session": sessions, "seed": 3}
+    )
+    assert balanced.status_code == 200, balanced.text
+    got = [(e["cache_file"], e["window_idx"]) for e in map(json.loads, balanced.text.splitlines())]
+    assert got == oracle.expected_balanced(manifest, set(), {"session": sessions}, seed=3)[1]
+    only_tricky = client.post("/api/v1/datasets/gen/stats", json={"session": tricky}).json()
+    assert only_tricky["counts"]["total"] == 0
+
+
+# -- hostile queries -------------------------------------------------------------------------
+
+STATS = "/api/v1/datasets/gen/stats"
+BALANCED = "/api/v1/datasets/gen/balanced"
+INDEX = "/api/v1/datasets/gen/balanced/index"
+
+# (path and query, what the 422 must name)
+REFUSED_QUERIES: list[tuple[str, str]] = [
+    (f"{STATS}?limit=3", "'limit'"),
+    (f"{STATS}?Patient=x", "'Patient'"),
+    (f"{STATS}?patient[]=x", "'patient[]'"),
+    (f"{STATS}?__proto__=1", "'__proto__'"),
+    (f"{STATS}?snapshot_id=1", "'snapshot_id'"),
+    (f"{STATS}?format=json", "'format'"),
+    (f"{STATS}?seed=1", "'seed'"),
+    (f"{BALANCED}?basis=window", "'basis'"),
+    (f"{INDEX}?formats=json", "'formats'"),
+    (f"{STATS}?weighting=SQRT", "weighting"),
+    (f"{STATS}?weighting=", "weighting"),
+    (f"{STATS}?weighting=sqrt%27%20OR%201%3D1", "weighting"),
+    (f"{STATS}?basis=Window", "basis"),
+    (f"{STATS}?category=Seizure", "category"),
+    (f"{STATS}?category=partial", "category"),
+    (f"{STATS}?category=seizure,no_seizure%27--", "category"),
+    (f"{STATS}?category=" + "&category=".join(["seizure"] * 5), "category"),
+    (f"{STATS}?beta=abc", "beta"),
+    (f"{STATS}?beta=", "beta"),
+    (f"{STATS}?beta=1", "beta"),
+    (f"{STATS}?beta=0.99999999999999999", "beta"),
+    (f"{STATS}?beta=1e309", "beta"),
+    (f"{STATS}?beta=-1e-300", "beta"),
+    (f"{STATS}?beta=inf", "beta"),
+    (f"{STATS}?beta=nan", "beta"),
+    (f"{STATS}?beta=0x1p-3", "beta"),
+    (f"{STATS}?snapshot=-1", "snapshot"),
+    (f"{STATS}?snapshot=1e3", "snapshot"),
+    (f"{STATS}?snapshot=" + "9" * 5000, "snapshot"),
+    (f"{BALANCED}?seed=-1", "seed"),
+    (f"{BALANCED}?seed=1.5", "seed"),
+    (f"{BALANCED}?seed={2**63}", "seed"),
+    (f"{BALANCED}?seed=" + "9" * 5000, "seed"),
+    (f"{BALANCED}?full_ratio=-0.1", "full_ratio"),
+    (f"{BALANCED}?full_ratio=inf", "full_ratio"),
+    (f"{BALANCED}?full_ratio=nan", "full_ratio"),
+    (f"{BALANCED}?background_ratio=1e7", "background_ratio"),
+    (f"{INDEX}?format=xml", "format"),
+    (f"{INDEX}?format=json&format=jsonl&weighting=x", "weighting"),
+]
+REFUSED_BODIES: list[tuple[str, Any, str]] = [
+    (STATS, {"patients": ["x"]}, "patients"),
+    (STATS, {"patient": "x", "limit": 3}, "limit"),
+    (STATS, {"patient": {"$ne": 1}}, "patient"),
+    (STATS, {"patient": [1, 2]}, "patient.0"),
+    (STATS, {"patient": [["x"]]}, "patient.0"),
+    (STATS, {"patient": [None]}, "patient.0"),
+    (STATS, {"category": ["seizure", "SEIZURE"]}, "category.1"),
+    (STATS, {"weighting": None}, "weighting"),
+    (STATS, {"beta": 1}, "beta"),
+    (STATS, {"beta": "0.5; DROP TABLE windows"}, "beta"),
+    (STATS, {"beta": 1e308}, "beta"),
+    (STATS, {"snapshot": True}, "snapshot"),
+    (BALANCED, {"seed": False}, "seed"),
+    (STATS, ["patient"], "body"),
+    (STATS, "patient=x", "body"),
+    (STATS, None, "body"),
+    (STATS, {"recording": [f"r{i}" for i in range(100_001)]}, "at most 100000"),
+    (BALANCED, {"seed": 2**64}, "seed"),
+    (BALANCED, {"seed": -1}, "seed"),
+    (BALANCED, {"full_ratio": "NaN"}, "full_ratio"),
+    (BALANCED, {"background_ratio": 1e300}, "background_ratio"),
+    (INDEX, {"format": "json"}, "format"),
+]
+
+
+def assert_refused(response: Any, named: str) -> None:
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "invalid_request", body
+    assert named in body["detail"], body
+
+
+def test_unknown_parameters_and_values_are_refused_by_name(client: TestClient) -> None:
+    load_generated(client)
+    before = answers(client, "gen")
+    for query, named in REFUSED_QUERIES:
+        assert_refused(client.get(query), named)
+    for path, body, named in REFUSED_BODIES:
+        assert_refused(client.post(path, json=body), named)
+    assert answers(client, "gen") == before
+
+
+# Values that look like SQL, patterns or near misses: each is a name no recording has.
+NEAR_MISSES = [
+    "' OR 1=1 --",
+    "' OR '1'='1",
+    '" OR ""="',
+    "x'); DROP TABLE windows; --",
+    "1; SELECT pg_sleep(5)",
+    "x;drop=1",
+    "%",
+    "_",
+    "*",
+    "?",
+    "\\",
+    "[a-z]*",
+    ".*",
+    "$ne",
+    "null",
+    "NULL",
+    "undefined",
+    "\u0430\u0430\u0430",  # Cyrillic lookalikes
+    "\ufeff",
+    "\U0001f600",
+    "x" * 10_000,
+]
+
+
+def near_misses_of(value: str) -> list[str]:
+    """Wildcard and case variants of a real name: none of them may match it."""
+    variants = [
+        value.upper() if value != value.upper() else value.lower(),
+        value[:-1] + "%",
+        value[:-1] + "_",
+        "%" + value[1:],
+        value + "%",
+        value[:-1],
+        value + "'",
+        value + "\\",
+        value.replace("_", "%"),
+        value.replace("_", "_%"),
+    ]
+    return [v for v in variants if v != value]
+
+
+def test_sql_patterns_and_near_misses_match_nothing(client: TestClient) -> None:
+    manifest = load_generated(client)
+    names = manifests.recordings_of(manifest)
+    tusz = [n for n in names if oracle.names_of(n)[2]]
+    patient = oracle.names_of(tusz[0])[1]
+    stem, _, session = oracle.names_of(tusz[0])
+    assert session is not None
+    everything = oracle.expected_stats(manifest, set(), {})["counts"]
+    cases: dict[str, list[str]] = {
+        "patient": NEAR_MISSES + near_misses_of(patient),
+        "session": NEAR_MISSES + near_misses_of(session) + near_misses_of(f"{patient}_{session}"),
+        "recording": NEAR_MISSES + near_misses_of(tusz[0]) + near_misses_of(stem),
+    }
+    tried = 0
+    for field, values in cases.items():
+        for value in values:
+            if "," in value:
+                continue
+            tried += 1
+            got = client.get(STATS, params={field: value})
+            assert got.status_code == 200, (field, value, got.text)
+            assert got.json()["counts"]["total"] == 0, (field, value)
+            posted = client.post(STATS, json={field: [value]}).json()
+            assert posted["counts"]["total"] == 0, (field, value)
+            excluded = client.get(STATS, params={"exclude_patient": value}).json()
+            assert excluded["counts"] == everything, value
+        # All of them at once, with one real value among them: exactly that value's windows.
+        real = {"patient": patient, "session": session, "recording": stem}[field]
+        mixed = [v for v in values if "," not in v] + [real]
+        expected = oracle.expected_stats(manifest, set(), {field: mixed})
+        answer = client.post(STATS, json={field: mixed}).json()
+        assert answer["counts"] == expected["counts"]
+        assert answer["counts"]["total"] > 0
+    assert tried >= 70
+
+
+def test_thousands_of_filter_values_in_a_url_and_in_a_body(client: TestClient) -> None:
+    manifest = load_generated(client)
+    names = manifests.recordings_of(manifest)
+    wanted = [f"no{i}" for i in range(2500)] + names[3:9]
+    expected = oracle.expected_stats(manifest, set(), {"recording": wanted})
+    assert expected["counts"]["total"] > 0
+    by_get = client.get(STATS, params=[("recording", n) for n in wanted])
+    by_commas = client.get(STATS, params={"recording": ",".join(wanted)})
+    by_post = client.post(STATS, json={"recording": wanted})
+    for response in (by_get, by_commas, by_post):
+        assert response.status_code == 200, response.text
+        assert response.json()["counts"] == expected["counts"]
+        assert response.json()["pos_weight"] == expected["pos_weight"]
+    patients = [f"nobody{i}" for i in range(100_000)]
+    everyone = client.post(STATS, json={"exclude_patient": patients}).json()
+    assert everyone["counts"] == oracle.expected_stats(manifest, set(), {})["counts"]
+    nobody = client.post(STATS, json={"patient": patients}).json()
+    assert nobody["counts"]["total"] == 0
+    index = client.post(INDEX, json={"recording": wanted, "seed": 9})
+    got = [(e["cache_file"], e["window_idx"]) for e in map(json.loads, index.text.splitlines())]
+    assert got == oracle.expected_balanced(manifest, set(), {"recording": wanted}, seed=9)[1]
+
+
+@pytest.mark.parametrize("beta", [0.0, 5e-324, 1e-300, 0.5, 0.999999, 1 - 2**-53])
+def test_absurd_beta_gives_the_exact_effective_weight(client: TestClient, beta: float) -> None:
+    manifest = load_generated(client)
+    answer = client.get(STATS, params={"weighting": "effective", "beta": repr(beta)})
+    assert answer.status_code == 200, answer.text
+    expected = oracle.expected_stats(manifest, set(), {}, weighting="effective", beta=beta)
+    assert answer.json()["pos_weight"] == expected["pos_weight"]
+    assert answer.json()["beta"] == beta
+    balanced = client.get(BALANCED, params={"weighting": "effective", "beta": repr(beta)})
+    assert balanced.status_code == 200, balanced.text
+
+
+@pytest.mark.parametrize(
+    ("full_ratio", "background_ratio", "seed"),
+    [
+        (0, 0, 0),
+        (1_000_000, 1_000_000, 2**63 - 1),
+        (5e-324, 1e-300, 1),
+        (0.9999999999999999, 999_999.99, 123456789012345678),
+    ],
+)
+def test_absurd_ratios_and_seeds_give_the_exact_selection(
+    client: TestClient, full_ratio: float, background_ratio: float, seed: int
+) -> None:
+    manifest = load_generated(client)
+    params = {
+        "full_ratio": repr(full_ratio),
+        "background_ratio": repr(background_ratio),
+        "seed": seed,
+    }
+    counts, order = oracle.expected_balanced(
+        manifest, set(), full_ratio=full_ratio, background_ratio=background_ratio, seed=seed
+    )
+    answer = client.get(BALANCED, params=params)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["counts"]["total"] == sum(counts.values())
+    index = client.get(INDEX, params=params)
+    assert [
+        (e["cache_file"], e["window_idx"]) for e in map(json.loads, index.text.splitlines())
+    ] == order
+
+
+def test_booleans_are_not_numbers(client: TestClient) -> None:
+    """JSON true was taken for 1: `{"snapshot": true}` answered about snapshot 1."""
+    load_generated(client)
+    for path, body, named in [
+        ("/api/v1/datasets/gen/stats", {"snapshot": True}, "snapshot"),
+        ("/api/v1/datasets/gen/stats", {"weighting": "effective", "beta": False}, "beta"),
+        ("/api/v1/datasets/gen/balanced", {"seed": True}, "seed"),
+        ("/api/v1/datasets/gen/balanced", {"full_ratio": True}, "full_ratio"),
+        ("/api/v1/datasets/gen/balanced/index", {"background_ratio": False}, "background_ratio"),
+        ("/api/v1/datasets", {"name": "booleans", "full_threshold": True}, "full_threshold"),
+    ]:
+        response = client.post(path, json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert named in response.json()["detail"]
+        assert "not a boolean" in response.json()["detail"]
+    snapshot = client.get("/api/v1/datasets/gen").json()["current_snapshot"]["id"]
+    assert client.post("/api/v1/datasets/gen/stats", json={"snapshot": snapshot}).status_code == 200
+
+
+# -- against a real server: memory and the HTTP layer ----------------------------------------
+
+LIMIT = 32 * 1024**2
+
+
+def gzip_bomb(inflated_gib: int) -> bytes:
+    """A valid gzip stream of `{"no_seizure": [` and then gigabytes of spaces, in a few MB.
+
+    Full flushes make each 1 MiB block of spaces compress to the same bytes, so the stream is
+    those bytes repeated; it never ends properly, but a server must refuse it long before.
+    """
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    head = compressor.compress(b'{"no_seizure": [') + compressor.flush(zlib.Z_FULL_FLUSH)
+    compressor.compress(b" " * 2**20)
+    compressor.flush(zlib.Z_FULL_FLUSH)
+    block = compressor.compress(b" " * 2**20) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return head + block * (1024 * inflated_gib)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_uploads_over_the_limits_are_refused_early_with_flat_memory(
+    database_url: str, tmp_path: Path
+) -> None:
+    token = make_token(database_url, "hostile-writer", "write")
+    auth = {"Authorization": f"Bearer {token}"}
+    env = {"SEIZURE_STATS_MAX_UPLOAD_BYTES": str(LIMIT)}
+    with live_server(database_url, tmp_path, env) as server:
+        snapshots = f"{server.url}/api/v1/datasets/ds/snapshots"
+        assert httpx.post(snapshots, content=SMALL, headers=auth).status_code == 201
+        before = httpx.get(f"{server.url}/api/v1/datasets/ds/stats").json()
+        baseline_rss = server.peak_rss_bytes()
+
+        bomb = gzip_bomb(4)
+        assert len(bomb) < 5 * 1024**2  # 4 GiB inflated
+        started = time.monotonic()
+        refused = httpx.post(
+            snapshots, content=bomb, headers=auth | {"Content-Encoding": "gzip"}, timeout=60
+        )
+        assert time.monotonic() - started < 10
+        assert refused.status_code == 413, refused.text
+        assert "decompression bomb" in refused.json()["detail"]
+
+        # Under the bomb ratio, but over the limit once inflated: refused at the limit.
+        entries = ", ".join(
+            f'{{"cache_file": "a{i % 977}_windows.npz", "window_idx": {i}}}' for i in range(800_000)
+        )
+        big = gzip.compress(
+            f'{{"partial_seizure": [], "full_seizure": [], "no_seizure": [{entries}]}}'.encode(), 1
+        )
+        assert len(big) < LIMIT // 4
+        too_big = httpx.post(
+            snapshots, content=big, headers=auth | {"Content-Encoding": "gzip"}, timeout=60
+        )
+        assert too_big.status_code == 413, too_big.text
+        assert f"limit of {LIMIT} bytes" in too_big.json()["detail"]
+
+        plain = b'{"no_seizure": [' + b" " * (LIMIT + 1) + b"]}"
+        declared = httpx.post(snapshots, content=plain, headers=auth, timeout=60)
+        assert declared.status_code == 413, declared.text
+
+        def chunks() -> Iterator[bytes]:
+            for start in range(0, len(plain), 2**20):
+                yield plain[start : start + 2**20]
+
+        streamed = httpx.post(snapshots, content=chunks(), headers=auth, timeout=60)
+        assert streamed.status_code == 413, streamed.text
+
+        grown = server.peak_rss_bytes() - baseline_rss
+        assert grown < 64 * 1024**2, f"peak RSS grew by {grown / 2**20:.0f} MiB"
+        assert httpx.get(f"{server.url}/api/v1/datasets/ds/stats").json() == before
+        assert len(httpx.get(snapshots).json()) == 1
+
+
+@pytest.mark.e2e
+def test_long_urls_against_a_real_server(database_url: str, tmp_path: Path) -> None:
+    token = make_token(database_url, "hostile-writer", "write")
+    manifest = manifests.generated(21, recordings=60)
+    with live_server(database_url, tmp_path) as server:
+        loaded = httpx.post(
+            f"{server.url}/api/v1/datasets/gen/snapshots",
+            content=json.dumps(manifest),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert loaded.status_code == 201
+        wanted = [f"no{i}" for i in range(2500)] + manifests.recordings_of(manifest)[:7]
+        query = "&".join(f"recording={name}" for name in wanted)
+        assert len(query) > 40_000
+        answer = httpx.get(f"{server.url}{STATS}?{query}")
+        assert answer.status_code == 200, answer.text
+        assert (
+            answer.json()["counts"]
+            == oracle.expected_stats(manifest, set(), {"recording": wanted})["counts"]
+        )
+
+        # Past what the HTTP layer reads in a request line: a 4xx, and the server carries on.
+        huge = "&".join(f"recording=no{i}" for i in range(10_000))
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(
+                f"GET {STATS}?{huge} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+            )
+            reply = sock.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 4"), reply[:100]
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
