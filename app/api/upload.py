@@ -26,6 +26,7 @@ class _Spool:
         self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
         self.max_bytes = max_bytes
         self.received = 0
+        self.consumed = 0  # compressed bytes the inflater has taken in
         self.written = 0
         self.inflater: zlib._Decompress | None = None
 
@@ -34,12 +35,16 @@ class _Spool:
         if self.inflater is None:
             self._write(chunk)
             return
+        # The ratio is judged on the compressed bytes inflated so far, not on those received:
+        # a whole bomb can arrive in one chunk, and must still be caught long before the limit.
+        pending = chunk
         try:
-            data = self.inflater.decompress(chunk, INFLATE_PIECE)
-            self._write(data)
-            while self.inflater.unconsumed_tail:
-                data = self.inflater.decompress(self.inflater.unconsumed_tail, INFLATE_PIECE)
+            while pending:
+                data = self.inflater.decompress(pending, INFLATE_PIECE)
+                tail = self.inflater.unconsumed_tail
+                self.consumed += len(pending) - len(tail)
                 self._write(data)
+                pending = tail
         except zlib.error as exc:
             raise UnreadableManifestError(f"body is not valid gzip: {exc}") from exc
 
@@ -50,10 +55,10 @@ class _Spool:
         if (
             self.inflater is not None
             and self.written > RATIO_CHECK_AFTER
-            and self.written > MAX_GZIP_RATIO * self.received
+            and self.written > MAX_GZIP_RATIO * self.consumed
         ):
             raise PayloadTooLargeError(
-                f"gzip body inflates more than {MAX_GZIP_RATIO}-fold ({self.received} bytes to "
+                f"gzip body inflates more than {MAX_GZIP_RATIO}-fold ({self.consumed} bytes to "
                 f"over {self.written}); refusing it as a likely decompression bomb"
             )
         self.file.write(data)
