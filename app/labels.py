@@ -110,9 +110,3 @@ def effective_pos_weight(n_positive: int, n_negative: int, beta: float = DEFAULT
     w_pos = (1 - beta) / (1 - beta**n_positive)
     w_neg = (1 - beta) / (1 - beta**n_negative)
     return w_pos / w_neg
-
-
-def validate_beta(beta: float) -> None:
-    """beta must lie in [0, 1): at 1 every weight is 0/0, outside the range weights flip sign."""
-    if not (math.isfinite(beta) and 0 <= beta < 1):
-        raise ValueError(f"beta must be a number in [0, 1), got {beta!r}")

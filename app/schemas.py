@@ -212,6 +212,8 @@ class ImportResponse(SnapshotOut):
 
 
 class RecordingOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     cache_file: str
     stem: str
     patient: str

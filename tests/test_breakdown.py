@@ -14,21 +14,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.ingest.importer import store_parsed
 from app.ingest.manifest import parse_manifest
+from app.report_schemas import BREAKDOWN_SORTS
 from tests import manifests, oracle
 from tests.test_stats import load
 
-SORT_FIELDS = (
-    "key",
-    "total",
-    "seizure",
-    "partial_seizure",
-    "full_seizure",
-    "no_seizure",
-    "seizure_ratio",
-    "share",
-    "recordings",
-    "missing_windows",
-)
+SORT_FIELDS = BREAKDOWN_SORTS
 
 
 def params_of(filters: dict[str, list[str]], **options: Any) -> list[tuple[str, str]]:

@@ -206,17 +206,7 @@ def list_recordings(dataset: str, factory: SessionFactoryDep) -> list[RecordingO
         rows = session.scalars(
             select(Recording).where(Recording.dataset_id == found.id).order_by(Recording.cache_file)
         )
-        return [
-            RecordingOut(
-                cache_file=r.cache_file,
-                stem=r.stem,
-                patient=r.patient,
-                session=r.session,
-                token=r.token,
-                present=r.present,
-            )
-            for r in rows
-        ]
+        return [RecordingOut.model_validate(r) for r in rows]
 
 
 @router.post(
