@@ -49,6 +49,14 @@ POOL_SIZE = 40
 POOL_OVERFLOW = 0
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file behind a SQLite URL; None for other databases and in-memory SQLite."""
+    parsed = make_url(normalize_database_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 60_000) -> Engine:
     """Build an engine; SQLite gets WAL and the pragmas that make it a good server database."""
     url = normalize_database_url(url)
@@ -58,10 +66,10 @@ def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 60_000) -> Engine:
             url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW
         )
 
-    database = parsed.database
+    database = sqlite_file(url)
     pool: dict[str, int] = {}
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
         pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
     engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
 

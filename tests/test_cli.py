@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ def test_verify_updates_presence(cli: CliRunner, tmp_path: Path) -> None:
     (cache / "extra_windows.npz").touch()
     result = cli.invoke(main, ["verify", str(cache), "--dataset", "d"])
     assert result.exit_code == 0, result.output
-    assert "1 recordings present, 2 missing, 1 unexpected" in result.output
+    assert "1 recording present, 2 missing, 1 unexpected .npz file\n" in result.output
     answer = json.loads(run(cli, "stats", "--dataset", "d", "--json"))
     assert answer["counts"]["total"] == 3
     assert answer["missing_windows"] == 9
@@ -93,7 +94,7 @@ def test_invalid_manifest_exits_non_zero_with_the_reason(cli: CliRunner, tmp_pat
 def test_errors_are_one_line_and_non_zero(cli: CliRunner) -> None:
     result = cli.invoke(main, ["stats", "--dataset", "missing"])
     assert result.exit_code == 1
-    assert "dataset 'missing' does not exist" in result.output
+    assert "dataset 'missing' does not exist (database: " in result.output
     result = cli.invoke(main, ["stats", "--dataset", "x", "--category", "bogus"])
     assert result.exit_code == 1
     assert "category" in result.output
@@ -113,3 +114,52 @@ def test_demo_loads_a_dataset_with_sample_counts(cli: CliRunner) -> None:
 
 def test_db_upgrade(cli: CliRunner) -> None:
     assert "database at head" in run(cli, "db", "upgrade")
+
+
+def test_counts_are_worded_for_one_and_many(cli: CliRunner, tmp_path: Path) -> None:
+    path = manifests.write(tmp_path / "m.json", manifests.SMALL)
+    run(cli, "import", str(path), "--dataset", "small")
+    assert re.fullmatch(r"small: snapshot \d+, 12 windows \(1 snapshot\)\n", run(cli, "datasets"))
+    text = run(cli, "stats", "--dataset", "small", "--recording", "bbbbbbbb_s001_t001")
+    assert "(1 recording)\n" in text
+
+
+@pytest.fixture
+def bare_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder with no database in it, and no DATABASE_URL: the embedded default applies."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("DATABASE_URL", "SEIZURE_STATS_DATABASE_URL", "SEIZURE_STATS_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("SEIZURE_STATS_URL", raising=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["stats", "--dataset", "tusz-train"],
+        ["balanced", "--dataset", "tusz-train"],
+        ["datasets"],
+        ["verify", ".", "--dataset", "tusz-train"],
+        ["token", "list"],
+        ["token", "revoke", "ci"],
+    ],
+)
+def test_commands_that_add_nothing_never_create_a_database(
+    bare_folder: Path, args: list[str]
+) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "no database at sqlite:///data/seizure-stats.db" in result.output
+    assert list(bare_folder.iterdir()) == []
+
+
+def test_commands_that_add_data_create_the_embedded_database(bare_folder: Path) -> None:
+    path = manifests.write(bare_folder / "m.json", manifests.SMALL)
+    run(CliRunner(), "import", str(path), "--dataset", "small")
+    assert (bare_folder / "data" / "seizure-stats.db").is_file()
+    result = CliRunner().invoke(main, ["stats", "--dataset", "smal"])
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: dataset 'smal' does not exist (database: sqlite:///data/seizure-stats.db)\n"
+    )

@@ -11,10 +11,12 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.errors import AppError
+from app.errors import AppError, NotFoundError
 
 URL_HELP = "Talk to a running service at this URL instead of DATABASE_URL (env SEIZURE_STATS_URL)."
 TOKEN_HELP = "API token for --url (env SEIZURE_STATS_TOKEN)."
+# Where local commands record which database they opened, for error messages.
+DATABASE_META = "seizure_stats.database"
 
 
 def fail(message: str) -> None:
@@ -30,19 +32,40 @@ def main() -> None:
 # -- local plumbing ------------------------------------------------------------------------------
 
 
-def local_session_factory() -> sessionmaker[Session]:
-    """A session factory on DATABASE_URL, with the schema checked (or brought up, if embedded)."""
-    from app.db import make_engine, make_session_factory
+def local_session_factory(*, create: bool = False) -> sessionmaker[Session]:
+    """A session factory on DATABASE_URL, with the schema checked (or brought up, if embedded).
+
+    Only commands that put data in (`create`) may bring a new SQLite file into being: a
+    question asked in the wrong folder must say so, not leave an empty database behind.
+    """
+    from app.db import make_engine, make_session_factory, sqlite_file
     from app.migrate import current_revision, head_revision, upgrade
 
     settings = Settings()
     url = settings.resolved_database_url
+    shown = redacted_url(url)
+    click.get_current_context().meta[DATABASE_META] = shown
+    database_file = sqlite_file(url)
+    if database_file is not None and not create and not database_file.exists():
+        fail(f"no database at {shown}: import a manifest first, or set DATABASE_URL")
     if settings.uses_embedded_database:
         upgrade(url)
     engine = make_engine(url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     if current_revision(engine) != head_revision():
         fail("the database schema is not at the latest migration: run `seizure-stats db upgrade`")
     return make_session_factory(engine)
+
+
+def redacted_url(url: str) -> str:
+    """A database URL fit to print: the password hidden."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def counted(count: int, noun: str) -> str:
+    """`1 snapshot`, `2 snapshots`, `12,345 windows`."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 @contextmanager
@@ -52,6 +75,11 @@ def reported_errors() -> Iterator[None]:
 
     try:
         yield
+    except NotFoundError as exc:
+        # Locally, the usual cause is the wrong database: name the one that was asked.
+        database = click.get_current_context().meta.get(DATABASE_META)
+        where = f" (database: {database})" if database else ""
+        raise click.ClickException(exc.detail + where) from None
     except AppError as exc:
         raise click.ClickException(exc.detail) from None
     except SeizureStatsError as exc:

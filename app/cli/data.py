@@ -10,6 +10,7 @@ import click
 from app.cli import (
     URL_HELP,
     byte_progress,
+    counted,
     echo_model,
     local_session_factory,
     main,
@@ -55,7 +56,7 @@ def import_command(
         else:
             from app.ingest.importer import import_manifest, open_manifest_file
 
-            factory = local_session_factory()
+            factory = local_session_factory(create=True)
             with (
                 open_manifest_file(manifest) as stream,
                 byte_progress("parsing", manifest.stat().st_size) as advance,
@@ -94,8 +95,8 @@ def _manifest_names(manifest: Path) -> list[str]:
 
 def _echo_presence(present: list[str], missing: list[str], unexpected: list[str]) -> None:
     click.echo(
-        f"presence: {len(present):,} recordings present, {len(missing):,} missing, "
-        f"{len(unexpected):,} unexpected .npz files",
+        f"presence: {counted(len(present), 'recording')} present, {len(missing):,} missing, "
+        f"{counted(len(unexpected), 'unexpected .npz file')}",
         err=True,
     )
     for name in missing[:10]:
@@ -163,7 +164,7 @@ def demo(dataset: str, recordings: int, seed: int, url: str | None, token: str |
 
             parsed = parse_manifest(io.BytesIO(body), full_threshold=DEFAULT_FULL_THRESHOLD)
             outcome = store_parsed(
-                local_session_factory(),
+                local_session_factory(create=True),
                 dataset,
                 parsed,
                 source="demo",

@@ -12,6 +12,7 @@ import click
 from app.cli import (
     TOKEN_HELP,
     URL_HELP,
+    counted,
     echo_model,
     local_session_factory,
     main,
@@ -87,7 +88,7 @@ def stats(dataset: str, url: str | None, token: str | None, as_json: bool, **opt
     c = answer.counts
     lines = [
         f"{answer.dataset} snapshot {answer.snapshot} ({answer.content_hash})",
-        f"  windows        {c.total:>12,}  ({answer.recordings:,} recordings)",
+        f"  windows        {c.total:>12,}  ({counted(answer.recordings, 'recording')})",
         f"  partial        {c.partial_seizure:>12,}",
         f"  full           {c.full_seizure:>12,}",
         f"  no_seizure     {c.no_seizure:>12,}",
@@ -158,7 +159,7 @@ def balanced(
         return
     c = answer.counts
     click.echo(
-        f"{answer.dataset} snapshot {answer.snapshot}: kept {c.total:,} windows "
+        f"{answer.dataset} snapshot {answer.snapshot}: kept {counted(c.total, 'window')} "
         f"(partial {c.partial_seizure:,}, full {c.full_seizure:,}, no_seizure {c.no_seizure:,}); "
         f"seizure_ratio {answer.seizure_ratio:.6f}, pos_weight {answer.pos_weight:.6f}; "
         f"{answer.missing_skipped:,} missing skipped"
@@ -191,5 +192,9 @@ def datasets(url: str | None, token: str | None, as_json: bool) -> None:
         return
     for d in found:
         current = d.current_snapshot
-        detail = f"snapshot {current.id}, {current.counts.total:,} windows" if current else "empty"
-        click.echo(f"{d.name}: {detail} ({d.snapshots} snapshots)")
+        detail = (
+            f"snapshot {current.id}, {counted(current.counts.total, 'window')}"
+            if current
+            else "empty"
+        )
+        click.echo(f"{d.name}: {detail} ({counted(d.snapshots, 'snapshot')})")

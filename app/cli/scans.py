@@ -85,7 +85,7 @@ def scan(
             from app.ingest.scan_parts import submit_part
             from app.ingest.scan_records import known_files_of
 
-            factory = local_session_factory()
+            factory = local_session_factory(create=True)
             plan = plan_scan(listing, known_files_of(factory, dataset))
             with scan_progress(len(plan.to_read)) as (tally, on_result):
                 part, _ = scan_part(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from app.cli import main
+from app.cli import main, redacted_url
 from app.config import Settings
 
 KEEP_ALIVE_SECONDS = 75
@@ -63,10 +63,4 @@ def db_upgrade(revision: str) -> None:
 
     settings = Settings()
     upgrade(settings.resolved_database_url, revision)
-    click.echo(f"database at {revision}: {_redacted(settings.resolved_database_url)}")
-
-
-def _redacted(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+    click.echo(f"database at {revision}: {redacted_url(settings.resolved_database_url)}")

@@ -22,7 +22,7 @@ def token_create(name: str, scope: str) -> None:
     from app.auth import create_token
     from app.db import write_session
 
-    with reported_errors(), write_session(local_session_factory()) as session:
+    with reported_errors(), write_session(local_session_factory(create=True)) as session:
         new = create_token(session, name, scope)
     click.echo(f"token {new.identity.id} {name!r} ({scope}), shown only now:", err=True)
     click.echo(new.token)
