@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import tempfile
-import zlib
 from typing import IO
 
 from fastapi import Request
 
 from app.errors import PayloadTooLargeError, UnreadableManifestError
+from app.ingest.gunzip import GZIP_MAGIC, GzipInflater
 
-GZIP_MAGIC = b"\x1f\x8b"
 SPOOL_IN_MEMORY = 8 * 1024**2
-# Inflate at most this much per step, so a small body can never balloon in memory.
-INFLATE_PIECE = 1024**2
 # A JSON manifest gzips to about a tenth to a hundredth of its size; far beyond that is a bomb.
 MAX_GZIP_RATIO = 200
 RATIO_CHECK_AFTER = 16 * 1024**2
@@ -26,9 +23,8 @@ class _Spool:
         self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
         self.max_bytes = max_bytes
         self.received = 0
-        self.consumed = 0  # compressed bytes the inflater has taken in
         self.written = 0
-        self.inflater: zlib._Decompress | None = None
+        self.inflater: GzipInflater | None = None
 
     def feed(self, chunk: bytes) -> None:
         self.received += len(chunk)
@@ -37,38 +33,28 @@ class _Spool:
             return
         # The ratio is judged on the compressed bytes inflated so far, not on those received:
         # a whole bomb can arrive in one chunk, and must still be caught long before the limit.
-        pending = chunk
-        try:
-            while pending:
-                data = self.inflater.decompress(pending, INFLATE_PIECE)
-                tail = self.inflater.unconsumed_tail
-                self.consumed += len(pending) - len(tail)
-                self._write(data)
-                pending = tail
-        except zlib.error as exc:
-            raise UnreadableManifestError(f"body is not valid gzip: {exc}") from exc
+        for piece in self.inflater.feed(chunk):
+            self._write(piece)
 
     def _write(self, data: bytes) -> None:
         self.written += len(data)
         if self.written > self.max_bytes:
             raise PayloadTooLargeError(f"manifest exceeds the limit of {self.max_bytes} bytes")
+        consumed = self.inflater.consumed if self.inflater is not None else 0
         if (
             self.inflater is not None
             and self.written > RATIO_CHECK_AFTER
-            and self.written > MAX_GZIP_RATIO * self.consumed
+            and self.written > MAX_GZIP_RATIO * consumed
         ):
             raise PayloadTooLargeError(
-                f"gzip body inflates more than {MAX_GZIP_RATIO}-fold ({self.consumed} bytes to "
+                f"gzip body inflates more than {MAX_GZIP_RATIO}-fold ({consumed} bytes to "
                 f"over {self.written}); refusing it as a likely decompression bomb"
             )
         self.file.write(data)
 
     def finish(self) -> IO[bytes]:
         if self.inflater is not None:
-            if not self.inflater.eof:
-                raise UnreadableManifestError("gzip body is truncated")
-            if self.inflater.unused_data:
-                raise UnreadableManifestError("gzip body has trailing data after the stream")
+            self.inflater.finish()
         if self.written == 0:
             raise UnreadableManifestError("request body is empty: send a manifest.json")
         self.file.seek(0)
@@ -93,7 +79,7 @@ async def receive_manifest(request: Request, max_bytes: int) -> IO[bytes]:
             if not chunk:
                 continue
             if spool.received == 0 and (encoding == "gzip" or chunk[:2] == GZIP_MAGIC):
-                spool.inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                spool.inflater = GzipInflater("body")
             spool.feed(chunk)
         return spool.finish()
     except BaseException:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.catalog import find_dataset, get_or_create_dataset, validate_dataset_name
 from app.db import read_session, write_session
 from app.errors import ConflictError, InvalidRequestError
+from app.ingest.gunzip import GZIP_MAGIC, open_gunzipped
 from app.ingest.manifest import ParsedManifest, ProgressCallback, parse_manifest
 from app.ingest.presence import PresenceReport, apply_presence, check_presence
 from app.ingest.store import store_snapshot
 from app.labels import DEFAULT_FULL_THRESHOLD
 from app.models import Dataset, Snapshot
 
-GZIP_MAGIC = b"\x1f\x8b"
 # Concurrent first imports into one new dataset, or of one content, collide on a unique key;
 # the loser retries and then finds the winner's row.
 ATTEMPTS = 3
@@ -35,13 +34,16 @@ class ImportOutcome:
 
 
 def open_manifest_file(path: Path) -> IO[bytes]:
-    """Open a manifest for reading, gunzipping it when it starts with the gzip magic bytes."""
+    """Open a manifest for reading, gunzipping it when it starts with the gzip magic bytes.
+
+    Gzip follows the same rule as uploads (app.ingest.gunzip); errors name the file.
+    """
     if not path.is_file():
         raise InvalidRequestError(f"manifest file {str(path)!r} does not exist")
     with path.open("rb") as probe:
         magic = probe.read(2)
     if magic == GZIP_MAGIC:
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return open_gunzipped(path.open("rb"), f"manifest file {str(path)!r}")
     return path.open("rb")
 
 

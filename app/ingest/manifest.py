@@ -2,7 +2,8 @@
 
 The manifest is read event by event (ijson), never loaded whole: a 10M-window manifest becomes a
 few int32 arrays. Every problem is reported with the entry that has it, e.g.
-`no_seizure[17].window_idx: must be a non-negative integer, got -3`.
+`no_seizure[17].window_idx: must be a non-negative integer, got -3`. Over-long names, numbers
+and gaps are refused at MAX_TOKEN_BYTES, before they cost more (app.ingest.token_limit).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import ijson
 import numpy as np
 
 from app.errors import ManifestError, UnreadableManifestError
-from app.ingest.names import cache_file_problem
+from app.ingest.names import MAX_FILE_NAME, cache_file_problem
+from app.ingest.token_limit import MAX_TOKEN_BYTES, TokenLimitReader, TokenTooLongError
 from app.labels import CATEGORY_KEYS, Category
 
 MAX_WINDOW_IDX = 2**31 - 1
@@ -95,7 +97,8 @@ def parse_manifest(
     """
     parser = _ManifestParser()
     try:
-        parser.run(ijson.basic_parse(_CountingReader(stream, progress), use_float=False))
+        reader = TokenLimitReader(_CountingReader(stream, progress))
+        parser.run(ijson.basic_parse(reader, use_float=False))
     except ManifestError:
         raise
     except UnicodeDecodeError as exc:
@@ -126,12 +129,16 @@ def _short(exc: BaseException) -> str:
     return text[:300] or type(exc).__name__
 
 
+def _shown(text: str) -> str:
+    """A string short enough to quote in a message."""
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _describe(event: str, value: Any) -> str:
     if event == "number":
         return f"the number {value}"
     if event == "string":
-        shown = value if len(value) <= 60 else value[:57] + "..."
-        return f"the string {shown!r}"
+        return f"the string {_shown(value)!r}"
     return {
         "start_map": "an object",
         "start_array": "an array",
@@ -161,7 +168,7 @@ class _ManifestParser:
             key = value
             if key not in CATEGORY_KEYS:
                 raise ManifestError(
-                    f"unknown category {key!r}; expected one of {', '.join(CATEGORY_KEYS)}"
+                    f"unknown category {_shown(key)!r}; expected one of {', '.join(CATEGORY_KEYS)}"
                 )
             category = Category.from_key(key)
             if category in self.columns:
@@ -204,7 +211,7 @@ class _ManifestParser:
                 event, name = _next_or_error(step, where)
                 if event == "end_map":
                     break
-                event, value = _next_or_error(step, where)
+                event, value = _next_or_error(step, where, name)
                 if name == "cache_file":
                     if cache_file is not None:
                         raise ManifestError(f"{where}: key 'cache_file' appears twice")
@@ -227,7 +234,7 @@ class _ManifestParser:
                     n_samples = _index_value(where, "n_samples", event, value)
                 else:
                     raise ManifestError(
-                        f"{where}: unknown key {name!r} (entries have cache_file and "
+                        f"{where}: unknown key {_shown(name)!r} (entries have cache_file and "
                         "window_idx, optionally n_pos and n_samples)"
                     )
             if cache_file is None:
@@ -238,7 +245,7 @@ class _ManifestParser:
             if recording is None:
                 problem = cache_file_problem(cache_file)
                 if problem:
-                    raise ManifestError(f"{where}.cache_file {cache_file!r}: {problem}")
+                    raise ManifestError(f"{where}.cache_file {_shown(cache_file)!r}: {problem}")
                 recording = names[cache_file] = len(names)
             rec_append(recording)
             idx_append(window_idx)
@@ -289,11 +296,22 @@ class _ManifestParser:
         return parsed
 
 
-def _next_or_error(step: Callable[[], tuple[str, Any]], where: str) -> tuple[str, Any]:
+def _next_or_error(
+    step: Callable[[], tuple[str, Any]], where: str, key: str | None = None
+) -> tuple[str, Any]:
+    """The next event at `where` (the value of `key`, if given)."""
     try:
         return step()
     except StopIteration:
         raise UnreadableManifestError(f"manifest ends inside {where}") from None
+    except TokenTooLongError:
+        if key == "cache_file":
+            problem = f"{where}.cache_file: is longer than {MAX_FILE_NAME} characters"
+        elif key is not None:
+            problem = f"{where}.{_shown(key)}: a value of more than {MAX_TOKEN_BYTES} bytes"
+        else:
+            problem = f"{where}: more than {MAX_TOKEN_BYTES} bytes without a string quote"
+        raise ManifestError(problem) from None
 
 
 def _index_value(where: str, key: str, event: str, value: Any) -> int:
