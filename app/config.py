@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         default="auto",
         description="json: one object per line; text: for people; auto: text on a terminal.",
     )
+    log_queue_records: int = Field(
+        default=10_000,
+        ge=1,
+        description="Log records queued for stderr; when it blocks, more are dropped and counted.",
+    )
     metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
     shutdown_timeout_seconds: int = Field(
         default=10,

@@ -25,6 +25,7 @@ from app.config import Settings
 from app.dashboard.site import install_dashboard
 from app.db import make_engine, make_session_factory
 from app.errors import AppError, DatabaseUnavailableError, error_body
+from app.log_queue import dropped_log_records, stop_log_queue
 from app.metrics import Metrics
 from app.migrate import head_revision, upgrade
 from app.observability import RequestContextMiddleware, configure_logging
@@ -38,7 +39,7 @@ storage volume; every answer names the snapshot and content hash it came from.""
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging(settings)
+    logging_started = configure_logging(settings)
     if settings.uses_embedded_database:
         # The embedded default should just work: bring its schema to the latest migration.
         upgrade(settings.resolved_database_url)
@@ -53,6 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         changes.close()
         engine.dispose()
+        if logging_started:
+            # A worker process's own log queue (`serve` stops the one it started itself).
+            stop_log_queue()
 
     application = FastAPI(
         title="Seizure Stats Service",
@@ -69,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.schema_head = head_revision()
     application.state.answer_cache = AnswerCache(settings.answer_cache_entries)
     application.state.dataset_states = DatasetStates(application.state.session_factory, changes)
-    application.state.metrics = Metrics(application.state.session_factory)
+    application.state.metrics = Metrics(application.state.session_factory, dropped_log_records)
     application.add_middleware(RequestContextMiddleware, metrics=application.state.metrics)
 
     routers = [health.router, *([metrics.router] if settings.metrics_enabled else [])]

@@ -18,8 +18,7 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the HTTP API (uvicorn)."""
     import logging
 
-    import uvicorn
-
+    from app.log_queue import stop_log_queue
     from app.migrate import upgrade
     from app.observability import configure_logging
 
@@ -31,6 +30,16 @@ def serve(host: str, port: int, workers: int) -> None:
         upgrade(settings.resolved_database_url)
         log.info("database: %s", settings.resolved_database_url)
     log.info("serving on http://%s:%d  (API docs: http://%s:%d/docs)", host, port, host, port)
+    try:
+        run_uvicorn(host, port, workers, settings)
+    finally:
+        # The log lines still queued are written before the process ends.
+        stop_log_queue()
+
+
+def run_uvicorn(host: str, port: int, workers: int, settings: Settings) -> None:
+    import uvicorn
+
     uvicorn.run(
         "app.main:create_app",
         factory=True,
