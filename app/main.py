@@ -25,10 +25,12 @@ from app.config import Settings
 from app.dashboard.site import install_dashboard
 from app.db import make_engine, make_session_factory
 from app.errors import AppError, DatabaseUnavailableError, error_body
+from app.head_requests import HeadAsGetMiddleware
 from app.log_queue import dropped_log_records, stop_log_queue
 from app.metrics import Metrics
 from app.migrate import head_revision, upgrade
 from app.observability import RequestContextMiddleware, configure_logging
+from app.security_headers import SecurityHeadersMiddleware
 
 logger = logging.getLogger("seizure_stats")
 
@@ -74,6 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.answer_cache = AnswerCache(settings.answer_cache_entries)
     application.state.dataset_states = DatasetStates(application.state.session_factory, changes)
     application.state.metrics = Metrics(application.state.session_factory, dropped_log_records)
+    application.add_middleware(HeadAsGetMiddleware)
+    application.add_middleware(SecurityHeadersMiddleware)
+    # Outermost: it logs and counts what the others answered.
     application.add_middleware(RequestContextMiddleware, metrics=application.state.metrics)
 
     routers = [health.router, *([metrics.router] if settings.metrics_enabled else [])]
