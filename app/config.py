@@ -64,6 +64,22 @@ class Settings(BaseSettings):
         description="On SIGTERM, how long running requests get to finish before they are cut.",
     )
 
+    header_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="A connection whose request head is not complete in this time gets 408.",
+    )
+    body_idle_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="A request body that stalls this long between two chunks gets 408.",
+    )
+    body_timeout_seconds: float = Field(
+        default=900,
+        gt=0,
+        description="Longest wait for a whole request body (time the server works not counted).",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:

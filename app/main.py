@@ -30,6 +30,7 @@ from app.log_queue import dropped_log_records, stop_log_queue
 from app.metrics import Metrics
 from app.migrate import head_revision, upgrade
 from app.observability import RequestContextMiddleware, configure_logging
+from app.request_body import RequestBodyMiddleware
 from app.security_headers import SecurityHeadersMiddleware
 
 logger = logging.getLogger("seizure_stats")
@@ -76,6 +77,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.answer_cache = AnswerCache(settings.answer_cache_entries)
     application.state.dataset_states = DatasetStates(application.state.session_factory, changes)
     application.state.metrics = Metrics(application.state.session_factory, dropped_log_records)
+    application.add_middleware(
+        RequestBodyMiddleware,
+        idle_seconds=settings.body_idle_timeout_seconds,
+        total_seconds=settings.body_timeout_seconds,
+    )
     application.add_middleware(HeadAsGetMiddleware)
     application.add_middleware(SecurityHeadersMiddleware)
     # Outermost: it logs and counts what the others answered.

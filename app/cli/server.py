@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import click
 
 from app.cli import main
@@ -38,8 +40,15 @@ def serve(host: str, port: int, workers: int) -> None:
 
 
 def run_uvicorn(host: str, port: int, workers: int, settings: Settings) -> None:
+    import asyncio
+    from functools import partial
+
     import uvicorn
 
+    from app.http_protocol import HeadDeadlineProtocol
+
+    # A partial of a module-level class, so worker processes can unpickle it.
+    protocol = partial(HeadDeadlineProtocol, head_timeout_seconds=settings.header_timeout_seconds)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -47,6 +56,7 @@ def run_uvicorn(host: str, port: int, workers: int, settings: Settings) -> None:
         port=port,
         workers=workers,
         proxy_headers=True,
+        http=cast("type[asyncio.Protocol]", protocol),
         timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
         # Idle keep-alive connections are the client's to close (httpx does after 5 s). With
         # uvicorn's own 5 s, a connection the server closed as a busy client reused it was a
