@@ -96,17 +96,18 @@ class ReportingQueueListener(QueueListener):
             )
             super().handle(notice)
 
-    def stop_within(self, seconds: float) -> None:
-        """Like `stop`, but bounded: a full queue or a blocked writer is given up on."""
+    def stop_within(self, seconds: float) -> bool:
+        """Like `stop`, but bounded; False if the writer is still stuck on a blocked output."""
         thread = self._thread
         if thread is None:
-            return
+            return True
         self._thread = None
         try:
             self.records.put(None, timeout=seconds)  # QueueListener's end-of-records sentinel
         except queue.Full:
-            return
+            return False
         thread.join(seconds)
+        return not thread.is_alive()
 
 
 class LogQueue:
@@ -138,7 +139,10 @@ def stop_log_queue() -> None:
     running, LogQueue.current = LogQueue.current, None
     if running is None:
         return
-    running.listener.stop_within(STOP_SECONDS)
+    if not running.listener.stop_within(STOP_SECONDS):
+        # Writing directly would block the caller on the writer's lock; the queue keeps
+        # taking (and dropping) records, and the daemon writer ends with the process.
+        return
     root = logging.getLogger()
     if running.handler in root.handlers:
         for record_filter in running.handler.filters:

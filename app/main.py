@@ -42,7 +42,7 @@ storage volume; every answer names the snapshot and content hash it came from.""
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    logging_started = configure_logging(settings)
+    configure_logging(settings)
     if settings.uses_embedded_database:
         # The embedded default should just work: bring its schema to the latest migration.
         upgrade(settings.resolved_database_url)
@@ -57,9 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         changes.close()
         engine.dispose()
-        if logging_started:
-            # A worker process's own log queue (`serve` stops the one it started itself).
-            stop_log_queue()
+        # Write out the log queue now; later lines go straight to stderr. uvicorn ends a process
+        # stopped by a signal by raising it again: no `finally` or atexit runs after this.
+        stop_log_queue()
 
     application = FastAPI(
         title="Seizure Stats Service",

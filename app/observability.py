@@ -105,17 +105,17 @@ def use_json(setting: str, stream: Any = None) -> bool:
     return not (hasattr(stream, "isatty") and stream.isatty())
 
 
-def configure_logging(settings: Settings, *, force: bool = False) -> bool:
-    """Send every logger (ours, uvicorn's) to stderr in the configured format; True if it did.
+def configure_logging(settings: Settings, *, force: bool = False) -> None:
+    """Send every logger (ours, uvicorn's) to stderr in the configured format.
 
-    Records reach stderr through a bounded queue and a writer thread (app.log_queue), which the
-    caller stops with `stop_log_queue()` when it is done. Without `force`, an existing logging
+    Records reach stderr through a bounded queue and a writer thread (app.log_queue), stopped
+    with `stop_log_queue()` when the application shuts down. Without `force`, an existing logging
     setup (an embedding program's, a test runner's) is left alone; the command line forces it,
     and a freshly spawned worker process has none.
     """
     root = logging.getLogger()
     if root.handlers and not force:
-        return False
+        return
     writer = logging.StreamHandler(sys.stderr)
     writer.setFormatter(JsonFormatter() if use_json(settings.log_format) else TextFormatter())
     handler = start_log_queue(writer, settings.log_queue_records)
@@ -129,7 +129,6 @@ def configure_logging(settings: Settings, *, force: bool = False) -> bool:
         uvicorn_logger.handlers = []
         uvicorn_logger.propagate = True
         uvicorn_logger.setLevel(settings.log_level)
-    return True
 
 
 def incoming_request_id(scope: Scope) -> str | None:

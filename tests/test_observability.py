@@ -256,6 +256,11 @@ def test_a_stalled_log_reader_does_not_stall_the_server(sqlite_url: str, tmp_pat
             f"{dropped} log records were dropped while the log output was blocked"
         ]
         assert notices[0]["level"] == "WARNING"
+        # On SIGTERM the queue is written out before the process ends: its last lines too.
+        server.process.terminate()
+        ending = read_output(server.process.stdout, "Finished server process", timeout=15)
+        server.process.wait(timeout=15)
+        assert "Finished server process" in ending
     finally:
         if server.process is not None and server.process.stdout is not None:
             read_output(server.process.stdout, "\0", timeout=0.5)
