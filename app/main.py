@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.answer_cache = AnswerCache(settings.answer_cache_entries)
     application.state.dataset_states = DatasetStates(application.state.session_factory, changes)
     application.state.metrics = Metrics(application.state.session_factory, dropped_log_records)
+    # Each middleware added wraps the ones before it.
     application.add_middleware(
         RequestBodyMiddleware,
         idle_seconds=settings.body_idle_timeout_seconds,
