@@ -52,11 +52,32 @@ class Settings(BaseSettings):
         default="auto",
         description="json: one object per line; text: for people; auto: text on a terminal.",
     )
+    log_queue_records: int = Field(
+        default=10_000,
+        ge=1,
+        description="Log records queued for stderr; when it blocks, more are dropped and counted.",
+    )
     metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
     shutdown_timeout_seconds: int = Field(
         default=10,
         ge=0,
         description="On SIGTERM, how long running requests get to finish before they are cut.",
+    )
+
+    header_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="A connection whose request head is not complete in this time gets 408.",
+    )
+    body_idle_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="A request body that stalls this long between two chunks gets 408.",
+    )
+    body_timeout_seconds: float = Field(
+        default=900,
+        gt=0,
+        description="Longest wait for a whole request body (time the server works not counted).",
     )
 
     @field_validator("log_level", mode="before")

@@ -49,6 +49,13 @@ class PayloadTooLargeError(AppError):
     code = "payload_too_large"
 
 
+class RequestTimeoutError(AppError):
+    """The client sent its request (head or body) too slowly."""
+
+    status_code = 408
+    code = "request_timeout"
+
+
 class DatabaseUnavailableError(AppError):
     """The database cannot be reached (or stays locked): try again shortly."""
 

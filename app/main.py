@@ -25,9 +25,13 @@ from app.config import Settings
 from app.dashboard.site import install_dashboard
 from app.db import make_engine, make_session_factory
 from app.errors import AppError, DatabaseUnavailableError, error_body
+from app.head_requests import HeadAsGetMiddleware
+from app.log_queue import dropped_log_records, stop_log_queue
 from app.metrics import Metrics
 from app.migrate import head_revision, upgrade
 from app.observability import RequestContextMiddleware, configure_logging
+from app.request_body import RequestBodyMiddleware
+from app.security_headers import SecurityHeadersMiddleware
 
 logger = logging.getLogger("seizure_stats")
 
@@ -53,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         changes.close()
         engine.dispose()
+        # Write out the log queue now; later lines go straight to stderr. uvicorn ends a process
+        # stopped by a signal by raising it again: no `finally` or atexit runs after this.
+        stop_log_queue()
 
     application = FastAPI(
         title="Seizure Stats Service",
@@ -69,7 +76,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.schema_head = head_revision()
     application.state.answer_cache = AnswerCache(settings.answer_cache_entries)
     application.state.dataset_states = DatasetStates(application.state.session_factory, changes)
-    application.state.metrics = Metrics(application.state.session_factory)
+    application.state.metrics = Metrics(application.state.session_factory, dropped_log_records)
+    # Each middleware added wraps the ones before it.
+    application.add_middleware(
+        RequestBodyMiddleware,
+        idle_seconds=settings.body_idle_timeout_seconds,
+        total_seconds=settings.body_timeout_seconds,
+    )
+    application.add_middleware(HeadAsGetMiddleware)
+    application.add_middleware(SecurityHeadersMiddleware)
+    # Outermost: it logs and counts what the others answered.
     application.add_middleware(RequestContextMiddleware, metrics=application.state.metrics)
 
     routers = [health.router, *([metrics.router] if settings.metrics_enabled else [])]

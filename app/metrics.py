@@ -7,10 +7,10 @@ tests). With one uvicorn worker per container, no multiprocess mode is needed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,7 +35,11 @@ IMPORT_WINDOWS_BUCKETS = tuple(float(10**k) for k in range(1, 9))
 class Metrics:
     """The metrics of one application, in a registry of its own."""
 
-    def __init__(self, factory: sessionmaker[Session] | None = None) -> None:
+    def __init__(
+        self,
+        factory: sessionmaker[Session] | None = None,
+        dropped_log_records: Callable[[], int] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "seizure_stats_http_requests",
@@ -76,6 +80,8 @@ class Metrics:
         )
         if factory is not None:
             self.registry.register(DatasetCollector(factory))
+        if dropped_log_records is not None:
+            self.registry.register(DroppedLogsCollector(dropped_log_records))
 
     def observe_request(self, method: str, route: str | None, status: int, seconds: float) -> None:
         label = route or UNMATCHED_ROUTE
@@ -93,6 +99,20 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class DroppedLogsCollector(Collector):
+    """Log records dropped because stderr was blocked (counted by the process's log queue)."""
+
+    def __init__(self, count: Callable[[], int]) -> None:
+        self._count = count
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(
+            "seizure_stats_log_records_dropped",
+            "Log records dropped because the log output (stderr) was blocked and the queue full.",
+            value=self._count(),
+        )
 
 
 class DatasetCollector(Collector):

@@ -18,6 +18,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.config import Settings
+from app.log_queue import start_log_queue
 from app.metrics import Metrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -80,6 +81,8 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # formatted already, by the log queue
+            entry["exception"] = record.exc_text
         return json.dumps(entry, default=str)
 
 
@@ -105,16 +108,20 @@ def use_json(setting: str, stream: Any = None) -> bool:
 def configure_logging(settings: Settings, *, force: bool = False) -> None:
     """Send every logger (ours, uvicorn's) to stderr in the configured format.
 
-    Without `force`, an existing logging setup (an embedding program's, a test runner's) is left
-    alone; the command line forces it, and a freshly spawned worker process has none.
+    Records reach stderr through a bounded queue and a writer thread (app.log_queue), stopped
+    with `stop_log_queue()` when the application shuts down. Without `force`, an existing logging
+    setup (an embedding program's, a test runner's) is left alone; the command line forces it,
+    and a freshly spawned worker process has none.
     """
     root = logging.getLogger()
     if root.handlers and not force:
         return
-    handler = logging.StreamHandler(sys.stderr)
+    writer = logging.StreamHandler(sys.stderr)
+    writer.setFormatter(JsonFormatter() if use_json(settings.log_format) else TextFormatter())
+    handler = start_log_queue(writer, settings.log_queue_records)
+    # Filters run in the caller's thread: the request id lives in its context.
     handler.addFilter(RequestIdFilter())
     handler.addFilter(QuietProbesFilter())
-    handler.setFormatter(JsonFormatter() if use_json(settings.log_format) else TextFormatter())
     root.handlers = [handler]
     root.setLevel(settings.log_level)
     for name in ("uvicorn", "uvicorn.error"):

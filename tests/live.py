@@ -25,13 +25,20 @@ class LiveServer:
     """`python -m app serve` on a port of its own, which can be killed and started again."""
 
     def __init__(
-        self, database_url: str, workdir: Path, extra_env: dict[str, str] | None = None
+        self,
+        database_url: str,
+        workdir: Path,
+        extra_env: dict[str, str] | None = None,
+        *,
+        output_to_pipe: bool = False,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = os.environ | {"DATABASE_URL": database_url} | (extra_env or {})
         self.workdir = workdir
         self.log_path = workdir / f"server-{self.port}.log"
+        # A pipe the test reads only when it wants to: an unread pipe is a stalled log reader.
+        self.output_to_pipe = output_to_pipe
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -45,7 +52,7 @@ class LiveServer:
                 [sys.executable, "-m", "app", "serve", "--port", str(self.port)],
                 env=self.env,
                 cwd=self.workdir,
-                stdout=log,
+                stdout=subprocess.PIPE if self.output_to_pipe else log,
                 stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 from html.parser import HTMLParser
@@ -232,3 +234,54 @@ def test_histogram_chart_cuts_a_towering_bar() -> None:
     assert not any(bar.cut for bar in even.bars)
     assert [value for value, _ in even.y_ticks] == [0, 15, 30]
     assert histogram_chart(response([0, 0])) is None
+
+
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+    "style-src-attr 'unsafe-inline'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'; script-src 'self'"
+)
+
+
+def test_every_answer_refuses_sniffing_and_framing(client: TestClient) -> None:
+    load(client, "small", manifests.SMALL, set())
+    for path in ("/", "/datasets/small", "/static/style.css", "/api/v1/datasets", "/nope"):
+        answer = client.get(path)
+        assert answer.headers["x-content-type-options"] == "nosniff", path
+        assert answer.headers["x-frame-options"] == "DENY", path
+        assert answer.headers["content-security-policy"] == PAGE_POLICY, path
+    # The docs page starts Swagger UI with one inline script: allowed by its hash, nothing else.
+    docs = client.get("/docs")
+    (script,) = re.findall(r"<script>(.*?)</script>", docs.text, re.DOTALL)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert docs.headers["content-security-policy"] == f"{PAGE_POLICY} 'sha256-{digest}'"
+    assert docs.headers["x-frame-options"] == "DENY"
+
+
+def test_head_answers_like_get_without_a_body(client: TestClient) -> None:
+    load(client, "small", manifests.SMALL, set())
+    paths = (
+        "/healthz",
+        "/readyz",
+        "/api/v1/datasets",
+        "/api/v1/datasets/small/stats?patient=aaaaaaaa",
+        "/api/v1/datasets/small/balanced/index",
+        "/",
+        "/datasets/small",
+        "/docs",
+        "/static/style.css",
+        "/openapi.json",
+    )
+    for path in paths:
+        get, head = client.get(path), client.head(path)
+        assert (head.status_code, get.status_code) == (200, 200), path
+        assert head.content == b"", path
+        for name in ("content-type", "content-length", "etag", "cache-control"):
+            assert head.headers.get(name) == get.headers.get(name), (path, name)
+    metrics = client.head("/metrics")
+    assert (metrics.status_code, metrics.content) == (200, b"")
+    assert metrics.headers["content-type"] == client.get("/metrics").headers["content-type"]
+    assert client.head("/api/v1/datasets/nope").status_code == 404
+    # Routes without GET still refuse HEAD.
+    refused = client.head("/api/v1/datasets/small/presence")
+    assert refused.status_code == 405

@@ -113,9 +113,36 @@ def elsewhere() -> list[str]:
 
 
 @pytest.fixture
-def page(browser: Any, live_server: str, elsewhere: list[str]) -> Iterator[Any]:
+def refused() -> list[str]:
+    """What the browser refused under the pages' Content-Security-Policy (from its console), and
+    answers of ours that lack a security header."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Any, live_server: str, elsewhere: list[str], refused: list[str]) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1360, "height": 900}, base_url=live_server)
     page = context.new_page()
+
+    def console(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            refused.append(message.text)
+
+    def answered(response: Any) -> None:
+        # Every page and asset of ours says nosniff; every page refuses to be framed.
+        if not response.url.startswith(live_server):
+            return
+        headers = response.headers
+        if headers.get("x-content-type-options") != "nosniff":
+            refused.append(f"no nosniff: {response.url}")
+        if headers.get("content-type", "").startswith("text/html") and (
+            headers.get("x-frame-options") != "DENY"
+            or "frame-ancestors 'none'" not in headers.get("content-security-policy", "")
+        ):
+            refused.append(f"framing allowed: {response.url}")
+
+    page.on("console", console)
+    page.on("response", answered)
 
     def record(request: Any) -> None:
         # blob: and data: URLs are made inside the page (Swagger UI's web worker, icons).
@@ -212,6 +239,7 @@ def test_dataset_page_in_a_real_browser(
     live_server: str,
     database_url: str,
     elsewhere: list[str],
+    refused: list[str],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     base = live_server
@@ -336,13 +364,22 @@ def test_dataset_page_in_a_real_browser(
     assert recordings == sorted(truth["recordings"])
     save_screenshot(page, f"dashboard-diff-{backend_of(database_url)}", capsys)
     assert elsewhere == []
+    assert refused == []
 
 
 def test_api_docs_work_offline(
-    page: Any, database_url: str, elsewhere: list[str], capsys: pytest.CaptureFixture[str]
+    page: Any,
+    database_url: str,
+    elsewhere: list[str],
+    refused: list[str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    page.goto("/docs")
+    answer = page.goto("/docs")
+    assert "script-src 'self' 'sha256-" in answer.headers["content-security-policy"]
     page.wait_for_selector(".swagger-ui .opblock-summary-path")
+    # Open one operation: its parameters and schemas render under the same policy.
+    page.locator(".opblock-summary-path").first.click()
+    page.wait_for_selector(".opblock-body")
     paths = page.locator(".opblock-summary-path").all_inner_texts()
     assert any("/breakdown" in p for p in paths)
     assert any("/snapshots/{a}/diff/{b}" in p.replace("\u200b", "") for p in paths)
@@ -351,3 +388,4 @@ def test_api_docs_work_offline(
         page.wait_for_selector(".swagger-ui .opblock-summary-path")
         save_screenshot(page, "api-docs", capsys)
     assert elsewhere == []
+    assert refused == []

@@ -5,17 +5,33 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import select
+import sys
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Settings
+from app.log_queue import stop_log_queue
 from app.main import create_app
-from app.observability import JsonFormatter, RequestIdFilter, TextFormatter, use_json
+from app.observability import (
+    JsonFormatter,
+    RequestIdFilter,
+    TextFormatter,
+    configure_logging,
+    use_json,
+)
 from tests import manifests
+from tests.live import LiveServer
 
 MANIFEST = json.dumps(manifests.SMALL)
 BROKEN = '{"partial_seizure": 3}'
@@ -189,3 +205,99 @@ def no_metrics_client(settings: Settings) -> Iterator[TestClient]:
 def test_metrics_can_be_switched_off(no_metrics_client: TestClient) -> None:
     assert no_metrics_client.get("/metrics").status_code == 404
     assert no_metrics_client.get("/healthz").status_code == 200
+
+
+def read_output(stream: IO[bytes], until: str, timeout: float) -> str:
+    """What the server wrote to its output pipe, read until `until` appears or time is up."""
+    fd = stream.fileno()
+    os.set_blocking(fd, False)
+    received = b""
+    deadline = time.monotonic() + timeout
+    while until.encode() not in received and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            received += chunk
+    return received.decode()
+
+
+def test_a_stalled_log_reader_does_not_stall_the_server(sqlite_url: str, tmp_path: Path) -> None:
+    """Nobody reads the server's stderr: the pipe fills after some 170 lines. Requests are still
+    answered; the records that find the log queue full are dropped and counted, and once the pipe
+    is read again the rest is written, followed by one line that says how many were dropped."""
+    env = {"SEIZURE_STATS_LOG_FORMAT": "json", "SEIZURE_STATS_LOG_QUEUE_RECORDS": "500"}
+    server = LiveServer(sqlite_url, tmp_path, env, output_to_pipe=True)
+    requests = 2000
+    try:
+        server.start()
+        with httpx.Client(base_url=server.url, timeout=5) as http:
+            for _ in range(requests):
+                # Each answer is logged at INFO; a server blocked on its stderr times out here.
+                assert http.get("/api/v1/datasets").status_code == 200
+            started = time.monotonic()
+            assert http.get("/healthz").status_code == 200
+            assert time.monotonic() - started < 1
+            found = {}
+            for family in text_string_to_metric_families(http.get("/metrics").text):
+                for sample in family.samples:
+                    found[sample.name] = sample.value
+        dropped = int(found["seizure_stats_log_records_dropped_total"])
+        assert dropped > 0
+        assert server.process is not None
+        assert server.process.stdout is not None
+        output = read_output(server.process.stdout, "log records were dropped", timeout=20)
+        lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        access = [line for line in lines if line.get("path") == "/api/v1/datasets"]
+        # Every access record was either written or dropped, none lost silently.
+        assert len(access) + dropped == requests
+        notices = [line for line in lines if "log records were dropped" in line["message"]]
+        assert [n["message"] for n in notices] == [
+            f"{dropped} log records were dropped while the log output was blocked"
+        ]
+        assert notices[0]["level"] == "WARNING"
+        # On SIGTERM the queue is written out before the process ends: its last lines too.
+        server.process.terminate()
+        ending = read_output(server.process.stdout, "Finished server process", timeout=15)
+        server.process.wait(timeout=15)
+        assert "Finished server process" in ending
+    finally:
+        if server.process is not None and server.process.stdout is not None:
+            read_output(server.process.stdout, "\0", timeout=0.5)
+        server.stop()
+
+
+def test_log_queue_writes_from_one_thread_and_stops_cleanly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    before = threading.active_count()
+    try:
+        configure_logging(Settings(log_format="json"), force=True)
+        configure_logging(Settings(log_format="json"), force=True)
+        assert threading.active_count() == before + 1, "a new setup replaces the old writer"
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logging.getLogger("seizure_stats.x").exception("failed %s", "here", extra={"n": 3})
+        stop_log_queue()
+        assert threading.active_count() == before
+        line = json.loads(stream.getvalue().splitlines()[-1])
+        assert (line["level"], line["logger"], line["message"], line["n"]) == (
+            "ERROR",
+            "seizure_stats.x",
+            "failed here",
+            3,
+        )
+        assert line["exception"].endswith("ValueError: boom")
+        # Once stopped, records are written directly, still filtered and formatted.
+        logging.getLogger("seizure_stats.x").warning("late")
+        assert json.loads(stream.getvalue().splitlines()[-1])["message"] == "late"
+        stop_log_queue()
+    finally:
+        stop_log_queue()
+        root.handlers, level = saved
+        root.setLevel(level)

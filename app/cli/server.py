@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import click
 
 from app.cli import main, redacted_url
@@ -18,8 +20,7 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the HTTP API (uvicorn)."""
     import logging
 
-    import uvicorn
-
+    from app.log_queue import stop_log_queue
     from app.migrate import upgrade
     from app.observability import configure_logging
 
@@ -31,6 +32,23 @@ def serve(host: str, port: int, workers: int) -> None:
         upgrade(settings.resolved_database_url)
         log.info("database: %s", settings.resolved_database_url)
     log.info("serving on http://%s:%d  (API docs: http://%s:%d/docs)", host, port, host, port)
+    try:
+        run_uvicorn(host, port, workers, settings)
+    finally:
+        # The log lines still queued are written before the process ends.
+        stop_log_queue()
+
+
+def run_uvicorn(host: str, port: int, workers: int, settings: Settings) -> None:
+    import asyncio
+    from functools import partial
+
+    import uvicorn
+
+    from app.http_protocol import HeadDeadlineProtocol
+
+    # A partial of a module-level class, so worker processes can unpickle it.
+    protocol = partial(HeadDeadlineProtocol, head_timeout_seconds=settings.header_timeout_seconds)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -38,6 +56,7 @@ def serve(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         proxy_headers=True,
+        http=cast("type[asyncio.Protocol]", protocol),
         timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
         # Idle keep-alive connections are the client's to close (httpx does after 5 s). With
         # uvicorn's own 5 s, a connection the server closed as a busy client reused it was a

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.dashboard.routes import make_templates, router
+from app.security_headers import content_security_policy, inline_script_hashes
 
 STATIC = Path(__file__).parent / "static"
 STATIC_URL = "/static"
@@ -36,14 +37,18 @@ def install_dashboard(application: FastAPI) -> None:
     title = application.title
     openapi_url = application.openapi_url or "/openapi.json"
 
+    docs = get_swagger_ui_html(
+        openapi_url=openapi_url,
+        title=f"{title} - API docs",
+        swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+        swagger_favicon_url=f"{STATIC_URL}/favicon.svg",
+        # The default validator badge would call out to an online validator.
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+    # The page starts Swagger UI with an inline script: the policy allows exactly that one.
+    policy = content_security_policy(inline_script_hashes(bytes(docs.body).decode()))
+
     @application.get("/docs", include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=openapi_url,
-            title=f"{title} - API docs",
-            swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{STATIC_URL}/favicon.svg",
-            # The default validator badge would call out to an online validator.
-            swagger_ui_parameters={"validatorUrl": None},
-        )
+        return HTMLResponse(docs.body, headers={"Content-Security-Policy": policy})

@@ -1,0 +1,34 @@
+"""HEAD on every GET route: answered as the GET would be, with the same headers and no body.
+
+FastAPI's routes answer only the methods they declare, so HEAD got 405 everywhere but on the
+static files. Rewriting the method here covers every route at once and keeps HEAD out of the
+OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class HeadAsGetMiddleware:
+    """Serves HEAD as GET and drops the body (Content-Length stays that of the GET)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        # In place, so the route the router finds is seen by the middleware around this one.
+        scope["method"] = "GET"
+        try:
+            await self.app(scope, receive, send_without_body)
+        finally:
+            scope["method"] = "HEAD"
