@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 CategoryName = Literal["partial_seizure", "full_seizure", "no_seizure"]
 CategoryChoice = Literal["partial_seizure", "full_seizure", "no_seizure", "seizure"]
@@ -43,7 +44,8 @@ class ErrorResponse(BaseModel):
 
 class SubsetFilter(BaseModel):
     """Which windows a question is about. Values within a filter are alternatives (OR); different
-    filters must all hold (AND). An empty filter matches everything."""
+    filters must all hold (AND). A filter left out (or `[]`) matches everything; an empty value
+    is refused (see split_values)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -83,14 +85,26 @@ class SubsetFilter(BaseModel):
 
 
 def split_values(value: object) -> object:
-    """Accept a list, a single string, or comma-separated strings; drop empty items."""
+    """Accept a list, a single string, or comma-separated strings; refuse empty items.
+
+    No filter is no parameter (or `[]`). `patient=` (a job script's `patient=$EMPTY`), `a,,b`
+    or a value of spaces asks for a patient named "", which is surely a mistake: read as "no
+    filter" it would silently widen the question to the whole dataset.
+    """
     if isinstance(value, str):
         value = [value]
     if isinstance(value, list):
         out: list[object] = []
         for item in value:
             if isinstance(item, str):
-                out.extend(part.strip() for part in item.split(",") if part.strip())
+                parts = [part.strip() for part in item.split(",")]
+                if not all(parts):
+                    raise PydanticCustomError(
+                        "empty_filter_value",
+                        "empty value in {item}: leave the parameter out (or send []) for no filter",
+                        {"item": repr(item)},
+                    )
+                out.extend(parts)
             else:
                 out.append(item)
         return out

@@ -77,7 +77,11 @@ class PageState:
         return cls(values=values, categories=params.getlist("category"))
 
     def filter_data(self) -> dict[str, Any]:
-        data: dict[str, Any] = {name: self.values[name] for name in TEXT_FILTERS}
+        # The form sends every box, a blank one too: that one is no filter. Anything else goes
+        # to the query models, which refuse an empty value inside a list (`a,,b`).
+        data: dict[str, Any] = {
+            name: value for name in TEXT_FILTERS if (value := self.values[name]).strip()
+        }
         data["category"] = self.categories
         return data
 
