@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -17,12 +18,20 @@ FILTER_FIELDS: tuple[str, ...] = ("patient", "exclude_patient", "session", "reco
 MAX_FILTER_VALUES = 100_000
 # Ids are 32-bit integer columns on every backend; a larger number can name nothing.
 MAX_ID = 2**31 - 1
+MAX_INT64 = 2**63 - 1
+# Half of a UTF-16 pair. JSON can write one alone ("\ud800") and Python reads it into a string,
+# but it is no character: no driver can encode it for the database.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE_PROBLEM = "a lone surrogate (half of a UTF-16 pair, not a character)"
 
 
 def refuse_nul(value: str) -> str:
-    """No name contains a NUL character, and Postgres cannot even compare text holding one."""
+    """No name contains a NUL character, and Postgres cannot even compare text holding one;
+    nor a lone surrogate, which cannot even be stored."""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    if not value.isascii() and LONE_SURROGATE.search(value):
+        raise ValueError(f"must not contain {SURROGATE_PROBLEM}")
     return value
 
 
@@ -35,6 +44,8 @@ def refuse_boolean(value: object) -> object:
 
 # Text that is stored or compared in the database.
 Text = Annotated[str, AfterValidator(refuse_nul)]
+# A snapshot id, anywhere one is read (API, dashboard, CLI): within the database's column.
+SnapshotId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class ErrorResponse(BaseModel):
@@ -112,9 +123,7 @@ def split_values(value: object) -> object:
 
 
 class StatsQuery(SubsetFilter):
-    snapshot: int | None = Field(
-        default=None, ge=1, le=MAX_ID, description="Snapshot id; default current."
-    )
+    snapshot: SnapshotId | None = Field(default=None, description="Snapshot id; default current.")
     weighting: WeightingName = "sqrt"
     beta: float = Field(default=0.9999, ge=0, lt=1, description="For `effective` weighting.")
     basis: BasisName = "window"
@@ -123,7 +132,7 @@ class StatsQuery(SubsetFilter):
 
 
 class BalancedQuery(SubsetFilter):
-    snapshot: int | None = Field(default=None, ge=1, le=MAX_ID)
+    snapshot: SnapshotId | None = None
     full_ratio: float = Field(default=0.3, ge=0, le=1_000_000)
     background_ratio: float = Field(default=2.5, ge=0, le=1_000_000)
     seed: int = Field(default=42, ge=0, le=2**63 - 1)
@@ -284,8 +293,9 @@ class ScanFileIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cache_file: str = Field(min_length=1, max_length=255)
-    size: int = Field(ge=0)
-    mtime_ns: int
+    # Both are 64-bit integer columns.
+    size: int = Field(ge=0, le=MAX_INT64)
+    mtime_ns: int = Field(ge=-MAX_INT64 - 1, le=MAX_INT64)
     status: FileStatusName
     reason: str = Field(default="", max_length=500)
     n_samples: int = Field(default=0, ge=0, le=MAX_LABEL_COUNT)

@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -26,19 +26,17 @@ from app.report_schemas import (
     GroupBy,
     HistogramQuery,
     HistogramResponse,
+    Offset,
     SnapshotDiff,
     SortOrder,
 )
-from app.schemas import FILTER_FIELDS, MAX_ID
+from app.schemas import FILTER_FIELDS, SnapshotId
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["breakdowns"], dependencies=[ReadAccess])
 Categories = Annotated[
     list[str], Query(description="partial_seizure, full_seizure, no_seizure or seizure.")
 ]
-Snapshot = Annotated[
-    int | None, Query(ge=1, le=MAX_ID, description="Snapshot id; default current.")
-]
-SnapshotId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Snapshot = Annotated[SnapshotId | None, Query(description="Snapshot id; default current.")]
 Format = Literal["json", "csv"]
 BREAKDOWN_PARAMS = (*FILTER_FIELDS, "snapshot", "by", "sort", "order", "limit", "offset", "format")
 HISTOGRAM_PARAMS = (*FILTER_FIELDS, "snapshot", "bins")
@@ -77,7 +75,7 @@ def breakdown_query(
         int | None,
         Query(ge=1, le=MAX_BREAKDOWN_LIMIT, description="Default 100; CSV: every group."),
     ] = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
 ) -> BreakdownQuery:
     return BreakdownQuery.model_validate(
         {

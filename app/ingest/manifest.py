@@ -19,6 +19,7 @@ import numpy as np
 
 from app.errors import ManifestError, UnreadableManifestError
 from app.ingest.names import cache_file_problem
+from app.ingest.surrogates import MARKER, SurrogateGuard
 from app.labels import CATEGORY_KEYS, Category
 
 MAX_WINDOW_IDX = 2**31 - 1
@@ -93,9 +94,10 @@ def parse_manifest(
     `full_threshold`, when given, checks that entries carrying `n_pos`/`n_samples` sit in the
     category those counts imply.
     """
-    parser = _ManifestParser()
+    guard = SurrogateGuard(_CountingReader(stream, progress))
+    parser = _ManifestParser(guard)
     try:
-        parser.run(ijson.basic_parse(_CountingReader(stream, progress), use_float=False))
+        parser.run(ijson.basic_parse(guard, use_float=False))
     except ManifestError:
         raise
     except UnicodeDecodeError as exc:
@@ -141,7 +143,8 @@ def _describe(event: str, value: Any) -> str:
 
 
 class _ManifestParser:
-    def __init__(self) -> None:
+    def __init__(self, guard: SurrogateGuard) -> None:
+        self.guard = guard
         self.columns: dict[Category, CategoryColumns] = {}
         self.names: dict[str, int] = {}
         self.samples_given: bool | None = None
@@ -236,6 +239,12 @@ class _ManifestParser:
                 raise ManifestError(f"{where}: missing key 'window_idx'")
             recording = names.get(cache_file)
             if recording is None:
+                escape = self.guard.first_lone_escape
+                if escape is not None and MARKER in cache_file:
+                    raise ManifestError(
+                        f"{where}.cache_file: contains the lone surrogate escape {escape} "
+                        "(half of a UTF-16 pair, not a character)"
+                    )
                 problem = cache_file_problem(cache_file)
                 if problem:
                     raise ManifestError(f"{where}.cache_file {cache_file!r}: {problem}")
