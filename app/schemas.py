@@ -22,16 +22,17 @@ MAX_INT64 = 2**63 - 1
 # Half of a UTF-16 pair. JSON can write one alone ("\ud800") and Python reads it into a string,
 # but it is no character: no driver can encode it for the database.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-SURROGATE_PROBLEM = "a lone surrogate (half of a UTF-16 pair, not a character)"
 
 
-def refuse_nul(value: str) -> str:
+def refuse_unstorable(value: str) -> str:
     """No name contains a NUL character, and Postgres cannot even compare text holding one;
     nor a lone surrogate, which cannot even be stored."""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
     if not value.isascii() and LONE_SURROGATE.search(value):
-        raise ValueError(f"must not contain {SURROGATE_PROBLEM}")
+        raise ValueError(
+            "must not contain a lone surrogate (half of a UTF-16 pair, not a character)"
+        )
     return value
 
 
@@ -43,7 +44,7 @@ def refuse_boolean(value: object) -> object:
 
 
 # Text that is stored or compared in the database.
-Text = Annotated[str, AfterValidator(refuse_nul)]
+Text = Annotated[str, AfterValidator(refuse_unstorable)]
 # A snapshot id, anywhere one is read (API, dashboard, CLI): within the database's column.
 SnapshotId = Annotated[int, Field(ge=1, le=MAX_ID)]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import html
 import json
+import re
 import socket
 import time
 import zlib
@@ -608,7 +609,9 @@ def test_dashboard_numbers_outside_the_contract_are_a_422_page(small: TestClient
         response = small.get(path, follow_redirects=False)
         assert response.status_code == 422, (path, response.text[:300])
         assert response.headers["content-type"].startswith("text/html"), path
-        assert f"{named}: " in html.unescape(response.text), path
+        detail = re.search(r'<p id="error-detail">(.*?)</p>', response.text)
+        assert detail is not None, path
+        assert html.unescape(detail.group(1)).startswith(f"{named}: "), (path, detail.group(1))
     assert small.get(f"/datasets/small?snapshot={2**31 - 1}").status_code == 404
     current = small.get("/api/v1/datasets/small").json()["current_snapshot"]["id"]
     assert small.get(f"/datasets/small?snapshot={current}&offset=0").status_code == 200
