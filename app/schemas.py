@@ -298,7 +298,7 @@ class ScanFileIn(BaseModel):
     size: int = Field(ge=0, le=MAX_INT64)
     mtime_ns: int = Field(ge=-MAX_INT64 - 1, le=MAX_INT64)
     status: FileStatusName
-    reason: str = Field(default="", max_length=500)
+    reason: Text = Field(default="", max_length=500)
     n_samples: int = Field(default=0, ge=0, le=MAX_LABEL_COUNT)
     n_pos: list[int] = Field(default_factory=list)
 

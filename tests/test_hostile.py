@@ -18,6 +18,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from app.ingest.npz import storable_reason
 from tests import manifests, oracle
 from tests.conftest import make_token
 from tests.live import live_server
@@ -658,3 +659,33 @@ def test_scan_file_numbers_past_64_bits_are_refused(
         content=json.dumps({"scan_id": "s2", "files": [entry | edge]}),
     )
     assert accepted.status_code == 200, accepted.text
+
+
+def test_a_scan_file_reason_with_nul_is_refused(small: TestClient) -> None:
+    """Postgres cannot store text holding NUL: a scanner's reason with one was a 500."""
+    good = {"cache_file": "a_s001_t000_windows.npz", "size": 1, "mtime_ns": 1, "status": "ok"}
+    bad = {"cache_file": "b_windows.npz", "size": 1, "mtime_ns": 1, "status": "unreadable"}
+    part = {
+        "scan_id": "s1",
+        "files": [good | {"n_samples": 10, "n_pos": [3]}, bad | {"reason": "x\x00"}],
+    }
+    response = small.post("/api/v1/datasets/scanned/scan-parts", content=json.dumps(part))
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == (
+        "scan part: files.1.reason: Value error, must not contain NUL characters (1 problem(s))"
+    )
+
+
+def test_the_scanner_writes_reasons_the_service_accepts(small: TestClient) -> None:
+    """What a failed read says comes from the file or the OS: NUL and undecodable names are
+    escaped, and it is cut at the 500 characters a reason may have."""
+    reason = storable_reason("ValueError: bad \x00 in a\udcff.npz " + "x" * 600)
+    assert reason == ("ValueError: bad \\x00 in a\\udcff.npz " + "x" * 600)[:500]
+    bad = {"cache_file": "b_windows.npz", "size": 1, "mtime_ns": 1, "status": "unreadable"}
+    good = {"cache_file": "a_s001_t000_windows.npz", "size": 1, "mtime_ns": 1, "status": "ok"}
+    files = [good | {"n_samples": 10, "n_pos": [3]}, bad | {"reason": reason}]
+    response = small.post(
+        "/api/v1/datasets/scanned/scan-parts", content=json.dumps({"scan_id": "s", "files": files})
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["issues"][0]["reason"] == reason
