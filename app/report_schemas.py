@@ -6,11 +6,11 @@ the client can use them too.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from app.schemas import MAX_ID, CategoryName, Counts, SampleCounts, SubsetFilter
+from app.schemas import MAX_ID, CategoryName, Counts, SampleCounts, SnapshotId, SubsetFilter
 
 GroupBy = Literal["patient", "session", "recording", "category"]
 BreakdownSort = Literal[
@@ -31,12 +31,12 @@ BREAKDOWN_SORTS: tuple[str, ...] = get_args(BreakdownSort)
 DEFAULT_BREAKDOWN_LIMIT = 100
 MAX_BREAKDOWN_LIMIT = 100_000
 MAX_HISTOGRAM_BINS = 1000
+# Where a page of groups starts.
+Offset = Annotated[int, Field(ge=0, le=MAX_ID)]
 
 
 class BreakdownQuery(SubsetFilter):
-    snapshot: int | None = Field(
-        default=None, ge=1, le=MAX_ID, description="Snapshot id; default current."
-    )
+    snapshot: SnapshotId | None = Field(default=None, description="Snapshot id; default current.")
     by: GroupBy = "patient"
     sort: BreakdownSort = "key"
     order: SortOrder = "asc"
@@ -46,7 +46,7 @@ class BreakdownQuery(SubsetFilter):
         le=MAX_BREAKDOWN_LIMIT,
         description=f"Groups per page; default {DEFAULT_BREAKDOWN_LIMIT} (CSV: every group).",
     )
-    offset: int = Field(default=0, ge=0, le=MAX_ID)
+    offset: Offset = 0
 
 
 class BreakdownGroup(BaseModel):
@@ -84,9 +84,7 @@ class BreakdownResponse(BaseModel):
 
 
 class HistogramQuery(SubsetFilter):
-    snapshot: int | None = Field(
-        default=None, ge=1, le=MAX_ID, description="Snapshot id; default current."
-    )
+    snapshot: SnapshotId | None = Field(default=None, description="Snapshot id; default current.")
     bins: int = Field(default=20, ge=1, le=MAX_HISTOGRAM_BINS)
 
 

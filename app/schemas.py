@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 CategoryName = Literal["partial_seizure", "full_seizure", "no_seizure"]
 CategoryChoice = Literal["partial_seizure", "full_seizure", "no_seizure", "seizure"]
@@ -16,12 +18,21 @@ FILTER_FIELDS: tuple[str, ...] = ("patient", "exclude_patient", "session", "reco
 MAX_FILTER_VALUES = 100_000
 # Ids are 32-bit integer columns on every backend; a larger number can name nothing.
 MAX_ID = 2**31 - 1
+MAX_INT64 = 2**63 - 1
+# Half of a UTF-16 pair. JSON can write one alone ("\ud800") and Python reads it into a string,
+# but it is no character: no driver can encode it for the database.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def refuse_nul(value: str) -> str:
-    """No name contains a NUL character, and Postgres cannot even compare text holding one."""
+def refuse_unstorable(value: str) -> str:
+    """No name contains a NUL character, and Postgres cannot even compare text holding one;
+    nor a lone surrogate, which cannot even be stored."""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    if not value.isascii() and LONE_SURROGATE.search(value):
+        raise ValueError(
+            "must not contain a lone surrogate (half of a UTF-16 pair, not a character)"
+        )
     return value
 
 
@@ -33,7 +44,9 @@ def refuse_boolean(value: object) -> object:
 
 
 # Text that is stored or compared in the database.
-Text = Annotated[str, AfterValidator(refuse_nul)]
+Text = Annotated[str, AfterValidator(refuse_unstorable)]
+# A snapshot id, anywhere one is read (API, dashboard, CLI): within the database's column.
+SnapshotId = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class ErrorResponse(BaseModel):
@@ -43,7 +56,8 @@ class ErrorResponse(BaseModel):
 
 class SubsetFilter(BaseModel):
     """Which windows a question is about. Values within a filter are alternatives (OR); different
-    filters must all hold (AND). An empty filter matches everything."""
+    filters must all hold (AND). A filter left out (or `[]`) matches everything; an empty value
+    is refused (see split_values)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -83,14 +97,26 @@ class SubsetFilter(BaseModel):
 
 
 def split_values(value: object) -> object:
-    """Accept a list, a single string, or comma-separated strings; drop empty items."""
+    """Accept a list, a single string, or comma-separated strings; refuse empty items.
+
+    No filter is no parameter (or `[]`). `patient=` (a job script's `patient=$EMPTY`), `a,,b`
+    or a value of spaces asks for a patient named "", which is surely a mistake: read as "no
+    filter" it would silently widen the question to the whole dataset.
+    """
     if isinstance(value, str):
         value = [value]
     if isinstance(value, list):
         out: list[object] = []
         for item in value:
             if isinstance(item, str):
-                out.extend(part.strip() for part in item.split(",") if part.strip())
+                parts = [part.strip() for part in item.split(",")]
+                if not all(parts):
+                    raise PydanticCustomError(
+                        "empty_filter_value",
+                        "empty value in {item}: leave the parameter out (or send []) for no filter",
+                        {"item": repr(item)},
+                    )
+                out.extend(parts)
             else:
                 out.append(item)
         return out
@@ -98,9 +124,7 @@ def split_values(value: object) -> object:
 
 
 class StatsQuery(SubsetFilter):
-    snapshot: int | None = Field(
-        default=None, ge=1, le=MAX_ID, description="Snapshot id; default current."
-    )
+    snapshot: SnapshotId | None = Field(default=None, description="Snapshot id; default current.")
     weighting: WeightingName = "sqrt"
     beta: float = Field(default=0.9999, ge=0, lt=1, description="For `effective` weighting.")
     basis: BasisName = "window"
@@ -109,7 +133,7 @@ class StatsQuery(SubsetFilter):
 
 
 class BalancedQuery(SubsetFilter):
-    snapshot: int | None = Field(default=None, ge=1, le=MAX_ID)
+    snapshot: SnapshotId | None = None
     full_ratio: float = Field(default=0.3, ge=0, le=1_000_000)
     background_ratio: float = Field(default=2.5, ge=0, le=1_000_000)
     seed: int = Field(default=42, ge=0, le=2**63 - 1)
@@ -270,10 +294,11 @@ class ScanFileIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cache_file: str = Field(min_length=1, max_length=255)
-    size: int = Field(ge=0)
-    mtime_ns: int
+    # Both are 64-bit integer columns.
+    size: int = Field(ge=0, le=MAX_INT64)
+    mtime_ns: int = Field(ge=-MAX_INT64 - 1, le=MAX_INT64)
     status: FileStatusName
-    reason: str = Field(default="", max_length=500)
+    reason: Text = Field(default="", max_length=500)
     n_samples: int = Field(default=0, ge=0, le=MAX_LABEL_COUNT)
     n_pos: list[int] = Field(default_factory=list)
 

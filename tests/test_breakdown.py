@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.api.reports import text_cell
 from app.ingest.importer import store_parsed
 from app.ingest.manifest import parse_manifest
 from app.report_schemas import BREAKDOWN_SORTS
@@ -288,3 +289,93 @@ def test_histogram_reads_every_window_when_labels_disagree(
     only_background = client.get("/api/v1/datasets/odd/histogram?category=no_seizure").json()
     assert only_background["zero"] == len(manifest["no_seizure"]) - 1
     assert sum(b["count"] for b in only_background["bins"]) == 1
+
+
+# Names a spreadsheet would take for formulas (=, +, -, @), one with quotes and a comma too.
+FORMULA_NAMES = {
+    "partial_seizure": [
+        {"cache_file": "=1+2_windows.npz", "window_idx": 0},
+        {"cache_file": "plain_s001_t000_windows.npz", "window_idx": 0},
+    ],
+    "full_seizure": [{"cache_file": "+1+2_s001_t000_windows.npz", "window_idx": 0}],
+    "no_seizure": [
+        {"cache_file": "=1+2_windows.npz", "window_idx": 1},
+        {"cache_file": "-3_windows.npz", "window_idx": 0},
+        {"cache_file": "-3_windows.npz", "window_idx": 1},
+        {"cache_file": "@SUM(A1)_windows.npz", "window_idx": 0},
+        {"cache_file": '=HYPERLINK("evil.example","x")_windows.npz', "window_idx": 0},
+        {"cache_file": "plain_s001_t000_windows.npz", "window_idx": 1},
+    ],
+}
+LINK = '=HYPERLINK("evil.example","x")'
+NINTH, TWO_NINTHS = repr(1 / 9), repr(2 / 9)
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_text(client: TestClient) -> None:
+    """OWASP's CSV injection advice: a text cell starting with =, +, -, @, tab or CR gets a
+    leading single quote; numeric columns stay numbers."""
+    load(client, "f", FORMULA_NAMES, set())
+    numbers = {
+        "+1+2": ["0", "0", "1", "1", "1", "1.0", NINTH],
+        "-3": ["2", "0", "0", "0", "2", "0.0", TWO_NINTHS],
+        "=1+2": ["1", "1", "0", "1", "2", "0.5", TWO_NINTHS],
+        "link": ["1", "0", "0", "0", "1", "0.0", NINTH],
+        "@SUM(A1)": ["1", "0", "0", "0", "1", "0.0", NINTH],
+        "plain": ["1", "1", "0", "1", "2", "0.5", TWO_NINTHS],
+    }
+    tail = ["", "", "", "1", "0"]
+    expected = {
+        "recording": [
+            ["'+1+2_s001_t000_windows.npz", "'+1+2", "s001", "'+1+2_s001_t000_windows.npz", ""]
+            + numbers["+1+2"],
+            ["'-3_windows.npz", "'-3", "", "'-3_windows.npz", ""] + numbers["-3"],
+            ["'=1+2_windows.npz", "'=1+2", "", "'=1+2_windows.npz", ""] + numbers["=1+2"],
+            [f"'{LINK}_windows.npz", f"'{LINK}", "", f"'{LINK}_windows.npz", ""] + numbers["link"],
+            ["'@SUM(A1)_windows.npz", "'@SUM(A1)", "", "'@SUM(A1)_windows.npz", ""]
+            + numbers["@SUM(A1)"],
+            ["plain_s001_t000_windows.npz", "plain", "s001", "plain_s001_t000_windows.npz", ""]
+            + numbers["plain"],
+        ],
+        "session": [
+            ["'+1+2_s001", "'+1+2", "s001", "", ""] + numbers["+1+2"],
+            ["'-3", "'-3", "", "", ""] + numbers["-3"],
+            ["'=1+2", "'=1+2", "", "", ""] + numbers["=1+2"],
+            [f"'{LINK}", f"'{LINK}", "", "", ""] + numbers["link"],
+            ["'@SUM(A1)", "'@SUM(A1)", "", "", ""] + numbers["@SUM(A1)"],
+            ["plain_s001", "plain", "s001", "", ""] + numbers["plain"],
+        ],
+    }
+    for by, rows in expected.items():
+        for method in ("GET", "POST"):
+            if method == "GET":
+                response = client.get(f"/api/v1/datasets/f/breakdown?by={by}&format=csv")
+            else:
+                response = client.post("/api/v1/datasets/f/breakdown?format=csv", json={"by": by})
+            assert response.status_code == 200, response.text
+            got = list(csv.reader(io.StringIO(response.text)))
+            assert got[0][:5] == ["key", "patient", "session", "recording", "category"]
+            assert got[1:] == [row + tail for row in rows], (by, method)
+    # The JSON answer keeps the names as they are.
+    keys = [
+        g["key"] for g in client.get("/api/v1/datasets/f/breakdown?by=patient").json()["groups"]
+    ]
+    assert keys == ["+1+2", "-3", "=1+2", LINK, "@SUM(A1)", "plain"]
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("=1+2", "'=1+2"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@A1", "'@A1"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("a=1", "a=1"),
+        ("", ""),
+        (None, ""),
+        ("'quoted", "'quoted"),
+    ],
+)
+def test_text_cells_are_neutralised_by_their_first_character(value: str | None, cell: str) -> None:
+    assert text_cell(value) == cell

@@ -163,3 +163,22 @@ def test_commands_that_add_data_create_the_embedded_database(bare_folder: Path) 
     assert result.output == (
         "Error: dataset 'smal' does not exist (database: sqlite:///data/seizure-stats.db)\n"
     )
+
+
+def test_an_empty_filter_value_is_refused_not_read_as_no_filter(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    """`--patient "$PATIENT"` with PATIENT unset answered for the whole dataset."""
+    path = manifests.write(tmp_path / "manifest.json", manifests.SMALL)
+    run(cli, "import", str(path), "--dataset", "small")
+    hint = "leave the parameter out (or send []) for no filter"
+    for command, args, detail in [
+        ("stats", ["--patient", ""], "patient: empty value in ''"),
+        ("stats", ["--exclude-patient", " "], "exclude_patient: empty value in ' '"),
+        ("stats", ["--session", "s001,,s002"], "session: empty value in 's001,,s002'"),
+        ("balanced", ["--recording", "x", "--recording", ""], "recording: empty value in ''"),
+        ("balanced", ["--category", ","], "category: empty value in ','"),
+    ]:
+        result = cli.invoke(main, [command, "--dataset", "small", *args])
+        assert result.exit_code == 1, result.output
+        assert result.output == f"Error: {detail}: {hint}\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,3 +201,28 @@ def test_client_imports_nothing_from_the_server_side() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.e2e
+def test_an_empty_filter_value_is_refused_by_the_service(live_url: str, live_token: str) -> None:
+    """An empty string among a caller's values, in the URL or in a long POST body: a 422."""
+    hint = "leave the parameter out (or send []) for no filter"
+    with SeizureStatsClient(live_url, token=live_token, retries=0) as client:
+        client.import_manifest("small", io.BytesIO(json.dumps(manifests.SMALL).encode()))
+        assert client.stats("small", patient=[]).counts.total == 12
+        for call, detail in [
+            (lambda: client.stats("small", patient=""), "patient: empty value in ''"),
+            (lambda: client.stats("small", session=["s001", ""]), "session: empty value in ''"),
+            (
+                lambda: client.balanced("small", recording=[f"r{i}" for i in range(200)] + [" "]),
+                "recording: empty value in ' '",
+            ),
+            (
+                lambda: list(client.balanced_index("small", exclude_patient="a,,b")),
+                "exclude_patient: empty value in 'a,,b'",
+            ),
+        ]:
+            with pytest.raises(APIError) as refused:
+                call()
+            assert refused.value.status_code == 422
+            assert refused.value.detail.startswith(f"{detail}: {hint} (got ")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import re
 from html.parser import HTMLParser
@@ -285,3 +286,34 @@ def test_head_answers_like_get_without_a_body(client: TestClient) -> None:
     # Routes without GET still refuse HEAD.
     refused = client.head("/api/v1/datasets/small/presence")
     assert refused.status_code == 405
+
+
+def page_errors(text: str) -> list[str]:
+    return [html.unescape(e) for e in re.findall(r'<p class="alert error">(.*?)</p>', text)]
+
+
+def test_blank_form_boxes_mean_no_filter_but_empty_values_are_shown_as_errors(
+    client: TestClient,
+) -> None:
+    """Without its script the form sends every box, `patient=` included: a blank box is no
+    filter. An empty value inside a list is the same mistake as on the API: said on the page."""
+    load(client, "small", manifests.SMALL, set())
+    blank = client.get("/datasets/small?patient=&exclude_patient=%20&session=&recording=&beta=")
+    assert blank.status_code == 200
+    assert page_errors(blank.text) == []
+    values = Values()
+    values.feed(blank.text)
+    assert int(values.by_id["subset-total"]) == 12
+    for query, detail in [
+        ("patient=a,,b", "patient: empty value in 'a,,b'"),
+        ("exclude_patient=,", "exclude_patient: empty value in ','"),
+        ("session=s001,", "session: empty value in 's001,'"),
+        ("recording=x&recording=", "recording: empty value in 'x, '"),
+        ("category=", "category: empty value in ''"),
+    ]:
+        page = client.get(f"/datasets/small?{query}")
+        assert page.status_code == 200, query
+        assert page_errors(page.text) == [
+            f"{detail}: leave the parameter out (or send []) for no filter"
+        ], query
+        assert 'id="subset-results"' not in page.text

@@ -310,3 +310,66 @@ def test_ids_beyond_32_bits_are_refused_not_overflowed(client: TestClient) -> No
         assert "snapshot" in response.json()["detail"]
     largest = client.get(f"/api/v1/datasets/small/stats?snapshot={2**31 - 1}")
     assert largest.status_code == 404
+
+
+# -- an explicitly empty filter value is refused, never read as "no filter" -----------------
+
+FILTER_ROUTES = ("stats", "balanced", "balanced/index", "breakdown", "histogram")
+HINT = "leave the parameter out (or send []) for no filter"
+# (query value, what the detail quotes as the empty value, what it says it got)
+EMPTY_IN_QUERY = [
+    ("", "''", "\"['']\""),
+    (",", "','", "\"[',']\""),
+    ("%20", "' '", "\"[' ']\""),
+    ("a,,b", "'a,,b'", "\"['a,,b']\""),
+    ("a,", "'a,'", "\"['a,']\""),
+    ("%20,b", "' ,b'", "\"[' ,b']\""),
+]
+EMPTY_IN_BODY: list[tuple[Any, str, str]] = [
+    ([""], "''", "\"['']\""),
+    ("", "''", "''"),
+    (["a", " "], "' '", "\"['a', ' ']\""),
+    (["a,,b"], "'a,,b'", "\"['a,,b']\""),
+    ([","], "','", "\"[',']\""),
+]
+
+
+def empty_value_detail(field: str, shown: str, got: str) -> str:
+    return f"{field}: empty value in {shown}: {HINT} (got {got})"
+
+
+@pytest.mark.parametrize(
+    "field", ["patient", "exclude_patient", "session", "recording", "category"]
+)
+def test_an_empty_filter_value_is_refused_by_name(client: TestClient, field: str) -> None:
+    """`patient=$EMPTY` in a job script answered for the whole dataset; now it is a 422."""
+    load(client, "small", manifests.SMALL, set())
+    for route in FILTER_ROUTES:
+        path = f"/api/v1/datasets/small/{route}"
+        for value, shown, got in EMPTY_IN_QUERY:
+            response = client.get(f"{path}?{field}={value}")
+            assert response.status_code == 422, (route, value, response.text)
+            assert response.json() == {
+                "error": "invalid_request",
+                "detail": empty_value_detail(field, shown, got),
+            }, (route, value)
+        for body, shown, got in EMPTY_IN_BODY:
+            response = client.post(path, json={field: body})
+            assert response.status_code == 422, (route, body, response.text)
+            assert response.json() == {
+                "error": "invalid_request",
+                "detail": empty_value_detail(field, shown, got),
+            }, (route, body)
+
+
+def test_no_filter_and_an_empty_list_still_mean_everything(client: TestClient) -> None:
+    load(client, "small", manifests.SMALL, set())
+    for route in ("stats", "balanced", "breakdown"):
+        path = f"/api/v1/datasets/small/{route}"
+        everything = client.get(path).json()
+        empty_lists = {field: [] for field in ("patient", "exclude_patient", "session")}
+        assert client.post(path, json=empty_lists | {"category": []}).json() == everything
+    assert client.get("/api/v1/datasets/small/stats").json()["counts"]["total"] == 12
+    # Spaces around a value are not part of it.
+    spaced = client.get("/api/v1/datasets/small/stats?patient=%20bbbbbbbb%20,%20aaaaaaaa")
+    assert spaced.json()["counts"]["total"] == 12

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
@@ -26,7 +26,6 @@ from app.ingest.importer import import_manifest
 from app.ingest.presence import apply_presence, recording_names
 from app.models import Recording
 from app.schemas import (
-    MAX_ID,
     DatasetCreate,
     DatasetOut,
     ErrorResponse,
@@ -34,6 +33,7 @@ from app.schemas import (
     PresenceResult,
     PresenceUpdate,
     RecordingOut,
+    SnapshotId,
     SnapshotOut,
     Text,
 )
@@ -129,9 +129,7 @@ def list_snapshots(dataset: str, factory: SessionFactoryDep) -> list[SnapshotOut
     responses=ERRORS,
     dependencies=[Depends(only_params())],
 )
-def get_snapshot(
-    dataset: str, snapshot_id: Annotated[int, Path(ge=1, le=MAX_ID)], factory: SessionFactoryDep
-) -> SnapshotOut:
+def get_snapshot(dataset: str, snapshot_id: SnapshotId, factory: SessionFactoryDep) -> SnapshotOut:
     with read_session(factory) as session:
         found = catalog.get_dataset(session, dataset)
         return catalog.snapshot_out(catalog.get_snapshot(session, found, snapshot_id), found)

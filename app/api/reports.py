@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -26,19 +26,17 @@ from app.report_schemas import (
     GroupBy,
     HistogramQuery,
     HistogramResponse,
+    Offset,
     SnapshotDiff,
     SortOrder,
 )
-from app.schemas import FILTER_FIELDS, MAX_ID
+from app.schemas import FILTER_FIELDS, SnapshotId
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["breakdowns"], dependencies=[ReadAccess])
 Categories = Annotated[
     list[str], Query(description="partial_seizure, full_seizure, no_seizure or seizure.")
 ]
-Snapshot = Annotated[
-    int | None, Query(ge=1, le=MAX_ID, description="Snapshot id; default current.")
-]
-SnapshotId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Snapshot = Annotated[SnapshotId | None, Query(description="Snapshot id; default current.")]
 Format = Literal["json", "csv"]
 BREAKDOWN_PARAMS = (*FILTER_FIELDS, "snapshot", "by", "sort", "order", "limit", "offset", "format")
 HISTOGRAM_PARAMS = (*FILTER_FIELDS, "snapshot", "bins")
@@ -77,7 +75,7 @@ def breakdown_query(
         int | None,
         Query(ge=1, le=MAX_BREAKDOWN_LIMIT, description="Default 100; CSV: every group."),
     ] = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
 ) -> BreakdownQuery:
     return BreakdownQuery.model_validate(
         {
@@ -141,27 +139,26 @@ def _csv_lines(answer: BreakdownResponse) -> Iterator[str]:
     writer.writerow(CSV_COLUMNS)
     for number, group in enumerate(answer.groups, start=1):
         counts = group.counts
+        texts = (group.key, group.patient, group.session, group.recording, group.category)
         writer.writerow(
-            _cell(value)
-            for value in (
-                group.key,
-                group.patient,
-                group.session,
-                group.recording,
-                group.category,
-                counts.no_seizure,
-                counts.partial_seizure,
-                counts.full_seizure,
-                counts.seizure,
-                counts.total,
-                group.seizure_ratio,
-                group.share,
-                group.samples.positive,
-                group.samples.total,
-                group.sample_ratio,
-                group.recordings,
-                group.missing_windows,
-            )
+            [text_cell(value) for value in texts]
+            + [
+                _number_cell(value)
+                for value in (
+                    counts.no_seizure,
+                    counts.partial_seizure,
+                    counts.full_seizure,
+                    counts.seizure,
+                    counts.total,
+                    group.seizure_ratio,
+                    group.share,
+                    group.samples.positive,
+                    group.samples.total,
+                    group.sample_ratio,
+                    group.recordings,
+                    group.missing_windows,
+                )
+            ]
         )
         if number % 5000 == 0:
             yield buffer.getvalue()
@@ -170,7 +167,20 @@ def _csv_lines(answer: BreakdownResponse) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def _cell(value: Any) -> str:
+# A spreadsheet runs a cell starting with one of these as a formula (a cache file named
+# `=HYPERLINK(...)_windows.npz` would become a live link). OWASP's advice on CSV injection: make
+# such a text cell text with a leading single quote, which spreadsheets show without it.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(value: str | None) -> str:
+    """A name column's cell: the name, quoted so that no spreadsheet takes it for a formula."""
+    if value is None:
+        return ""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def _number_cell(value: float | None) -> str:
     # repr of a float is its shortest exact form: a CSV reader gets the same number back.
     return "" if value is None else repr(value) if isinstance(value, float) else str(value)
 

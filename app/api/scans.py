@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
@@ -28,10 +28,12 @@ from app.ingest.scan_parts import (
 )
 from app.ingest.scan_records import list_records
 from app.schemas import (
+    SCAN_ID_PATTERN,
     ErrorResponse,
     ScanFileRecordOut,
     ScanOut,
     ScanPartIn,
+    SnapshotId,
     SnapshotScanIssues,
 )
 
@@ -104,7 +106,11 @@ def get_scans(
     responses=ERRORS,
     dependencies=[Depends(only_params())],
 )
-def get_one_scan(dataset: str, scan_id: str, session: ReadSessionDep) -> ScanOut:
+def get_one_scan(
+    dataset: str,
+    scan_id: Annotated[str, Path(pattern=SCAN_ID_PATTERN)],
+    session: ReadSessionDep,
+) -> ScanOut:
     found = catalog.get_dataset(session, dataset)
     return scan_out(session, found, get_scan(session, found, scan_id))
 
@@ -131,7 +137,7 @@ def get_scan_files(
     dependencies=[Depends(only_params())],
 )
 def get_snapshot_scan_issues(
-    dataset: str, snapshot_id: int, session: ReadSessionDep
+    dataset: str, snapshot_id: SnapshotId, session: ReadSessionDep
 ) -> SnapshotScanIssues:
     found = catalog.get_dataset(session, dataset)
     return snapshot_scan_issues(session, found, catalog.get_snapshot(session, found, snapshot_id))

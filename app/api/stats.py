@@ -19,10 +19,10 @@ from app.db import read_session
 from app.models import Dataset, Snapshot
 from app.schemas import (
     FILTER_FIELDS,
-    MAX_ID,
     BalancedQuery,
     BalancedResponse,
     ErrorResponse,
+    SnapshotId,
     StatsQuery,
     StatsResponse,
 )
@@ -54,7 +54,7 @@ async def stats_query(
         list[str], Query(description="partial_seizure, full_seizure, no_seizure or seizure.")
     ] = [],  # noqa: B006
     snapshot: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="Snapshot id; default current.")
+        SnapshotId | None, Query(description="Snapshot id; default current.")
     ] = None,
     weighting: Weighting = "sqrt",
     beta: Annotated[float, Query(ge=0, lt=1, description="For effective weighting.")] = 0.9999,
@@ -83,7 +83,7 @@ async def balanced_query(
     category: Annotated[
         list[str], Query(description="partial_seizure, full_seizure, no_seizure or seizure.")
     ] = [],  # noqa: B006
-    snapshot: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    snapshot: SnapshotId | None = None,
     full_ratio: Annotated[float, Query(ge=0, le=1_000_000)] = 0.3,
     background_ratio: Annotated[float, Query(ge=0, le=1_000_000)] = 2.5,
     seed: Annotated[int, Query(ge=0, le=2**63 - 1)] = 42,

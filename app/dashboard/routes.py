@@ -8,9 +8,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from app import catalog
@@ -19,7 +19,7 @@ from app.breakdown import compute_breakdown
 from app.dashboard import formatting, snippets
 from app.dashboard.charts import histogram_chart
 from app.diff import diff_snapshots
-from app.errors import AppError
+from app.errors import AppError, InvalidRequestError
 from app.filters import describe
 from app.histogram import compute_histogram
 from app.models import Dataset, Snapshot
@@ -30,8 +30,9 @@ from app.report_schemas import (
     BreakdownResponse,
     HistogramQuery,
     HistogramResponse,
+    Offset,
 )
-from app.schemas import FILTER_FIELDS, StatsQuery, StatsResponse
+from app.schemas import FILTER_FIELDS, SnapshotId, StatsQuery, StatsResponse
 from app.stats import compute_stats
 
 # Pages show what the API would: closed too when reads need a token.
@@ -42,6 +43,8 @@ HISTOGRAM_BINS = 20
 TEXT_FILTERS = ("patient", "exclude_patient", "session", "recording")
 # The page's own parameters, besides the filters: kept across sorting and paging links.
 OPTIONS = ("snapshot", "weighting", "basis", "beta", "by", "sort", "order", "offset")
+SNAPSHOT_ID: TypeAdapter[int] = TypeAdapter(SnapshotId)
+OFFSET: TypeAdapter[int] = TypeAdapter(Offset)
 
 
 def make_templates() -> Jinja2Templates:
@@ -62,22 +65,44 @@ def templates_of(request: Request) -> Jinja2Templates:
     return templates
 
 
+def parse_number(adapter: TypeAdapter[int], name: str, raw: str) -> int:
+    """A number from the address, checked by the API's own type: a 422 page naming it otherwise
+    (`²` passes str.isdigit() and then fails int(); a huge id, the database)."""
+    try:
+        return adapter.validate_python(raw)
+    except ValidationError as exc:
+        problem = exc.errors()[0].get("msg", "invalid")
+        raise InvalidRequestError(f"{name}: {problem} (got {raw[:80]!r})") from None
+
+
 @dataclass
 class PageState:
     """What the dataset page was asked: the raw form values (to show them back) and options."""
 
     values: dict[str, str] = field(default_factory=dict)
     categories: list[str] = field(default_factory=list)
+    snapshot_id: int | None = None  # None: the current snapshot
+    offset: int = 0
 
     @classmethod
     def from_request(cls, request: Request) -> PageState:
         params = request.query_params
         values = {name: ", ".join(params.getlist(name)) for name in TEXT_FILTERS}
         values |= {name: params.get(name, "") for name in OPTIONS}
-        return cls(values=values, categories=params.getlist("category"))
+        snapshot, offset = values["snapshot"], values["offset"]
+        return cls(
+            values=values,
+            categories=params.getlist("category"),
+            snapshot_id=parse_number(SNAPSHOT_ID, "snapshot", snapshot) if snapshot else None,
+            offset=parse_number(OFFSET, "offset", offset) if offset else 0,
+        )
 
     def filter_data(self) -> dict[str, Any]:
-        data: dict[str, Any] = {name: self.values[name] for name in TEXT_FILTERS}
+        # The form sends every box, a blank one too: that one is no filter. Anything else goes
+        # to the query models, which refuse an empty value inside a list (`a,,b`).
+        data: dict[str, Any] = {
+            name: value for name in TEXT_FILTERS if (value := self.values[name]).strip()
+        }
         data["category"] = self.categories
         return data
 
@@ -92,11 +117,10 @@ class PageState:
         by = self.values["by"] if self.values["by"] in GROUP_BY else "patient"
         sort = self.values["sort"] if self.values["sort"] in BREAKDOWN_SORTS else "seizure"
         order = self.values["order"] if self.values["order"] in ("asc", "desc") else "desc"
-        offset = int(self.values["offset"]) if self.values["offset"].isdigit() else 0
         return BreakdownQuery.model_validate(
             self.filter_data()
             | {"snapshot": snapshot_id, "by": by, "sort": sort, "order": order}
-            | {"limit": PAGE_SIZE, "offset": offset}
+            | {"limit": PAGE_SIZE, "offset": self.offset}
         )
 
     def link(self, **changes: str | int | None) -> str:
@@ -160,9 +184,8 @@ def _dataset_page(name: str, request: Request, session: Session) -> HTMLResponse
 def _chosen_snapshot(
     session: Session, dataset: Dataset, snapshots: list[Snapshot], state: PageState
 ) -> Snapshot:
-    wanted = state.values["snapshot"]
-    if wanted.isdigit():
-        return catalog.get_snapshot(session, dataset, int(wanted))
+    if state.snapshot_id is not None:
+        return catalog.get_snapshot(session, dataset, state.snapshot_id)
     return catalog.resolve_snapshot(session, dataset, None)
 
 
@@ -235,11 +258,12 @@ def _problem(error: Any) -> str:
 
 
 @router.get("/datasets/{name}/snapshots/{a}/diff/{b}", response_class=HTMLResponse)
-def diff_page(name: str, a: int, b: int, request: Request, session: ReadSessionDep) -> HTMLResponse:
+def diff_page(name: str, a: str, b: str, request: Request, session: ReadSessionDep) -> HTMLResponse:
     try:
+        old_id, new_id = parse_number(SNAPSHOT_ID, "a", a), parse_number(SNAPSHOT_ID, "b", b)
         dataset = catalog.get_dataset(session, name)
-        old = catalog.get_snapshot(session, dataset, a)
-        new = catalog.get_snapshot(session, dataset, b)
+        old = catalog.get_snapshot(session, dataset, old_id)
+        new = catalog.get_snapshot(session, dataset, new_id)
         diff = diff_snapshots(session, dataset, old, new)
     except AppError as exc:
         return error_page(request, exc)
@@ -248,12 +272,16 @@ def diff_page(name: str, a: int, b: int, request: Request, session: ReadSessionD
         "diff": diff,
         "old": catalog.snapshot_out(old, dataset),
         "new": catalog.snapshot_out(new, dataset),
-        "api_url": f"/api/v1/datasets/{dataset.name}/snapshots/{a}/diff/{b}",
+        "api_url": f"/api/v1/datasets/{dataset.name}/snapshots/{old_id}/diff/{new_id}",
     }
     return templates_of(request).TemplateResponse(request, "diff.html", context)
 
 
 @router.get("/datasets/{name}/diff", response_class=RedirectResponse)
-def compare_form(name: str, a: int, b: int) -> RedirectResponse:
+def compare_form(name: str, a: str, b: str, request: Request) -> Response:
     """The history's compare form lands here; the diff page has a path of its own."""
-    return RedirectResponse(f"/datasets/{name}/snapshots/{a}/diff/{b}", status_code=303)
+    try:
+        old_id, new_id = parse_number(SNAPSHOT_ID, "a", a), parse_number(SNAPSHOT_ID, "b", b)
+    except AppError as exc:
+        return error_page(request, exc)
+    return RedirectResponse(f"/datasets/{name}/snapshots/{old_id}/diff/{new_id}", status_code=303)

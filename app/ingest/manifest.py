@@ -20,6 +20,7 @@ import numpy as np
 
 from app.errors import ManifestError, UnreadableManifestError
 from app.ingest.names import MAX_FILE_NAME, cache_file_problem
+from app.ingest.surrogates import MARKER, SurrogateGuard
 from app.ingest.token_limit import MAX_TOKEN_BYTES, TokenLimitReader, TokenTooLongError
 from app.labels import CATEGORY_KEYS, Category
 
@@ -95,10 +96,10 @@ def parse_manifest(
     `full_threshold`, when given, checks that entries carrying `n_pos`/`n_samples` sit in the
     category those counts imply.
     """
-    parser = _ManifestParser()
+    guard = SurrogateGuard(_CountingReader(stream, progress))
+    parser = _ManifestParser(guard)
     try:
-        reader = TokenLimitReader(_CountingReader(stream, progress))
-        parser.run(ijson.basic_parse(reader, use_float=False))
+        parser.run(ijson.basic_parse(TokenLimitReader(guard), use_float=False))
     except ManifestError:
         raise
     except UnicodeDecodeError as exc:
@@ -148,7 +149,8 @@ def _describe(event: str, value: Any) -> str:
 
 
 class _ManifestParser:
-    def __init__(self) -> None:
+    def __init__(self, guard: SurrogateGuard) -> None:
+        self.guard = guard
         self.columns: dict[Category, CategoryColumns] = {}
         self.names: dict[str, int] = {}
         self.samples_given: bool | None = None
@@ -243,6 +245,12 @@ class _ManifestParser:
                 raise ManifestError(f"{where}: missing key 'window_idx'")
             recording = names.get(cache_file)
             if recording is None:
+                escape = self.guard.first_lone_escape
+                if escape is not None and MARKER in cache_file:
+                    raise ManifestError(
+                        f"{where}.cache_file: contains the lone surrogate escape {escape} "
+                        "(half of a UTF-16 pair, not a character)"
+                    )
                 problem = cache_file_problem(cache_file)
                 if problem:
                     raise ManifestError(f"{where}.cache_file {_shown(cache_file)!r}: {problem}")

@@ -199,6 +199,13 @@ def _rows_with_nonzero_bytes(labels: np.ndarray[Any, Any]) -> np.ndarray[Any, An
     return rows
 
 
+def storable_reason(text: str) -> str:
+    """An error message as text the service accepts: a path that is not valid UTF-8 (lone
+    surrogates) and NUL written as escapes, at most 500 characters."""
+    escaped = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return escaped.replace("\x00", "\\x00")[:500]
+
+
 def read_cache_file(task: tuple[str, str, int, int]) -> FileResult:
     """Read one file for a scan (runs in a worker process); never raises for a bad file.
 
@@ -213,8 +220,9 @@ def read_cache_file(task: tuple[str, str, int, int]) -> FileResult:
     except LabelsError as exc:
         return FileResult(name, size, mtime_ns, exc.code, exc.reason)
     except OSError as exc:
-        return FileResult(name, size, mtime_ns, IssueCode.UNREADABLE, f"cannot read: {exc}")
+        reason = storable_reason(f"cannot read: {exc}")
+        return FileResult(name, size, mtime_ns, IssueCode.UNREADABLE, reason)
     except Exception as exc:  # a bad file must never stop a scan
-        reason = f"{type(exc).__name__}: {exc}"
-        return FileResult(name, size, mtime_ns, IssueCode.UNREADABLE, reason[:500])
+        reason = storable_reason(f"{type(exc).__name__}: {exc}")
+        return FileResult(name, size, mtime_ns, IssueCode.UNREADABLE, reason)
     return FileResult(name, size, mtime_ns, OK, "", n_samples, n_pos)
