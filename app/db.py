@@ -109,7 +109,19 @@ def write_session(factory: sessionmaker[Session]) -> Iterator[Session]:
             raise
 
 
+# Every question is answered from one view of the database, however many statements it takes:
+# at Postgres' default READ COMMITTED each statement sees what was committed before it, so an
+# import landing between two statements of one answer showed it half (an array sized by the
+# recordings one statement saw, indexed by ids a later one saw). REPEATABLE READ gives the
+# whole transaction the view of its first statement; read-only, since a reader never writes.
+# On SQLite a transaction is one snapshot already; it is begun here, before the first statement.
+READ_OPTIONS = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+
+
 @contextmanager
 def read_session(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session whose statements all read one consistent snapshot of the database."""
     with factory() as session:
+        postgres = session.get_bind().dialect.name == "postgresql"
+        session.connection(execution_options=READ_OPTIONS if postgres else None)
         yield session

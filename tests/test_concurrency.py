@@ -7,18 +7,27 @@ snapshot each, or one in all when the content is the same, never a mix.
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event
 
+from app.config import Settings
+from app.db import make_engine, make_session_factory
+from app.ingest.importer import import_manifest
+from app.main import create_app
 from bench.generate import write_manifest
-from tests import manifests
+from tests import manifests, oracle
 from tests.conftest import make_token
 from tests.integrity import integrity_problems
 from tests.live import live_server
@@ -161,3 +170,80 @@ def test_the_same_import_racing_itself_makes_one_snapshot(
         assert all(r.json()["counts"]["total"] == total(counts) for r in results)
         assert len(httpx.get(f"{url}/api/v1/datasets/fresh/snapshots").json()) == 1
     assert integrity_problems(database_url) == []
+
+
+def index_entries(response: httpx.Response) -> list[tuple[str, int]]:
+    return [(e["cache_file"], e["window_idx"]) for e in map(json.loads, response.text.splitlines())]
+
+
+def test_an_import_between_two_statements_of_a_read_changes_nothing_it_sees(
+    settings: Settings, write_token: str, database_url: str
+) -> None:
+    """Each read asks several statements; an import committed between them must not be seen.
+
+    On Postgres at READ COMMITTED each statement had its own view: balanced sized an array by
+    the recordings it saw, a later statement saw the import's new ones, and answered 500
+    (IndexError), pinned snapshots included. The hook commits an import, from a connection of
+    its own, right after the first statement of each read that touches the recordings.
+    """
+    base = manifests.generated(31, recordings=40, odd_names=False)
+    extra = [manifests.generated(300 + i, recordings=8, odd_names=False) for i in range(100)]
+    extra = [m for m in extra if m["partial_seizure"]][:72]  # something to balance around
+    by_snapshot: dict[int, dict[str, Any]] = {}
+    writer_engine = make_engine(database_url)
+    writer = make_session_factory(writer_engine)
+    armed = threading.Event()
+
+    def import_between(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if armed.is_set() and re.search(r"(FROM|JOIN) recordings\b", statement) and extra:
+            armed.clear()
+            manifest = extra.pop()
+            outcome = import_manifest(writer, "ds", io.BytesIO(json.dumps(manifest).encode()))
+            by_snapshot[outcome.snapshot.id] = manifest
+
+    application = create_app(settings)
+    headers = {"Authorization": f"Bearer {write_token}"}
+    try:
+        with TestClient(application, headers=headers, raise_server_exceptions=False) as client:
+            first = client.post("/api/v1/datasets/ds/snapshots", content=json.dumps(base))
+            assert first.status_code == 201, first.text
+            pinned = first.json()["id"]
+            by_snapshot[pinned] = base
+            event.listen(application.state.engine, "after_cursor_execute", import_between)
+            answers: list[tuple[str, dict[str, Any], httpx.Response]] = []
+            for seed in range(12):  # a new seed per read: no answer comes from memory
+                for path in ("balanced", "balanced/index", "stats"):
+                    for snapshot in ({"snapshot": pinned}, {}):
+                        # An unknown patient excluded: the same subset, another question.
+                        params = snapshot | {"seed": seed, "exclude_patient": f"nobody{seed}"}
+                        if path == "stats":
+                            del params["seed"]
+                        armed.set()
+                        response = client.get(f"/api/v1/datasets/ds/{path}", params=params)
+                        assert not armed.is_set(), f"{path} {params} read no recordings"
+                        answers.append((path, params, response))
+            event.remove(application.state.engine, "after_cursor_execute", import_between)
+    finally:
+        writer_engine.dispose()
+
+    assert [(p, r.status_code) for p, _, r in answers if r.status_code != 200] == []
+    for path, params, response in answers:
+        if path == "balanced/index":
+            named = int(response.headers["X-Snapshot"])
+        else:
+            named = response.json()["snapshot"]
+        if "snapshot" in params:
+            assert named == pinned
+        manifest = by_snapshot[named]
+        if path == "stats":
+            expected = oracle.expected_stats(manifest, set(), weighting="sqrt")
+            assert response.json()["counts"] == expected["counts"], (path, params)
+            assert response.json()["recordings"] == expected["recordings"]
+            continue
+        counts, index = oracle.expected_balanced(manifest, set(), seed=params["seed"])
+        if path == "balanced":
+            got = response.json()["counts"]
+            assert [got[c] for c in oracle.CATEGORIES] == [counts[c] for c in oracle.CATEGORIES]
+        else:
+            assert index_entries(response) == index, (path, params)
+    assert len(by_snapshot) == 1 + len(answers)
