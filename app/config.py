@@ -35,6 +35,12 @@ class Settings(BaseSettings):
         default=2 * 1024**3,
         description="Largest manifest body accepted, after gzip decoding (bytes).",
     )
+    max_body_bytes: int = Field(
+        default=64 * 1024**2,
+        ge=0,
+        description="Largest JSON request body accepted (bytes); manifests and scan parts have "
+        "max_upload_bytes.",
+    )
     answer_cache_entries: int = Field(
         default=4096, description="Answers kept per process (0 turns the cache off)."
     )

@@ -97,8 +97,23 @@ def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
     return engine_or_conn.dialect.name == "sqlite"
 
 
+# Every question is answered from one view of the database, however many statements it takes:
+# at Postgres' default READ COMMITTED each statement sees what was committed before it, so an
+# import landing between two statements of one answer showed it half (an array sized by the
+# recordings one statement saw, indexed by ids a later one saw). REPEATABLE READ gives the
+# whole transaction the view of its first statement; read only, since a reader never writes.
+# On SQLite a transaction is one snapshot already (BEGIN comes before the first statement).
+READ_OPTIONS = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+READ_BIND = "seizure_stats_read_bind"
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+    # The read engine shares the pool; its connections begin as READ_OPTIONS say (reset on
+    # their return). Made once here: each one registers an event.
+    read_bind = engine.execution_options(**READ_OPTIONS) if not is_sqlite(engine) else engine
+    return sessionmaker(
+        bind=engine, expire_on_commit=False, autoflush=False, info={READ_BIND: read_bind}
+    )
 
 
 @contextmanager
@@ -119,5 +134,7 @@ def write_session(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 @contextmanager
 def read_session(factory: sessionmaker[Session]) -> Iterator[Session]:
-    with factory() as session:
+    """A session whose statements all read one consistent snapshot of the database."""
+    read_bind = factory.kw.get("info", {}).get(READ_BIND)  # see make_session_factory
+    with factory(bind=read_bind) if read_bind is not None else factory() as session:
         yield session

@@ -5,17 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.api import datasets, reports, scans, stats
+from app.api.bodies import BodyGuardRoute
 from app.auth import TOKEN_PATTERN, create_token, hash_token, revoke_tokens
 from app.cli import main
 from app.client import APIError, SeizureStatsClient
@@ -25,6 +30,7 @@ from app.main import create_app
 from app.models import ApiToken
 from tests import manifests
 from tests.conftest import make_token
+from tests.live import live_server
 
 MANIFEST = json.dumps(manifests.SMALL)
 # POST routes that only read: their filters are too long for a URL.
@@ -344,3 +350,112 @@ def test_openapi_says_which_operations_need_a_token(
     strict = settings.model_copy(update={"require_read_token": True})
     with TestClient(create_app(strict)) as guarded:
         assert all(s == [{"HTTPBearer": []}] for s in security_of(guarded).values())
+
+
+class HugeBody:
+    """A valid JSON presence report of exactly `size` bytes, produced as it is sent."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        piece = b'"p0000000_s001_t000_windows.npz", ' * 30_000  # about 1 MiB
+        head, tail = b'{"missing": [', b'"last.npz"]}'
+        self.sent = len(head)
+        yield head
+        while self.sent + len(piece) + len(tail) <= self.size:
+            self.sent += len(piece)
+            yield piece
+        padding = b" " * (self.size - self.sent - len(tail))
+        self.sent = self.size
+        yield padding + tail
+
+
+def answer_to_a_body_begun(port: int, path: str, size: int, *, declared: bool, token: str) -> bytes:
+    """Announce a body of `size` bytes, send its first MiB, and wait for an answer."""
+    framing = f"Content-Length: {size}" if declared else "Transfer-Encoding: chunked"
+    authorization = f"Authorization: Bearer {token}\r\n" if token else ""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"{authorization}{framing}\r\n\r\n"
+    ).encode()
+    piece = b'{"missing": [' + b'"p0000000_s001_t000_windows.npz", ' * 30_000
+    if not declared:
+        piece = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + piece)
+        try:
+            return sock.recv(4096)
+        except TimeoutError:
+            return b"(no answer in 10 s: the server waits for the rest of the body)"
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_no_body_is_read_before_its_token_is_checked(database_url: str, tmp_path: Path) -> None:
+    """FastAPI reads and parses a body parameter before it runs any dependency: a 279 MB body
+    without a token took the server to 1.1 GB before its 401. It is refused from its headers."""
+    token = make_token(database_url, "body-writer", "write")
+    reader = make_token(database_url, "body-reader", "read")
+    size = 279 * 1024**2
+    env = {"SEIZURE_STATS_REQUIRE_READ_TOKEN": "true"}
+    with live_server(database_url, tmp_path, env) as server:
+        imported = httpx.post(
+            f"{server.url}/api/v1/datasets/small/snapshots", content=MANIFEST, headers=bearer(token)
+        )
+        assert imported.status_code == 201
+        baseline = server.peak_rss_bytes()
+        # Answered while almost all of the body is still to come.
+        for path, presented, status in [
+            ("/api/v1/datasets/small/presence", "", b"401"),
+            ("/api/v1/datasets/small/presence", reader, b"403"),  # valid, but may not write
+            ("/api/v1/datasets", "", b"401"),
+            ("/api/v1/datasets/small/stats", "", b"401"),  # reads need a token here
+            ("/api/v1/datasets/small/balanced/index", "sst_0123456789ab_" + "A" * 43, b"401"),
+        ]:
+            for declared in (True, False):  # Content-Length, or chunked without one
+                answer = answer_to_a_body_begun(
+                    server.port, path, size, declared=declared, token=presented
+                )
+                assert answer.startswith(b"HTTP/1.1 " + status), (path, declared, answer[:200])
+        # Sent whole, the bodies are drained, never held.
+        for path, declared in [("presence", True), ("presence", False), ("stats", False)]:
+            body = HugeBody(size)
+            headers = {"Content-Type": "application/json"}
+            if declared:
+                headers["Content-Length"] = str(size)
+            response = httpx.post(
+                f"{server.url}/api/v1/datasets/small/{path}",
+                content=iter(body),
+                headers=headers,
+                timeout=120,
+            )
+            assert response.status_code == 401, (path, declared, response.text[:200])
+            assert response.json()["error"] == "unauthorized"
+            assert body.sent == size
+        grown = server.peak_rss_bytes() - baseline
+        assert grown < 32 * 1024**2, f"peak RSS grew by {grown / 2**20:.0f} MiB"
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_every_json_body_is_read_after_the_token_check(anonymous: TestClient) -> None:
+    """FastAPI reads a body parameter before any dependency; the routes that take one are
+    BodyGuardRoutes, which check the token first and bound the body (app.api.bodies)."""
+    routes = {
+        (route.path, method.lower()): route
+        for router in (datasets.router, stats.router, reports.router, scans.router)
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    with_bodies = [
+        (path, method)
+        for path, operations in anonymous.get("/openapi.json").json()["paths"].items()
+        for method, operation in operations.items()
+        if "requestBody" in operation
+    ]
+    assert len(with_bodies) == 9
+    parsed_by_fastapi = [key for key in with_bodies if routes[key].body_field is not None]
+    assert len(parsed_by_fastapi) == 7
+    assert all(isinstance(routes[key], BodyGuardRoute) for key in parsed_by_fastapi)

@@ -7,18 +7,27 @@ snapshot each, or one in all when the content is the same, never a mix.
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event
 
+from app.config import Settings
+from app.db import make_engine, make_session_factory
+from app.ingest.importer import import_manifest
+from app.main import create_app
 from bench.generate import write_manifest
-from tests import manifests
+from tests import manifests, oracle
 from tests.conftest import make_token
 from tests.integrity import integrity_problems
 from tests.live import live_server
@@ -160,4 +169,147 @@ def test_the_same_import_racing_itself_makes_one_snapshot(
         assert len({r.json()["id"] for r in results}) == 1
         assert all(r.json()["counts"]["total"] == total(counts) for r in results)
         assert len(httpx.get(f"{url}/api/v1/datasets/fresh/snapshots").json()) == 1
+    assert integrity_problems(database_url) == []
+
+
+def index_entries(response: httpx.Response) -> list[tuple[str, int]]:
+    return [(e["cache_file"], e["window_idx"]) for e in map(json.loads, response.text.splitlines())]
+
+
+Answer = tuple[str, dict[str, Any], httpx.Response]
+
+
+def questions(pinned: int, tag: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """balanced, balanced/index and stats, of the pinned snapshot and of the current one.
+
+    An unknown patient excluded makes each question new (the same subset): none is answered
+    from memory.
+    """
+    seed = sum(map(ord, tag)) % 1000
+    for path in ("balanced", "balanced/index", "stats"):
+        for snapshot in ({"snapshot": pinned}, {}):
+            params = snapshot | {"exclude_patient": f"nobody-{tag}"}
+            yield path, params if path == "stats" else params | {"seed": seed}
+
+
+def assert_exact(answers: list[Answer], by_snapshot: dict[int, Any], pinned: int) -> None:
+    """Every answer 200, and exactly the answer for the snapshot it names (DESIGN.md's rules)."""
+    assert [(p, r.status_code, r.text[:200]) for p, _, r in answers if r.status_code != 200] == []
+    for path, params, response in answers:
+        if path == "balanced/index":
+            named = int(response.headers["X-Snapshot"])
+        else:
+            named = response.json()["snapshot"]
+        if "snapshot" in params:
+            assert named == pinned
+        manifest = by_snapshot[named]
+        if path == "stats":
+            expected = oracle.expected_stats(manifest, set())
+            assert response.json()["counts"] == expected["counts"], (path, params)
+            assert response.json()["recordings"] == expected["recordings"]
+            continue
+        counts, index = oracle.expected_balanced(manifest, set(), seed=params["seed"])
+        if path == "balanced":
+            got = response.json()["counts"]
+            assert [got[c] for c in oracle.CATEGORIES] == [counts[c] for c in oracle.CATEGORIES]
+        else:
+            assert index_entries(response) == index, (path, params)
+
+
+def test_an_import_between_two_statements_of_a_read_changes_nothing_it_sees(
+    settings: Settings, write_token: str, database_url: str
+) -> None:
+    """Each read asks several statements; an import committed between them must not be seen.
+
+    On Postgres at READ COMMITTED each statement had its own view: balanced sized an array by
+    the recordings it saw, a later statement saw the import's new ones, and answered 500
+    (IndexError), pinned snapshots included. The hook commits an import, from a connection of
+    its own, right after the first statement of each read that touches the recordings.
+    """
+    base = manifests.generated(31, recordings=40, odd_names=False)
+    extra = [manifests.generated(300 + i, recordings=8, odd_names=False) for i in range(100)]
+    extra = [m for m in extra if m["partial_seizure"]][:72]  # something to balance around
+    by_snapshot: dict[int, dict[str, Any]] = {}
+    writer_engine = make_engine(database_url)
+    writer = make_session_factory(writer_engine)
+    armed = threading.Event()
+
+    def import_between(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if armed.is_set() and re.search(r"(FROM|JOIN) recordings\b", statement) and extra:
+            armed.clear()
+            manifest = extra.pop()
+            outcome = import_manifest(writer, "ds", io.BytesIO(json.dumps(manifest).encode()))
+            by_snapshot[outcome.snapshot.id] = manifest
+
+    application = create_app(settings)
+    headers = {"Authorization": f"Bearer {write_token}"}
+    try:
+        with TestClient(application, headers=headers, raise_server_exceptions=False) as client:
+            first = client.post("/api/v1/datasets/ds/snapshots", content=json.dumps(base))
+            assert first.status_code == 201, first.text
+            pinned = first.json()["id"]
+            by_snapshot[pinned] = base
+            event.listen(application.state.engine, "after_cursor_execute", import_between)
+            answers: list[Answer] = []
+            for round_ in range(12):
+                for path, params in questions(pinned, str(round_)):
+                    armed.set()
+                    response = client.get(f"/api/v1/datasets/ds/{path}", params=params)
+                    assert not armed.is_set(), f"{path} {params} read no recordings"
+                    answers.append((path, params, response))
+            event.remove(application.state.engine, "after_cursor_execute", import_between)
+    finally:
+        writer_engine.dispose()
+
+    assert_exact(answers, by_snapshot, pinned)
+    assert len(by_snapshot) == 1 + len(answers)
+
+
+def test_imports_racing_readers_leave_every_answer_exact(
+    server: tuple[str, dict[str, str]], database_url: str
+) -> None:
+    """The same race against a real server, as it happens: readers of the pinned and of the
+    current snapshot while imports add recordings to the dataset, one after another."""
+    url, auth = server
+    base = manifests.generated(41, recordings=150, odd_names=False)
+    extra = [manifests.generated(500 + i, recordings=30, odd_names=False) for i in range(40)]
+    extra = [m for m in extra if m["partial_seizure"]][:20]
+    first = post_manifest(url, auth, "race", json.dumps(base).encode())
+    assert first.status_code == 201
+    pinned = first.json()["id"]
+    by_snapshot: dict[int, Any] = {pinned: base}
+    answers: list[Answer] = []
+    broken: list[str] = []
+    done = threading.Event()
+
+    def read(worker: int) -> None:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            for round_ in range(10_000):
+                if done.is_set():
+                    return
+                for path, params in questions(pinned, f"{worker}-{round_}"):
+                    try:
+                        response = http.get(f"/api/v1/datasets/race/{path}", params=params)
+                    except httpx.TransportError as exc:  # a 500 sometimes ends the connection
+                        broken.append(f"{path} {params}: {exc!r}")
+                        continue
+                    answers.append((path, params, response))
+
+    with ThreadPoolExecutor(3) as pool:
+        readers = [pool.submit(read, worker) for worker in range(3)]
+        try:
+            for manifest in extra:
+                imported = post_manifest(url, auth, "race", json.dumps(manifest).encode())
+                assert imported.status_code == 201, imported.text
+                by_snapshot[imported.json()["id"]] = manifest
+        finally:
+            done.set()
+        for reader in readers:
+            reader.result()
+    assert broken == []
+    assert len(answers) > 100
+    assert_exact(answers, by_snapshot, pinned)
+    current = [r for p, params, r in answers if p == "stats" and "snapshot" not in params]
+    named = {r.json()["snapshot"] for r in current}
+    assert len(named) > 3, "current readers saw the current snapshot move"
     assert integrity_problems(database_url) == []

@@ -3,14 +3,16 @@ never a match that should not be, and nothing changes that should not."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import html
 import json
 import re
 import socket
+import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from app import schemas
 from app.ingest.npz import storable_reason
+from app.schemas import ScanPartIn
 from tests import manifests, oracle
 from tests.conftest import make_token
 from tests.live import live_server
@@ -689,3 +693,199 @@ def test_the_scanner_writes_reasons_the_service_accepts(small: TestClient) -> No
     )
     assert response.status_code == 200, response.text
     assert response.json()["issues"][0]["reason"] == reason
+
+
+BODY_LIMIT = 4 * 1024**2
+# Every route whose JSON body FastAPI would read whole, with a body of the right shape.
+JSON_BODY_ROUTES = {
+    "/api/v1/datasets/ds/presence": "missing",
+    "/api/v1/datasets/ds/stats": "recording",
+    "/api/v1/datasets/ds/balanced": "recording",
+    "/api/v1/datasets/ds/balanced/index": "recording",
+    "/api/v1/datasets/ds/breakdown": "recording",
+    "/api/v1/datasets/ds/histogram": "recording",
+    "/api/v1/datasets": "description",
+}
+
+
+def json_body(field: str, size: int, last: tuple[str, ...] = ("last.npz",)) -> bytes:
+    """A valid JSON object of exactly `size` bytes: a long value, or a list of unknown names
+    ending with `last`, in `field`."""
+    if field == "description":
+        head, tail = b'{"name": "big", "description": "', b'"}'
+        return head + b"d" * (size - len(head) - len(tail)) + tail
+    head, tail = f'{{"{field}": ['.encode(), b"]}"
+    # 64 bytes an item: a body of a few MiB stays under the 100,000 values a filter may hold.
+    item, end = (
+        b'"nobody_s001_t000_windows_' + b"x" * 30 + b'.npz", ',
+        ", ".join(map(json.dumps, last)).encode(),
+    )
+    body = head + item * ((size - len(head) - len(end) - len(tail)) // len(item)) + end
+    return body + b" " * (size - len(body) - len(tail)) + tail
+
+
+@pytest.mark.e2e
+def test_json_bodies_past_the_limit_are_413_with_or_without_a_length(
+    database_url: str, tmp_path: Path
+) -> None:
+    token = make_token(database_url, "body-writer", "write")
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    env = {"SEIZURE_STATS_MAX_BODY_BYTES": str(BODY_LIMIT)}
+    manifest = manifests.generated(21, recordings=60)
+    with live_server(database_url, tmp_path, env) as server:
+        loaded = httpx.post(
+            f"{server.url}/api/v1/datasets/ds/snapshots", content=json.dumps(manifest), headers=auth
+        )
+        assert loaded.status_code == 201
+        before = httpx.get(f"{server.url}/api/v1/datasets/ds/stats").json()
+        for path, field in JSON_BODY_ROUTES.items():
+            over = json_body(field, BODY_LIMIT + 1)
+            assert len(over) == BODY_LIMIT + 1
+            json.loads(over)
+
+            def pieces(body: bytes = over) -> Iterator[bytes]:
+                for start in range(0, len(body), 2**20):
+                    yield body[start : start + 2**20]
+
+            declared = httpx.post(f"{server.url}{path}", content=over, headers=auth, timeout=60)
+            chunked = httpx.post(f"{server.url}{path}", content=pieces(), headers=auth, timeout=60)
+            for response in (declared, chunked):
+                assert response.status_code == 413, (path, response.text[:200])
+                assert response.json() == {
+                    "error": "payload_too_large",
+                    "detail": f"request body exceeds the limit of {BODY_LIMIT} bytes "
+                    "(SEIZURE_STATS_MAX_BODY_BYTES)",
+                }
+        # At the limit exactly: answered, and exactly.
+        names = manifests.recordings_of(manifest)[:9]
+        at_limit = json_body("recording", BODY_LIMIT, tuple(names))
+        assert len(at_limit) == BODY_LIMIT
+        answered = httpx.post(
+            f"{server.url}/api/v1/datasets/ds/stats", content=at_limit, headers=auth, timeout=60
+        )
+        assert answered.status_code == 200, answered.text[:300]
+        expected = oracle.expected_stats(manifest, set(), {"recording": names})
+        assert answered.json()["counts"] == expected["counts"]
+        assert httpx.get(f"{server.url}/api/v1/datasets/ds/stats").json() == before
+        assert [d["name"] for d in httpx.get(f"{server.url}/api/v1/datasets").json()] == ["ds"]
+
+
+def test_large_bodies_are_parsed_off_the_event_loop(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 20 MB scan part parsed on the event loop stalled every other request (/healthz for about
+    0.5 s); so did a large JSON body. Both are parsed, and validated, in a worker thread."""
+    from app.api import bodies, scans
+
+    assert client.post("/api/v1/datasets/ds/snapshots", content=SMALL).status_code == 201
+    on_the_loop: list[str] = []
+    parsed_in_threads: list[str] = []
+
+    def loop_running() -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
+
+    real_loads, real_part = json.loads, ScanPartIn.model_validate_json
+    real_split, real_load = schemas.split_values, bodies.load_json
+
+    def spy_loads(text: Any, *args: Any, **kwargs: Any) -> Any:
+        if len(text) > 2**20 and loop_running():
+            on_the_loop.append(f"json.loads of {len(text)} bytes")
+        return real_loads(text, *args, **kwargs)
+
+    def spy_part(data: Any, *args: Any, **kwargs: Any) -> ScanPartIn:
+        if loop_running():
+            on_the_loop.append(f"scan part of {len(data)} bytes")
+        return real_part(data, *args, **kwargs)
+
+    def spy_split(value: object) -> object:
+        if isinstance(value, list) and len(value) > 1000 and loop_running():
+            on_the_loop.append(f"a filter of {len(value)} values validated")
+        return real_split(value)
+
+    def spy_load(document: Any) -> Any:
+        (on_the_loop if loop_running() else parsed_in_threads).append(type(document).__name__)
+        return real_load(document)
+
+    monkeypatch.setattr(json, "loads", spy_loads)
+    monkeypatch.setattr(ScanPartIn, "model_validate_json", spy_part)
+    monkeypatch.setattr(schemas, "split_values", spy_split)
+    monkeypatch.setattr(bodies, "load_json", spy_load)
+    monkeypatch.setattr(scans, "load_json", spy_load)
+    files = [
+        {"cache_file": f"f{i}_windows.npz", "size": 1, "mtime_ns": 1, "status": "ok"}
+        | {"n_samples": 15360, "n_pos": [0, 15360, 7]}
+        for i in range(4)
+    ]
+    part = json.dumps({"scan_id": "big", "files": files, "other_files": ["x" * 100] * 200_000})
+    assert len(part) > 20 * 10**6
+    pushed = client.post("/api/v1/datasets/parts/scan-parts", content=part)
+    assert pushed.status_code == 200, pushed.text[:300]
+    names = [f"nobody{i:06d}_s001_t000_windows.npz" for i in range(90_000)]
+    for path in ("stats", "balanced", "breakdown", "histogram", "presence"):
+        field = "missing" if path == "presence" else "recording"
+        response = client.post(f"/api/v1/datasets/ds/{path}", json={field: names})
+        # Nothing to balance around, no sample counts: refused, after parsing all the same.
+        refused = path in ("balanced", "histogram")
+        assert response.status_code == (422 if refused else 200), response.text[:300]
+    assert on_the_loop == []
+    assert len(parsed_in_threads) == 6
+
+
+def longest_pause_of_another_thread(work: Callable[[], object]) -> tuple[float, float]:
+    """How long `work` took, and the longest a thread ticking every millisecond was held up."""
+    longest = 0.0
+    done = threading.Event()
+
+    def tick() -> None:
+        nonlocal longest
+        last = time.perf_counter()
+        while not done.is_set():
+            time.sleep(0.001)
+            now = time.perf_counter()
+            longest, last = max(longest, now - last), now
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    time.sleep(0.05)
+    started = time.perf_counter()
+    work()
+    took = time.perf_counter() - started
+    done.set()
+    ticker.join()
+    return took, longest
+
+
+def test_json_is_parsed_in_slices_that_let_other_threads_run() -> None:
+    """A C parser holds the GIL from the first byte to the last: in a worker thread, it still
+    stalled the event loop. The body parser hands the GIL over between slices."""
+    from app.api.bodies import NotJsonError, load_json
+
+    names = [f"p{i:07d}_s001_t000_windows.npz" for i in range(1_000_000)]
+    document = json.dumps({"missing": names, "n": [1.5, -2, 2**63 - 1, None, True]}).encode()
+    assert load_json(document) == json.loads(document)
+    # What yajl would read otherwise is read as json.loads reads it.
+    for different in [
+        rb'{"a": ["\ud800", "\ud800\u0041", "\ud83d\ude00"]}',
+        b'{"a": 18446744073709551616}',
+    ]:
+        assert load_json(different) == json.loads(different)
+    took, paused = longest_pause_of_another_thread(lambda: load_json(document))
+    assert paused < took / 4, f"another thread waited {paused:.3f} s of {took:.3f} s"
+    _, paused_whole = longest_pause_of_another_thread(lambda: json.loads(document))
+    assert paused_whole > 2 * paused
+    for bad, reason in [
+        (b'{"a": 1} x', "trailing garbage"),
+        (b'{"a": NaN}', "invalid char"),
+        (b'{"a": [1, 2', "premature EOF"),
+        (b"", "premature EOF"),
+        (b'{"a": "\xff"}', "invalid"),
+        # Past 64 bits json.loads reads it instead (see load_json), and refuses this many digits.
+        (b'{"a": ' + b"9" * 5000 + b"}", "limit \\(4300 digits\\)"),
+        (b'{"a": 1e999}', "overflow"),
+    ]:
+        with pytest.raises(NotJsonError, match=reason):
+            load_json(bad)

@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from app import catalog
+from app.api.bodies import BodyGuardRoute
 from app.api.deps import (
     MetricsDep,
     ReadAccess,
@@ -39,7 +40,12 @@ from app.schemas import (
 )
 
 logger = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"], dependencies=[ReadAccess])
+router = APIRouter(
+    prefix="/api/v1/datasets",
+    tags=["datasets"],
+    dependencies=[ReadAccess],
+    route_class=BodyGuardRoute,
+)
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 503)
 }

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from app import catalog
+from app.api.bodies import BodyGuardRoute
 from app.api.deps import ReadAccess, ReadSessionDep, only_params
 from app.api.stats import ERRORS, Values
 from app.breakdown import compute_breakdown
@@ -32,7 +33,12 @@ from app.report_schemas import (
 )
 from app.schemas import FILTER_FIELDS, SnapshotId
 
-router = APIRouter(prefix="/api/v1/datasets", tags=["breakdowns"], dependencies=[ReadAccess])
+router = APIRouter(
+    prefix="/api/v1/datasets",
+    tags=["breakdowns"],
+    dependencies=[ReadAccess],
+    route_class=BodyGuardRoute,
+)
 Categories = Annotated[
     list[str], Query(description="partial_seizure, full_seizure, no_seizure or seizure.")
 ]

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app import catalog
 from app.answers import AnswerCache, DatasetStates, compute_answer, make_question
+from app.api.bodies import BodyGuardRoute
 from app.api.deps import ReadAccess, SessionFactoryDep, only_params, session_factory_of
 from app.db import read_session
 from app.models import Dataset, Snapshot
@@ -29,7 +30,12 @@ from app.schemas import (
 from app.selection import balanced_index, compute_balanced
 from app.stats import compute_stats
 
-router = APIRouter(prefix="/api/v1/datasets", tags=["statistics"], dependencies=[ReadAccess])
+router = APIRouter(
+    prefix="/api/v1/datasets",
+    tags=["statistics"],
+    dependencies=[ReadAccess],
+    route_class=BodyGuardRoute,
+)
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 422, 503)
 }

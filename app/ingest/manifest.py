@@ -105,7 +105,7 @@ def parse_manifest(
     except UnicodeDecodeError as exc:
         raise UnreadableManifestError(f"manifest is not valid UTF-8: {exc.reason}") from exc
     except (ijson.JSONError, ijson.IncompleteJSONError) as exc:
-        reason = _short(exc)
+        reason = parser_reason(exc)
         what = "UTF-8" if "UTF8" in reason else "JSON"
         raise UnreadableManifestError(f"manifest is not valid {what}: {reason}") from exc
     except (ValueError, SystemError) as exc:
@@ -122,7 +122,7 @@ def parse_manifest(
     return parser.finish(full_threshold)
 
 
-def _short(exc: BaseException) -> str:
+def parser_reason(exc: BaseException) -> str:
     """The parser's message on one line (yajl reports it as bytes)."""
     raw = exc.args[0] if exc.args else ""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
