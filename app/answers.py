@@ -1,4 +1,4 @@
-"""Answers as cacheable bytes: a per-process LRU keyed by snapshot, presence and normalised query.
+"""Answers as cacheable bytes: a per-process LRU keyed by snapshot, presence and question digest.
 
 Snapshots are immutable, so an answer can only change when the question resolves to another
 snapshot (the current pointer moved) or when presence changes (each presence update bumps the
@@ -30,16 +30,32 @@ from app.errors import NotFoundError
 from app.models import Dataset, Snapshot
 from app.schemas import FILTER_FIELDS, SubsetFilter
 
+# (kind, dataset id, snapshot id, presence version, sha256 of the normalised question): a filter
+# of 100,000 recording names costs 64 bytes here, not megabytes for as long as the entry lives.
 CacheKey = tuple[str, int, int, int, str]
+
+# What an entry costs beyond its body: the key's strings and tuple, the dict slot, the bytes
+# object's header. Counted so that a budget of bytes also bounds many tiny answers.
+ENTRY_OVERHEAD_BYTES = 512
 
 
 class AnswerCache:
-    """A small thread-safe LRU of serialised answers."""
+    """A small thread-safe LRU of serialised answers, bounded by entries and by bytes."""
 
-    def __init__(self, max_entries: int) -> None:
+    def __init__(self, max_entries: int, max_bytes: int = 64 * 1024**2) -> None:
         self._entries: OrderedDict[CacheKey, bytes] = OrderedDict()
         self._max = max_entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._lock = threading.Lock()
+
+    @property
+    def size_bytes(self) -> int:
+        """What the entries held now count against the byte budget."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def get(self, key: CacheKey) -> bytes | None:
         with self._lock:
@@ -49,13 +65,18 @@ class AnswerCache:
             return body
 
     def put(self, key: CacheKey, body: bytes) -> None:
-        if self._max <= 0:
+        cost = len(body) + ENTRY_OVERHEAD_BYTES
+        if self._max <= 0 or cost > self._max_bytes:
             return
         with self._lock:
+            replaced = self._entries.pop(key, None)
+            if replaced is not None:
+                self._bytes -= len(replaced) + ENTRY_OVERHEAD_BYTES
             self._entries[key] = body
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+            self._bytes += cost
+            while len(self._entries) > self._max or self._bytes > self._max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= len(evicted) + ENTRY_OVERHEAD_BYTES
 
 
 @dataclass(frozen=True)
@@ -128,7 +149,8 @@ def make_question(kind: str, dataset: str, state: DatasetState, query: SubsetFil
     normalized: dict[str, Any] = query.normalized().model_dump()
     options = query.model_dump(exclude={*FILTER_FIELDS, "snapshot"})
     text = json.dumps(normalized | options, sort_keys=True)
-    key = (kind, state.dataset_id, snapshot_id, state.presence_version, text)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    key = (kind, state.dataset_id, snapshot_id, state.presence_version, digest)
     return Question(key, snapshot_id, pinned is not None)
 
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -17,13 +18,14 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import app
+from app.admission import AdmissionGate, SnapshotSizes
 from app.answers import AnswerCache, DatasetStates
 from app.api import datasets, health, metrics, reports, scans, stats
 from app.api.deps import needs_write_token
 from app.changes import change_signal
 from app.config import Settings
 from app.dashboard.site import install_dashboard
-from app.db import make_engine, make_session_factory
+from app.db import is_memory_database, make_engine, make_session_factory
 from app.errors import AppError, DatabaseUnavailableError, error_body
 from app.metrics import Metrics
 from app.migrate import head_revision, upgrade
@@ -42,8 +44,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.uses_embedded_database:
         # The embedded default should just work: bring its schema to the latest migration.
         upgrade(settings.resolved_database_url)
-    engine = make_engine(
-        settings.resolved_database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+    url, busy_ms = settings.resolved_database_url, settings.sqlite_busy_timeout_ms
+    engine = make_engine(url, sqlite_busy_timeout_ms=busy_ms)
+    # Heavy reads and readiness get connections of their own, so that neither waits for the
+    # other nor for the shared pool (an in-memory database exists once, in its one engine).
+    separate = not is_memory_database(url)
+    heavy_engine = (
+        make_engine(url, sqlite_busy_timeout_ms=busy_ms, pool_size=settings.heavy_read_slots)
+        if separate
+        else engine
+    )
+    readiness_engine = (
+        make_engine(url, sqlite_busy_timeout_ms=busy_ms, pool_size=1) if separate else engine
     )
 
     changes = change_signal(engine)
@@ -52,7 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         changes.close()
-        engine.dispose()
+        for each in {engine, heavy_engine, readiness_engine}:
+            each.dispose()
 
     application = FastAPI(
         title="Seizure Stats Service",
@@ -66,8 +79,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.settings = settings
     application.state.engine = engine
     application.state.session_factory = make_session_factory(engine)
+    application.state.heavy_session_factory = make_session_factory(heavy_engine)
+    application.state.readiness_engine = readiness_engine
+    application.state.readiness_limiter = anyio.CapacityLimiter(1)
+    application.state.admission = AdmissionGate(
+        settings.heavy_read_slots,
+        settings.heavy_read_queue,
+        settings.heavy_read_wait_seconds,
+        settings.heavy_read_min_windows,
+    )
+    application.state.snapshot_sizes = SnapshotSizes()
     application.state.schema_head = head_revision()
-    application.state.answer_cache = AnswerCache(settings.answer_cache_entries)
+    application.state.answer_cache = AnswerCache(
+        settings.answer_cache_entries, settings.answer_cache_bytes
+    )
     application.state.dataset_states = DatasetStates(application.state.session_factory, changes)
     application.state.metrics = Metrics(application.state.session_factory)
     application.add_middleware(RequestContextMiddleware, metrics=application.state.metrics)

@@ -143,13 +143,20 @@ def balanced_index(
     return iter_entries(lists, run_selection(lists, query))
 
 
+# Entries are looked up a chunk at a time: Python lists of every position and id of a
+# 2M-window snapshot took ~150 MB a request, for as long as its index was being sent.
+ENTRY_CHUNK = 10_000
+
+
 def iter_entries(lists: SubsetLists, selection: BalancedSelection) -> Iterator[tuple[str, int]]:
-    by_category = {
-        category: (entry.recording_ids.tolist(), entry.window_idx.tolist())
-        for category, entry in lists.lists.items()
-    }
-    for code, position in zip(
-        selection.categories.tolist(), selection.positions.tolist(), strict=True
-    ):
-        recording_ids, window_idx = by_category[Category(code)]
-        yield lists.names[recording_ids[position]], window_idx[position]
+    for start in range(0, len(selection.categories), ENTRY_CHUNK):
+        codes = selection.categories[start : start + ENTRY_CHUNK]
+        positions = selection.positions[start : start + ENTRY_CHUNK]
+        recording_ids = np.empty(len(codes), dtype=np.int64)
+        window_idx = np.empty(len(codes), dtype=np.int64)
+        for category, entry in lists.lists.items():
+            chosen = codes == int(category)
+            recording_ids[chosen] = entry.recording_ids[positions[chosen]]
+            window_idx[chosen] = entry.window_idx[positions[chosen]]
+        for recording_id, idx in zip(recording_ids.tolist(), window_idx.tolist(), strict=True):
+            yield lists.names[recording_id], idx

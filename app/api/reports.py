@@ -5,18 +5,22 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from app import catalog
-from app.api.deps import ReadAccess, ReadSessionDep, only_params
+from app.api.deps import ReadAccess, only_params
+from app.api.heavy import in_read_session, run_read, snapshot_asked
 from app.api.stats import ERRORS, Values
 from app.breakdown import compute_breakdown
 from app.diff import DEFAULT_RECORDING_LIMIT, diff_snapshots
+from app.filters import release_filter_garbage
 from app.histogram import compute_histogram
+from app.models import Dataset
 from app.report_schemas import (
     MAX_BREAKDOWN_LIMIT,
     MAX_HISTOGRAM_BINS,
@@ -118,12 +122,13 @@ def histogram_query(
     )
 
 
-def answer_breakdown(
-    session: Session, dataset: str, query: BreakdownQuery, output: Format
+async def answer_breakdown(
+    request: Request, dataset: str, query: BreakdownQuery, output: Format
 ) -> BreakdownResponse | StreamingResponse:
-    found = catalog.get_dataset(session, dataset)
-    snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
-    answer = compute_breakdown(session, found, snapshot, query, unpaged=output == "csv")
+    snapshot_id = await snapshot_asked(request, dataset, query.snapshot)
+    work = in_read_session(partial(breakdown_of, dataset, query, output))
+    found, answer = await run_read(request, [snapshot_id], work)
+    release_filter_garbage(query)
     if output == "json":
         return answer
     headers = {
@@ -133,6 +138,14 @@ def answer_breakdown(
         "Content-Disposition": f'attachment; filename="{found.name}-by-{query.by}.csv"',
     }
     return StreamingResponse(_csv_lines(answer), media_type="text/csv", headers=headers)
+
+
+def breakdown_of(
+    dataset: str, query: BreakdownQuery, output: Format, session: Session
+) -> tuple[Dataset, BreakdownResponse]:
+    found = catalog.get_dataset(session, dataset)
+    snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
+    return found, compute_breakdown(session, found, snapshot, query, unpaged=output == "csv")
 
 
 def _csv_lines(answer: BreakdownResponse) -> Iterator[str]:
@@ -189,13 +202,13 @@ BREAKDOWN_RESPONSES = ERRORS | {
     response_model=BreakdownResponse,
     dependencies=[Depends(only_params(*BREAKDOWN_PARAMS))],
 )
-def get_breakdown(
+async def get_breakdown(
     dataset: str,
-    session: ReadSessionDep,
+    request: Request,
     query: Annotated[BreakdownQuery, Depends(breakdown_query)],
     format: Format = "json",
 ) -> Any:
-    return answer_breakdown(session, dataset, query, format)
+    return await answer_breakdown(request, dataset, query, format)
 
 
 @router.post(
@@ -205,13 +218,24 @@ def get_breakdown(
     response_model=BreakdownResponse,
     dependencies=[Depends(only_params("format"))],
 )
-def post_breakdown(
-    dataset: str, session: ReadSessionDep, query: BreakdownQuery, format: Format = "json"
+async def post_breakdown(
+    dataset: str, request: Request, query: BreakdownQuery, format: Format = "json"
 ) -> Any:
-    return answer_breakdown(session, dataset, query, format)
+    return await answer_breakdown(request, dataset, query, format)
 
 
-def answer_histogram(session: Session, dataset: str, query: HistogramQuery) -> HistogramResponse:
+async def answer_histogram(
+    request: Request, dataset: str, query: HistogramQuery
+) -> HistogramResponse:
+    snapshot_id = await snapshot_asked(request, dataset, query.snapshot)
+    answer = await run_read(
+        request, [snapshot_id], in_read_session(partial(histogram_of, dataset, query))
+    )
+    release_filter_garbage(query)
+    return answer
+
+
+def histogram_of(dataset: str, query: HistogramQuery, session: Session) -> HistogramResponse:
     found = catalog.get_dataset(session, dataset)
     snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
     return compute_histogram(session, found, snapshot, query)
@@ -224,12 +248,12 @@ def answer_histogram(session: Session, dataset: str, query: HistogramQuery) -> H
     responses=ERRORS,
     dependencies=[Depends(only_params(*HISTOGRAM_PARAMS))],
 )
-def get_histogram(
+async def get_histogram(
     dataset: str,
-    session: ReadSessionDep,
+    request: Request,
     query: Annotated[HistogramQuery, Depends(histogram_query)],
 ) -> HistogramResponse:
-    return answer_histogram(session, dataset, query)
+    return await answer_histogram(request, dataset, query)
 
 
 @router.post(
@@ -238,10 +262,10 @@ def get_histogram(
     responses=ERRORS,
     dependencies=[Depends(only_params())],
 )
-def post_histogram(
-    dataset: str, session: ReadSessionDep, query: HistogramQuery
+async def post_histogram(
+    dataset: str, request: Request, query: HistogramQuery
 ) -> HistogramResponse:
-    return answer_histogram(session, dataset, query)
+    return await answer_histogram(request, dataset, query)
 
 
 @router.get(
@@ -250,15 +274,19 @@ def post_histogram(
     responses=ERRORS,
     dependencies=[Depends(only_params("limit"))],
 )
-def get_snapshot_diff(
+async def get_snapshot_diff(
     dataset: str,
     a: SnapshotId,
     b: SnapshotId,
-    session: ReadSessionDep,
+    request: Request,
     limit: Annotated[
         int, Query(ge=0, le=MAX_BREAKDOWN_LIMIT, description="Most recordings listed.")
     ] = DEFAULT_RECORDING_LIMIT,
 ) -> SnapshotDiff:
+    return await run_read(request, [a, b], in_read_session(partial(diff_of, dataset, a, b, limit)))
+
+
+def diff_of(dataset: str, a: int, b: int, limit: int, session: Session) -> SnapshotDiff:
     found = catalog.get_dataset(session, dataset)
     old = catalog.get_snapshot(session, found, a)
     new = catalog.get_snapshot(session, found, b)
