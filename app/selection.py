@@ -140,23 +140,36 @@ def balanced_index(
 ) -> Iterator[tuple[str, int]]:
     """The kept (cache_file, window_idx) entries in dataset order."""
     lists = load_subset_lists(session, dataset, snapshot, query)
-    return iter_entries(lists, run_selection(lists, query))
+    return iter_entries(*kept_entries(lists, run_selection(lists, query)), lists.names)
 
 
-# Entries are looked up a chunk at a time: Python lists of every position and id of a
-# 2M-window snapshot took ~150 MB a request, for as long as its index was being sent.
+def kept_entries(
+    lists: SubsetLists, selection: BalancedSelection
+) -> tuple[np.ndarray[Any, np.dtype[np.int32]], np.ndarray[Any, np.dtype[np.int32]]]:
+    """(recording ids, window indexes) of the kept entries in dataset order: 8 bytes an entry,
+    all an index being sent holds on to (the subset's lists and the selection can go)."""
+    recording_ids = np.empty(selection.positions.size, dtype=np.int32)
+    window_idx = np.empty(selection.positions.size, dtype=np.int32)
+    for category, entry in lists.lists.items():
+        chosen = selection.categories == int(category)
+        recording_ids[chosen] = entry.recording_ids[selection.positions[chosen]]
+        window_idx[chosen] = entry.window_idx[selection.positions[chosen]]
+    return recording_ids, window_idx
+
+
+# Entries become Python objects a chunk at a time: lists of every id and index of a large
+# selection took ~150 MB a request (2M windows), for as long as its index was being sent.
 ENTRY_CHUNK = 10_000
 
 
-def iter_entries(lists: SubsetLists, selection: BalancedSelection) -> Iterator[tuple[str, int]]:
-    for start in range(0, len(selection.categories), ENTRY_CHUNK):
-        codes = selection.categories[start : start + ENTRY_CHUNK]
-        positions = selection.positions[start : start + ENTRY_CHUNK]
-        recording_ids = np.empty(len(codes), dtype=np.int64)
-        window_idx = np.empty(len(codes), dtype=np.int64)
-        for category, entry in lists.lists.items():
-            chosen = codes == int(category)
-            recording_ids[chosen] = entry.recording_ids[positions[chosen]]
-            window_idx[chosen] = entry.window_idx[positions[chosen]]
-        for recording_id, idx in zip(recording_ids.tolist(), window_idx.tolist(), strict=True):
-            yield lists.names[recording_id], idx
+def iter_entries(
+    recording_ids: np.ndarray[Any, np.dtype[np.int32]],
+    window_idx: np.ndarray[Any, np.dtype[np.int32]],
+    names: dict[int, str],
+) -> Iterator[tuple[str, int]]:
+    for start in range(0, recording_ids.size, ENTRY_CHUNK):
+        chunk = slice(start, start + ENTRY_CHUNK)
+        for recording_id, idx in zip(
+            recording_ids[chunk].tolist(), window_idx[chunk].tolist(), strict=True
+        ):
+            yield names[recording_id], idx
