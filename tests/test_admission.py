@@ -22,6 +22,9 @@ WINDOWS = 300_000  # per snapshot: a diff of two takes about a second here, alon
 HEAVY_REQUESTS = 44  # more than the 40 worker threads and connections the service has
 SLOTS, QUEUE = 2, 2
 PROMPT_SECONDS = 1.0
+# What the burst may add to the server's peak RSS: SLOTS computations at a time, and the
+# admitted indexes while they are sent (without the gate: over 1 GiB, all at once).
+PEAK_GROWTH_BOUND = 256 * 1024**2
 
 
 @pytest.fixture
@@ -86,6 +89,7 @@ def test_heavy_reads_take_turns_and_health_answers_at_once(
                 start.wait()
                 answers[k] = client.get(f"{server.url}{paths[k]}")
 
+        baseline_rss = server.peak_rss_bytes()
         slowest: dict[str, float] = {}
         stop = threading.Event()
         prober = threading.Thread(target=probe, args=(server.url, stop, slowest))
@@ -101,6 +105,8 @@ def test_heavy_reads_take_turns_and_health_answers_at_once(
 
         assert slowest["/healthz"] < PROMPT_SECONDS, slowest
         assert slowest["/readyz"] < PROMPT_SECONDS, slowest
+        grown = server.peak_rss_bytes() - baseline_rss
+        assert grown < PEAK_GROWTH_BOUND, f"peak RSS grew by {grown / 2**20:.0f} MiB"
         statuses = [response.status_code if response else 0 for response in answers]
         assert set(statuses) <= {200, 429}, statuses
         # Every request arrived before the first could finish: SLOTS ran, QUEUE waited.

@@ -11,8 +11,9 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TypeVar
 
-from fastapi import Request
+from fastapi import Request, Response
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.admission import AdmissionGate, SnapshotSizes
@@ -48,6 +49,13 @@ async def run_read(request: Request, snapshot_ids: Sequence[int | None], work: W
         return await run_in_threadpool(work, factory)
     heavy: sessionmaker[Session] = request.app.state.heavy_session_factory
     return await gate.run(partial(work, heavy))
+
+
+def json_response(answer: BaseModel) -> Response:
+    """An answer serialised where it was computed, in the worker thread: FastAPI serialises what
+    an async endpoint returns on the event loop, and a large answer (a diff's thousand
+    recordings) held up every other request there, /healthz too."""
+    return Response(answer.model_dump_json().encode(), media_type="application/json")
 
 
 def in_read_session(work: Callable[[Session], T]) -> Work[T]:

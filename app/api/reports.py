@@ -9,18 +9,17 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from app import catalog
 from app.api.deps import ReadAccess, only_params
-from app.api.heavy import in_read_session, run_read, snapshot_asked
+from app.api.heavy import in_read_session, json_response, run_read, snapshot_asked
 from app.api.stats import ERRORS, Values
 from app.breakdown import compute_breakdown
 from app.diff import DEFAULT_RECORDING_LIMIT, diff_snapshots
 from app.filters import release_filter_garbage
 from app.histogram import compute_histogram
-from app.models import Dataset
 from app.report_schemas import (
     MAX_BREAKDOWN_LIMIT,
     MAX_HISTOGRAM_BINS,
@@ -124,13 +123,20 @@ def histogram_query(
 
 async def answer_breakdown(
     request: Request, dataset: str, query: BreakdownQuery, output: Format
-) -> BreakdownResponse | StreamingResponse:
+) -> Response:
     snapshot_id = await snapshot_asked(request, dataset, query.snapshot)
     work = in_read_session(partial(breakdown_of, dataset, query, output))
-    found, answer = await run_read(request, [snapshot_id], work)
+    response = await run_read(request, [snapshot_id], work)
     release_filter_garbage(query)
+    return response
+
+
+def breakdown_of(dataset: str, query: BreakdownQuery, output: Format, session: Session) -> Response:
+    found = catalog.get_dataset(session, dataset)
+    snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
+    answer = compute_breakdown(session, found, snapshot, query, unpaged=output == "csv")
     if output == "json":
-        return answer
+        return json_response(answer)
     headers = {
         "X-Snapshot": str(answer.snapshot),
         "X-Content-Hash": answer.content_hash,
@@ -138,14 +144,6 @@ async def answer_breakdown(
         "Content-Disposition": f'attachment; filename="{found.name}-by-{query.by}.csv"',
     }
     return StreamingResponse(_csv_lines(answer), media_type="text/csv", headers=headers)
-
-
-def breakdown_of(
-    dataset: str, query: BreakdownQuery, output: Format, session: Session
-) -> tuple[Dataset, BreakdownResponse]:
-    found = catalog.get_dataset(session, dataset)
-    snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
-    return found, compute_breakdown(session, found, snapshot, query, unpaged=output == "csv")
 
 
 def _csv_lines(answer: BreakdownResponse) -> Iterator[str]:
@@ -224,9 +222,7 @@ async def post_breakdown(
     return await answer_breakdown(request, dataset, query, format)
 
 
-async def answer_histogram(
-    request: Request, dataset: str, query: HistogramQuery
-) -> HistogramResponse:
+async def answer_histogram(request: Request, dataset: str, query: HistogramQuery) -> Response:
     snapshot_id = await snapshot_asked(request, dataset, query.snapshot)
     answer = await run_read(
         request, [snapshot_id], in_read_session(partial(histogram_of, dataset, query))
@@ -235,10 +231,10 @@ async def answer_histogram(
     return answer
 
 
-def histogram_of(dataset: str, query: HistogramQuery, session: Session) -> HistogramResponse:
+def histogram_of(dataset: str, query: HistogramQuery, session: Session) -> Response:
     found = catalog.get_dataset(session, dataset)
     snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
-    return compute_histogram(session, found, snapshot, query)
+    return json_response(compute_histogram(session, found, snapshot, query))
 
 
 @router.get(
@@ -246,13 +242,14 @@ def histogram_of(dataset: str, query: HistogramQuery, session: Session) -> Histo
     summary="How many windows of a subset have each seizure fraction (n_pos / n_samples)",
     description="Needs per-window sample counts (a scanned snapshot): 422 otherwise.",
     responses=ERRORS,
+    response_model=HistogramResponse,
     dependencies=[Depends(only_params(*HISTOGRAM_PARAMS))],
 )
 async def get_histogram(
     dataset: str,
     request: Request,
     query: Annotated[HistogramQuery, Depends(histogram_query)],
-) -> HistogramResponse:
+) -> Response:
     return await answer_histogram(request, dataset, query)
 
 
@@ -260,11 +257,10 @@ async def get_histogram(
     "/{dataset}/histogram",
     summary="The same as GET, with the filter in a JSON body",
     responses=ERRORS,
+    response_model=HistogramResponse,
     dependencies=[Depends(only_params())],
 )
-async def post_histogram(
-    dataset: str, request: Request, query: HistogramQuery
-) -> HistogramResponse:
+async def post_histogram(dataset: str, request: Request, query: HistogramQuery) -> Response:
     return await answer_histogram(request, dataset, query)
 
 
@@ -272,6 +268,7 @@ async def post_histogram(
     "/{dataset}/snapshots/{a}/diff/{b}",
     summary="Windows added, removed and changed in category from snapshot a to snapshot b",
     responses=ERRORS,
+    response_model=SnapshotDiff,
     dependencies=[Depends(only_params("limit"))],
 )
 async def get_snapshot_diff(
@@ -282,12 +279,12 @@ async def get_snapshot_diff(
     limit: Annotated[
         int, Query(ge=0, le=MAX_BREAKDOWN_LIMIT, description="Most recordings listed.")
     ] = DEFAULT_RECORDING_LIMIT,
-) -> SnapshotDiff:
+) -> Response:
     return await run_read(request, [a, b], in_read_session(partial(diff_of, dataset, a, b, limit)))
 
 
-def diff_of(dataset: str, a: int, b: int, limit: int, session: Session) -> SnapshotDiff:
+def diff_of(dataset: str, a: int, b: int, limit: int, session: Session) -> Response:
     found = catalog.get_dataset(session, dataset)
     old = catalog.get_snapshot(session, found, a)
     new = catalog.get_snapshot(session, found, b)
-    return diff_snapshots(session, found, old, new, recording_limit=limit)
+    return json_response(diff_snapshots(session, found, old, new, recording_limit=limit))
