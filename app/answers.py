@@ -1,4 +1,4 @@
-"""Answers as cacheable bytes: a per-process LRU keyed by snapshot, presence and normalised query.
+"""Answers as cacheable bytes: a per-process LRU keyed by snapshot, presence and question digest.
 
 Snapshots are immutable, so an answer can only change when the question resolves to another
 snapshot (the current pointer moved) or when presence changes (each presence update bumps the
@@ -30,16 +30,32 @@ from app.errors import NotFoundError
 from app.models import Dataset, Snapshot
 from app.schemas import FILTER_FIELDS, SubsetFilter
 
+# (kind, dataset id, snapshot id, presence version, sha256 of the normalised question): a filter
+# of 100,000 recording names costs 64 bytes here, not megabytes for as long as the entry lives.
 CacheKey = tuple[str, int, int, int, str]
+
+# What an entry costs beyond its body: the key's strings and tuple, the dict slot, the bytes
+# object's header. Counted so that a budget of bytes also bounds many tiny answers.
+ENTRY_OVERHEAD_BYTES = 512
 
 
 class AnswerCache:
-    """A small thread-safe LRU of serialised answers."""
+    """A small thread-safe LRU of serialised answers, bounded by entries and by bytes."""
 
-    def __init__(self, max_entries: int) -> None:
+    def __init__(self, max_entries: int, max_bytes: int = 64 * 1024**2) -> None:
         self._entries: OrderedDict[CacheKey, bytes] = OrderedDict()
         self._max = max_entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._lock = threading.Lock()
+
+    @property
+    def size_bytes(self) -> int:
+        """What the entries held now count against the byte budget."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def get(self, key: CacheKey) -> bytes | None:
         with self._lock:
@@ -49,13 +65,18 @@ class AnswerCache:
             return body
 
     def put(self, key: CacheKey, body: bytes) -> None:
-        if self._max <= 0:
+        cost = len(body) + ENTRY_OVERHEAD_BYTES
+        if self._max <= 0 or cost > self._max_bytes:
             return
         with self._lock:
+            replaced = self._entries.pop(key, None)
+            if replaced is not None:
+                self._bytes -= len(replaced) + ENTRY_OVERHEAD_BYTES
             self._entries[key] = body
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+            self._bytes += cost
+            while len(self._entries) > self._max or self._bytes > self._max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= len(evicted) + ENTRY_OVERHEAD_BYTES
 
 
 @dataclass(frozen=True)
@@ -116,6 +137,10 @@ class Question:
     pinned: bool  # the question named its snapshot, rather than "current"
 
     @property
+    def presence_version(self) -> int:
+        return self.key[3]
+
+    @property
     def etag(self) -> str:
         return '"' + hashlib.sha256(repr(self.key).encode()).hexdigest()[:32] + '"'
 
@@ -128,7 +153,8 @@ def make_question(kind: str, dataset: str, state: DatasetState, query: SubsetFil
     normalized: dict[str, Any] = query.normalized().model_dump()
     options = query.model_dump(exclude={*FILTER_FIELDS, "snapshot"})
     text = json.dumps(normalized | options, sort_keys=True)
-    key = (kind, state.dataset_id, snapshot_id, state.presence_version, text)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    key = (kind, state.dataset_id, snapshot_id, state.presence_version, digest)
     return Question(key, snapshot_id, pinned is not None)
 
 
@@ -137,9 +163,15 @@ def compute_answer(
     dataset: str,
     question: Question,
     compute: Callable[[Session, Dataset, Snapshot], BaseModel],
-) -> bytes:
-    """Compute an answer afresh (the slow path, run in a worker thread)."""
+) -> tuple[bytes, bool]:
+    """Compute an answer afresh (the slow path, run in a worker thread).
+
+    Returns the body and whether it may be cached under the question's key: the key names the
+    presence version the question was asked at, and a presence update committed since then
+    is already in this answer (it reads the database as it is now), so it belongs to no key.
+    """
     with read_session(factory) as session:
         found = catalog.get_dataset(session, dataset)
         snapshot = catalog.get_snapshot(session, found, question.snapshot_id)
-        return compute(session, found, snapshot).model_dump_json().encode()
+        body = compute(session, found, snapshot).model_dump_json().encode()
+        return body, found.presence_version == question.presence_version

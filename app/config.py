@@ -44,6 +44,29 @@ class Settings(BaseSettings):
     answer_cache_entries: int = Field(
         default=4096, description="Answers kept per process (0 turns the cache off)."
     )
+    answer_cache_bytes: int = Field(
+        default=64 * 1024**2,
+        ge=0,
+        description="Bytes of answers kept per process, bodies plus a fixed cost per entry.",
+    )
+    heavy_read_slots: int = Field(
+        default=4,
+        ge=1,
+        description="Reads of large snapshots computed at once (each on a connection of its own).",
+    )
+    heavy_read_queue: int = Field(
+        default=32, ge=0, description="Reads of large snapshots that may wait for a slot."
+    )
+    heavy_read_wait_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait for a slot; then, as when the queue is full, 429 busy.",
+    )
+    heavy_read_min_windows: int = Field(
+        default=100_000,
+        ge=0,
+        description="From this many windows (a diff: both snapshots') a read is heavy.",
+    )
     sqlite_busy_timeout_ms: int = Field(
         default=60_000, description="How long SQLite waits for a lock before giving up."
     )

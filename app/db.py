@@ -52,25 +52,27 @@ POOL_OVERFLOW = 0
 def sqlite_file(url: str) -> Path | None:
     """The file behind a SQLite URL; None for other databases and in-memory SQLite."""
     parsed = make_url(normalize_database_url(url))
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    if parsed.get_backend_name() != "sqlite" or is_memory_database(url):
         return None
-    return Path(parsed.database)
+    return Path(str(parsed.database))
 
 
-def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 60_000) -> Engine:
+def make_engine(
+    url: str, *, sqlite_busy_timeout_ms: int = 60_000, pool_size: int = POOL_SIZE
+) -> Engine:
     """Build an engine; SQLite gets WAL and the pragmas that make it a good server database."""
     url = normalize_database_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(
-            url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW
+            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=POOL_OVERFLOW
         )
 
     database = sqlite_file(url)
     pool: dict[str, int] = {}
     if database is not None:
         database.parent.mkdir(parents=True, exist_ok=True)
-        pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+        pool = {"pool_size": pool_size, "max_overflow": POOL_OVERFLOW}
     engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
 
     @event.listens_for(engine, "connect")
@@ -91,6 +93,12 @@ def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 60_000) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
+
+
+def is_memory_database(url: str) -> bool:
+    """An in-memory SQLite database: every engine of it would be a database of its own."""
+    parsed = make_url(normalize_database_url(url))
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
 
 
 def is_sqlite(engine_or_conn: Engine | Connection) -> bool:

@@ -67,6 +67,16 @@ class DatabaseUnavailableError(AppError):
         super().__init__(detail, headers={"Retry-After": str(self.retry_after_seconds)})
 
 
+class BusyError(AppError):
+    """Too many heavy reads are running or waiting: try again after `Retry-After` seconds."""
+
+    status_code = 429
+    code = "busy"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
+
+
 class UnauthorizedError(AppError):
     """No credentials, or wrong ones. `challenge` is the WWW-Authenticate header (RFC 6750)."""
 

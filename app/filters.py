@@ -7,6 +7,7 @@ bind instead of hitting the driver's parameter limit.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -95,6 +96,18 @@ def recording_clause(subset: SubsetFilter, dialect: str) -> ColumnElement[bool]:
         spec.clause(values, dialect) for spec in FILTERS if (values := getattr(subset, spec.name))
     ]
     return and_(true(), *clauses)
+
+
+def release_filter_garbage(subset: SubsetFilter) -> None:
+    """Free, now, what a query built from long value lists left behind.
+
+    SQL expressions are reference cycles, so their array parameters (megabytes for 100,000
+    names) outlive the request until a full collection, which comes rarely: 100 such questions
+    grew a server by 240 MiB before one ran. The cycles are young, so the two young generations
+    suffice (~10 ms, against ~150 ms for a full collection).
+    """
+    if any(len(getattr(subset, spec.name)) > INLINE_VALUES for spec in FILTERS):
+        gc.collect(1)
 
 
 def describe(subset: SubsetFilter) -> str:

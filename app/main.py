@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -17,13 +18,14 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import app
+from app.admission import AdmissionGate, SnapshotSizes
 from app.answers import AnswerCache, DatasetStates
 from app.api import datasets, health, metrics, reports, scans, stats
 from app.api.deps import needs_write_token
 from app.changes import change_signal
 from app.config import Settings
 from app.dashboard.site import install_dashboard
-from app.db import make_engine, make_session_factory
+from app.db import is_memory_database, make_engine, make_session_factory
 from app.errors import AppError, DatabaseUnavailableError, error_body
 from app.head_requests import HeadAsGetMiddleware
 from app.log_queue import dropped_log_records, stop_log_queue
@@ -46,17 +48,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.uses_embedded_database:
         # The embedded default should just work: bring its schema to the latest migration.
         upgrade(settings.resolved_database_url)
-    engine = make_engine(
-        settings.resolved_database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+    url, busy_ms = settings.resolved_database_url, settings.sqlite_busy_timeout_ms
+    engine = make_engine(url, sqlite_busy_timeout_ms=busy_ms)
+    # Heavy reads and readiness get connections of their own, so that neither waits for the
+    # other nor for the shared pool (an in-memory database exists once, in its one engine).
+    separate = not is_memory_database(url)
+    heavy_engine = (
+        make_engine(url, sqlite_busy_timeout_ms=busy_ms, pool_size=settings.heavy_read_slots)
+        if separate
+        else engine
+    )
+    readiness_engine = (
+        make_engine(url, sqlite_busy_timeout_ms=busy_ms, pool_size=1) if separate else engine
     )
 
     changes = change_signal(engine)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(started: FastAPI) -> AsyncIterator[None]:
+        prepare_routes(started)
         yield
         changes.close()
-        engine.dispose()
+        for each in {engine, heavy_engine, readiness_engine}:
+            each.dispose()
         # Write out the log queue now; later lines go straight to stderr. uvicorn ends a process
         # stopped by a signal by raising it again: no `finally` or atexit runs after this.
         stop_log_queue()
@@ -73,10 +87,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.settings = settings
     application.state.engine = engine
     application.state.session_factory = make_session_factory(engine)
+    application.state.heavy_session_factory = make_session_factory(heavy_engine)
+    application.state.readiness_engine = readiness_engine
+    application.state.readiness_limiter = anyio.CapacityLimiter(1)
+    application.state.admission = AdmissionGate(
+        settings.heavy_read_slots,
+        settings.heavy_read_queue,
+        settings.heavy_read_wait_seconds,
+        settings.heavy_read_min_windows,
+    )
+    application.state.snapshot_sizes = SnapshotSizes()
     application.state.schema_head = head_revision()
-    application.state.answer_cache = AnswerCache(settings.answer_cache_entries)
+    application.state.answer_cache = AnswerCache(
+        settings.answer_cache_entries, settings.answer_cache_bytes
+    )
     application.state.dataset_states = DatasetStates(application.state.session_factory, changes)
-    application.state.metrics = Metrics(application.state.session_factory, dropped_log_records)
+    application.state.metrics = Metrics(
+        application.state.session_factory, dropped_log_records, application.state.admission
+    )
     # Each middleware added wraps the ones before it.
     application.add_middleware(
         RequestBodyMiddleware,
@@ -97,6 +125,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if not settings.require_read_token:
         document_open_reads(application, routers)
     return application
+
+
+def prepare_routes(application: FastAPI) -> None:
+    """Have FastAPI build its per-route state (response fields, type adapters) now.
+
+    It builds it on the first request that passes through each included router, on the event
+    loop: under a first burst of heavy reads that took 1.6 s, and /healthz waited for it.
+    Matching a path that no route has walks every router once, which builds it all.
+    """
+    scope = {"type": "http", "method": "GET", "path": "/.prepare", "root_path": "", "headers": []}
+    for route in application.router.routes:
+        route.matches(scope)
 
 
 def document_open_reads(application: FastAPI, routers: list[APIRouter]) -> None:

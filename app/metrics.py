@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -32,6 +33,18 @@ IMPORT_BYTES_BUCKETS = tuple(float(4**k * 1024) for k in range(1, 12))
 IMPORT_WINDOWS_BUCKETS = tuple(float(10**k) for k in range(1, 9))
 
 
+class GateState(Protocol):
+    """What the admission gate of heavy reads (app.admission) shows of itself."""
+
+    @property
+    def running(self) -> int: ...
+    @property
+    def waiting(self) -> int: ...
+
+    peak_running: int
+    refused: int
+
+
 class Metrics:
     """The metrics of one application, in a registry of its own."""
 
@@ -39,6 +52,7 @@ class Metrics:
         self,
         factory: sessionmaker[Session] | None = None,
         dropped_log_records: Callable[[], int] | None = None,
+        admission: GateState | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
@@ -82,6 +96,8 @@ class Metrics:
             self.registry.register(DatasetCollector(factory))
         if dropped_log_records is not None:
             self.registry.register(DroppedLogsCollector(dropped_log_records))
+        if admission is not None:
+            self.registry.register(AdmissionCollector(admission))
 
     def observe_request(self, method: str, route: str | None, status: int, seconds: float) -> None:
         label = route or UNMATCHED_ROUTE
@@ -112,6 +128,27 @@ class DroppedLogsCollector(Collector):
             "seizure_stats_log_records_dropped",
             "Log records dropped because the log output (stderr) was blocked and the queue full.",
             value=self._count(),
+        )
+
+
+class AdmissionCollector(Collector):
+    """The gate of heavy reads: how many run and wait now, the most that ever ran, refusals."""
+
+    def __init__(self, gate: GateState) -> None:
+        self._gate = gate
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        gate = self._gate
+        for name, text, value in [
+            ("running", "Heavy reads running now.", gate.running),
+            ("waiting", "Heavy reads waiting for a slot now.", gate.waiting),
+            ("running_peak", "The most heavy reads that ever ran at once.", gate.peak_running),
+        ]:
+            yield GaugeMetricFamily(f"seizure_stats_heavy_reads_{name}", text, value=value)
+        yield CounterMetricFamily(
+            "seizure_stats_heavy_reads_refused",
+            "Heavy reads answered 429 busy: the queue was full or no slot freed in time.",
+            value=gate.refused,
         )
 
 

@@ -140,16 +140,36 @@ def balanced_index(
 ) -> Iterator[tuple[str, int]]:
     """The kept (cache_file, window_idx) entries in dataset order."""
     lists = load_subset_lists(session, dataset, snapshot, query)
-    return iter_entries(lists, run_selection(lists, query))
+    return iter_entries(*kept_entries(lists, run_selection(lists, query)), lists.names)
 
 
-def iter_entries(lists: SubsetLists, selection: BalancedSelection) -> Iterator[tuple[str, int]]:
-    by_category = {
-        category: (entry.recording_ids.tolist(), entry.window_idx.tolist())
-        for category, entry in lists.lists.items()
-    }
-    for code, position in zip(
-        selection.categories.tolist(), selection.positions.tolist(), strict=True
-    ):
-        recording_ids, window_idx = by_category[Category(code)]
-        yield lists.names[recording_ids[position]], window_idx[position]
+def kept_entries(
+    lists: SubsetLists, selection: BalancedSelection
+) -> tuple[np.ndarray[Any, np.dtype[np.int32]], np.ndarray[Any, np.dtype[np.int32]]]:
+    """(recording ids, window indexes) of the kept entries in dataset order: 8 bytes an entry,
+    all an index being sent holds on to (the subset's lists and the selection can go)."""
+    recording_ids = np.empty(selection.positions.size, dtype=np.int32)
+    window_idx = np.empty(selection.positions.size, dtype=np.int32)
+    for category, entry in lists.lists.items():
+        chosen = selection.categories == int(category)
+        recording_ids[chosen] = entry.recording_ids[selection.positions[chosen]]
+        window_idx[chosen] = entry.window_idx[selection.positions[chosen]]
+    return recording_ids, window_idx
+
+
+# Entries become Python objects a chunk at a time: lists of every id and index of a large
+# selection took ~150 MB a request (2M windows), for as long as its index was being sent.
+ENTRY_CHUNK = 10_000
+
+
+def iter_entries(
+    recording_ids: np.ndarray[Any, np.dtype[np.int32]],
+    window_idx: np.ndarray[Any, np.dtype[np.int32]],
+    names: dict[int, str],
+) -> Iterator[tuple[str, int]]:
+    for start in range(0, recording_ids.size, ENTRY_CHUNK):
+        chunk = slice(start, start + ENTRY_CHUNK)
+        for recording_id, idx in zip(
+            recording_ids[chunk].tolist(), window_idx[chunk].tolist(), strict=True
+        ):
+            yield names[recording_id], idx

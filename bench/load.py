@@ -1,19 +1,27 @@
 """Bounded load on loopback: a start-of-sweep burst, then many clients for a while; zero errors.
 
-Usage: python -m bench.load [--url URL] [--clients 200] [--duration 10] [--burst 200] [--record]
+Usage: python -m bench.load [--url URL] [--clients 200] [--duration 10] [--burst 200]
+       [--large-windows 200000] [--storm 0] [--record]
 
 Without --url it starts its own service (`seizure-stats serve`, one worker) on a fresh SQLite
-database in a temporary directory, loaded with the seeded demo dataset (`--database-url` to use
-another database; it must be empty or hold the demo dataset). Then:
+database in a temporary directory, loaded with the seeded demo dataset and two generated
+snapshots of `--large-windows` windows each in the dataset `large` (`--database-url` to use
+another database; it must be empty or hold those datasets). Then:
 
 1. burst: `--burst` training jobs start at the same instant, as a hyper-parameter sweep does;
    each asks for its stats, its balanced counts and streams its balanced index.
 2. steady: `--clients` clients, each sending one request after another for `--duration` seconds:
    stats under varied filters (GET and POST), balanced counts, dataset and snapshot listings,
    now and then a balanced index.
+3. neighbours: the same clients for as long again, while hostile neighbours run beside them:
+   diffs and balanced indexes of the large snapshots, cold stats with long filters, and a slow
+   client trickling a request a byte at a time. The hostile requests are counted apart: a 429
+   (busy) is what they may get, not an error of the training jobs.
+4. with `--storm N`: N diffs of the large snapshots at once, alone.
 
-Every request is timed to its last byte. Any status other than 200, or a transport error, is an
-error; the run exits non-zero if there was one. `--record` writes the table into the "Load"
+In every phase a probe asks `/healthz` every 20 ms. Every request is timed to its last byte. Any status other than 200, or a transport error, is an
+error (for the hostile ones: anything but 200 or 429); the run exits non-zero if there was
+one. `--record` writes the table into the "Load"
 section of bench/RESULTS.md.
 """
 
@@ -31,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,7 +49,11 @@ from urllib.parse import urlencode, urlsplit
 import h11
 import httpx
 
+from bench.generate import write_manifest
+
 DATASET = "demo-train"
+LARGE = "large"
+PROBE_INTERVAL = 0.02
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Load"
 
@@ -52,9 +64,11 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    refused: int = 0  # 429 busy: expected of hostile requests only
+    health: list[float] = field(default_factory=list)  # /healthz latencies meanwhile
 
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
+    def percentile(self, q: float, of: list[float] | None = None) -> float:
+        ordered = sorted(self.latencies if of is None else of)
         if not ordered:
             return float("nan")
         return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] * 1000
@@ -125,6 +139,8 @@ async def timed(
     path: str,
     params: dict[str, object] | None = None,
     json_body: object = None,
+    *,
+    may_refuse: bool = False,
 ) -> None:
     target = f"{path}?{urlencode(params, doseq=True)}" if params else path
     body = json.dumps(json_body).encode() if json_body is not None else b""
@@ -134,6 +150,9 @@ async def timed(
     except (OSError, h11.ProtocolError) as exc:
         phase.errors.append(f"{method} {path}: {exc!r}")
         await connection.close()
+        return
+    if status == 429 and may_refuse:
+        phase.refused += 1
         return
     if status != 200:
         phase.errors.append(f"{method} {path}: {status}")
@@ -171,8 +190,28 @@ async def burst(url: str, jobs: int, patients: list[str]) -> Phase:
     return phase
 
 
-async def steady(url: str, clients: int, duration: float, patients: list[str]) -> Phase:
-    phase = Phase("steady")
+async def probe_health(url: str, phase: Phase, done: asyncio.Event) -> None:
+    """Ask /healthz every PROBE_INTERVAL until `done`, as an orchestrator's health check does."""
+    connection = Connection(url)
+    while not done.is_set():
+        started = time.perf_counter()
+        try:
+            status = await connection.request("GET", "/healthz")
+        except (OSError, h11.ProtocolError) as exc:
+            phase.errors.append(f"GET /healthz: {exc!r}")
+            await connection.close()
+        else:
+            if status != 200:
+                phase.errors.append(f"GET /healthz: {status}")
+            phase.health.append(time.perf_counter() - started)
+        await asyncio.sleep(PROBE_INTERVAL)
+    await connection.close()
+
+
+async def training_jobs(
+    url: str, clients: int, duration: float, patients: list[str], phase: Phase
+) -> None:
+    """`clients` training jobs and dashboards, one request after another for `duration` s."""
     base = f"/api/v1/datasets/{DATASET}"
     deadline = time.perf_counter() + duration
 
@@ -198,10 +237,102 @@ async def steady(url: str, clients: int, duration: float, patients: list[str]) -
                 await timed(connection, phase, "GET", f"{base}/balanced/index", {"seed": k % 4})
         await connection.close()
 
-    started = time.perf_counter()
     await asyncio.gather(*(user(k) for k in range(clients)))
+
+
+async def with_probe(url: str, phase: Phase, work: Awaitable[object]) -> Phase:
+    done = asyncio.Event()
+    probe = asyncio.create_task(probe_health(url, phase, done))
+    started = time.perf_counter()
+    await work
     phase.seconds = time.perf_counter() - started
+    done.set()
+    await probe
     return phase
+
+
+async def steady(url: str, clients: int, duration: float, patients: list[str]) -> Phase:
+    phase = Phase("steady")
+    return await with_probe(url, phase, training_jobs(url, clients, duration, patients, phase))
+
+
+def large_snapshots(url: str) -> tuple[int, int] | None:
+    """The two oldest snapshots of the large dataset, if the service has it."""
+    response = httpx.get(f"{url}/api/v1/datasets/{LARGE}/snapshots", timeout=30)
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    ids = sorted(s["id"] for s in response.json())
+    return (ids[0], ids[1]) if len(ids) >= 2 else None
+
+
+async def hostile(url: str, snapshots: tuple[int, int], duration: float, phase: Phase) -> None:
+    """A few expensive requests over and over, and a slow client, for `duration` seconds."""
+    base = f"/api/v1/datasets/{LARGE}"
+    deadline = time.perf_counter() + duration
+    a, b = snapshots
+
+    async def neighbour(k: int) -> None:
+        rng = random.Random(1000 + k)
+        connection = Connection(url)
+        while time.perf_counter() < deadline:
+            kind = k % 3
+            if kind == 0:
+                first, second = (a, b) if rng.random() < 0.5 else (b, a)
+                path = f"{base}/snapshots/{first}/diff/{second}"
+                await timed(connection, phase, "GET", path, may_refuse=True)
+            elif kind == 1:
+                params = {"seed": rng.randrange(10**6)}
+                path = f"{base}/balanced/index"
+                await timed(connection, phase, "GET", path, params, may_refuse=True)
+            else:  # never asked before: no answer in the cache
+                names = [f"n{rng.randrange(10**12):012d}_{'x' * 40}" for _ in range(20_000)]
+                body = {"recording": names}
+                path = f"{base}/stats"
+                await timed(connection, phase, "POST", path, json_body=body, may_refuse=True)
+        await connection.close()
+
+    async def slow_client() -> None:
+        """A request line, then one header byte every 0.2 s: it holds a connection throughout."""
+        _, writer = await asyncio.open_connection(*urlsplit(url).netloc.split(":"))
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        while time.perf_counter() < deadline:
+            writer.write(b"s")
+            with contextlib.suppress(OSError):
+                await writer.drain()
+            await asyncio.sleep(0.2)
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+    await asyncio.gather(*(neighbour(k) for k in range(6)), slow_client())
+
+
+async def neighbours(
+    url: str, clients: int, duration: float, patients: list[str], snapshots: tuple[int, int]
+) -> tuple[Phase, Phase]:
+    """Training jobs as in `steady` while hostile neighbours run: both phases, measured apart."""
+    phase, hostile_phase = Phase("neighbours"), Phase("hostile")
+    both = asyncio.gather(
+        training_jobs(url, clients, duration, patients, phase),
+        hostile(url, snapshots, duration, hostile_phase),
+    )
+    await with_probe(url, phase, both)
+    hostile_phase.seconds = phase.seconds
+    return phase, hostile_phase
+
+
+async def storm(url: str, diffs: int, snapshots: tuple[int, int]) -> Phase:
+    """`diffs` diffs of the large snapshots at once, nothing else: how long /healthz waits."""
+    phase = Phase(f"storm of {diffs} diffs")
+    path = f"/api/v1/datasets/{LARGE}/snapshots/{snapshots[0]}/diff/{snapshots[1]}"
+
+    async def one() -> None:
+        connection = Connection(url)
+        await timed(connection, phase, "GET", path, may_refuse=True)
+        await connection.close()
+
+    return await with_probe(url, phase, asyncio.gather(*(one() for _ in range(diffs))))
 
 
 def free_port() -> int:
@@ -211,14 +342,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def own_server(database_url: str | None) -> Iterator[str]:
-    """A service of this run's own, with the demo dataset loaded; stopped afterwards."""
+def own_server(database_url: str | None, large_windows: int = 0) -> Iterator[str]:
+    """A service of this run's own, with the demo (and large) datasets; stopped afterwards."""
     with tempfile.TemporaryDirectory(prefix="seizure-stats-load-") as workdir:
         url_of_db = database_url or f"sqlite:///{Path(workdir) / 'load.db'}"
         env = os.environ | {"DATABASE_URL": url_of_db, "SEIZURE_STATS_LOG_LEVEL": "WARNING"}
         app = [sys.executable, "-m", "app"]
         subprocess.run([*app, "db", "upgrade"], env=env, check=True, capture_output=True)
         subprocess.run([*app, "demo"], env=env, check=True, capture_output=True)
+        for seed in (1, 2) if large_windows else ():
+            manifest = Path(workdir) / f"large-{seed}.json"
+            write_manifest(manifest, large_windows, seed, None)
+            imported = [*app, "import", str(manifest), "--dataset", LARGE]
+            subprocess.run(imported, env=env, check=True, capture_output=True)
+            manifest.unlink()
         port = free_port()
         with (Path(workdir) / "server.log").open("wb") as log:
             process = subprocess.Popen(
@@ -244,16 +381,31 @@ def own_server(database_url: str | None) -> Iterator[str]:
 
 def table(phases: list[Phase]) -> str:
     lines = [
-        "| phase | requests | errors | seconds | req/s | p50 ms | p90 ms | p99 ms | max ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| phase | requests | errors | 429 busy | seconds | req/s | p50 ms | p90 ms | p99 ms "
+        "| max ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in phases:
         rate = p.requests / p.seconds if p.seconds else 0.0
         lines.append(
-            f"| {p.name} | {p.requests:,} | {len(p.errors)} | {p.seconds:.1f} | {rate:,.0f} | "
-            f"{p.percentile(50):.1f} | {p.percentile(90):.1f} | {p.percentile(99):.1f} | "
-            f"{p.percentile(100):.1f} |"
+            f"| {p.name} | {p.requests:,} | {len(p.errors)} | {p.refused} | {p.seconds:.1f} | "
+            f"{rate:,.0f} | {p.percentile(50):.1f} | {p.percentile(90):.1f} | "
+            f"{p.percentile(99):.1f} | {p.percentile(100):.1f} |"
         )
+    return "\n".join(lines)
+
+
+def health_table(phases: list[Phase]) -> str:
+    lines = [
+        "| phase | /healthz probes | p50 ms | p99 ms | max ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for p in phases:
+        if p.health:
+            lines.append(
+                f"| {p.name} | {len(p.health):,} | {p.percentile(50, p.health):.1f} | "
+                f"{p.percentile(99, p.health):.1f} | {p.percentile(100, p.health):.1f} |"
+            )
     return "\n".join(lines)
 
 
@@ -266,15 +418,23 @@ def record(text: str) -> None:
         lines = [*lines, "", *text.splitlines()]
     else:
         end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+            # The next section, or the marker that opens one another tool writes.
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "<!-- "))),
+            len(lines),
         )
         lines = lines[:start] + text.splitlines() + [""] * (end < len(lines)) + lines[end:]
     RESULTS.write_text("\n".join(lines).rstrip("\n") + "\n")
 
 
-async def run(url: str, clients: int, duration: float, jobs: int) -> list[Phase]:
+async def run(url: str, clients: int, duration: float, jobs: int, diffs: int) -> list[Phase]:
     patients = patients_of(url)
-    return [await burst(url, jobs, patients), await steady(url, clients, duration, patients)]
+    phases = [await burst(url, jobs, patients), await steady(url, clients, duration, patients)]
+    snapshots = large_snapshots(url)
+    if snapshots is not None:
+        phases += await neighbours(url, clients, duration, patients, snapshots)
+        if diffs:
+            phases.append(await storm(url, diffs, snapshots))
+    return phases
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,16 +444,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--burst", type=int, default=200, help="training jobs starting at once")
+    parser.add_argument(
+        "--large-windows",
+        type=int,
+        default=200_000,
+        help="windows of each large snapshot the hostile neighbours read (0: no neighbours)",
+    )
+    parser.add_argument("--storm", type=int, default=0, help="then N large diffs at once")
     parser.add_argument("--record", action="store_true", help="write bench/RESULTS.md")
     args = parser.parse_args(argv)
 
     load_before = os.getloadavg()[0]
     if args.url:
-        phases = asyncio.run(run(args.url, args.clients, args.duration, args.burst))
+        phases = asyncio.run(run(args.url, args.clients, args.duration, args.burst, args.storm))
     else:
-        with own_server(args.database_url) as url:
-            phases = asyncio.run(run(url, args.clients, args.duration, args.burst))
-    result = table(phases)
+        with own_server(args.database_url, args.large_windows) as url:
+            phases = asyncio.run(run(url, args.clients, args.duration, args.burst, args.storm))
+    result = f"{table(phases)}\n\n{health_table(phases)}"
     print(result)
     errors = [e for p in phases for e in p.errors]
     for error in errors[:20]:
@@ -309,8 +476,10 @@ def main(argv: list[str] | None = None) -> int:
         record(
             f"{SECTION}\n\n"
             f"`python -m bench.load --clients {args.clients} --duration {args.duration:g} "
-            f"--burst {args.burst}` on {datetime.now(UTC):%Y-%m-%d} ({machine}; one uvicorn "
-            f"worker on {database}, the demo dataset; clients on the same machine over "
+            f"--burst {args.burst} --large-windows {args.large_windows} --storm {args.storm}` "
+            f"on {datetime.now(UTC):%Y-%m-%d} ({machine}; one uvicorn "
+            f"worker on {database}, the demo dataset and two large snapshots of "
+            f"{args.large_windows:,} windows; clients on the same machine over "
             "loopback). Latency is per request, to its last byte. The service is one process "
             "and shares the cores with the load generator (and with any other work the load "
             "average shows), so these are floors, not a capacity plan.\n\n"
@@ -318,7 +487,18 @@ def main(argv: list[str] | None = None) -> int:
             "counts, and streams its balanced index (3 requests).\n"
             f"- steady: {args.clients} clients send requests back to back for "
             f"{args.duration:g} s: stats (GET and POST, varied filters), balanced counts, "
-            "listings, sometimes an index.\n\n"
+            "listings, sometimes an index.\n"
+            f"- neighbours: the same for {args.duration:g} s, while six hostile neighbours "
+            "loop over diffs and balanced indexes of the large snapshots and cold stats with "
+            "20,000-name filters, and a slow client trickles a request a byte every 0.2 s. "
+            "The hostile row counts their requests apart; 429 busy is the answer they may get.\n"
+            + (
+                f"- storm: {args.storm} diffs of the large snapshots at once, nothing else.\n"
+                if args.storm
+                else ""
+            )
+            + "\n"
+            "A probe asks `/healthz` every 20 ms throughout; the second table is what it saw.\n\n"
             f"{result}\n"
         )
     return 1 if errors else 0

@@ -87,10 +87,17 @@ class LiveServer:
 
     def peak_rss_bytes(self) -> int:
         """The process's peak resident set size so far (Linux: VmHWM)."""
+        return self._status_bytes("VmHWM")
+
+    def rss_bytes(self) -> int:
+        """The process's resident set size now (Linux: VmRSS)."""
+        return self._status_bytes("VmRSS")
+
+    def _status_bytes(self, field: str) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
-        raise RuntimeError("VmHWM not reported")  # pragma: no cover
+        raise RuntimeError(f"{field} not reported")  # pragma: no cover
 
 
 @contextmanager

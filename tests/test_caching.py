@@ -3,18 +3,72 @@
 from __future__ import annotations
 
 import json
+import threading
+from pathlib import Path
+from typing import Any
 
+import httpx
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
+from app import catalog
+from app.answers import ENTRY_OVERHEAD_BYTES, AnswerCache, DatasetState, make_question
+from app.config import Settings
+from app.db import make_engine, make_session_factory, write_session
+from app.ingest.presence import apply_presence
+from app.main import create_app
+from app.schemas import StatsQuery
 from tests import manifests, oracle
+from tests.conftest import make_token
+from tests.live import live_server
 
 STATS = "/api/v1/datasets/ds/stats"
+SNAPSHOTS = "/api/v1/datasets/ds/snapshots"
 
 
 def post(client: TestClient, manifest: dict[str, object]) -> int:
     response = client.post("/api/v1/datasets/ds/snapshots", content=json.dumps(manifest))
     assert response.status_code in (200, 201), response.text
     return int(response.json()["id"])
+
+
+def test_the_cache_is_bounded_by_bytes_and_evicts_the_least_recent() -> None:
+    cost = 1000 + ENTRY_OVERHEAD_BYTES
+    cache = AnswerCache(max_entries=100, max_bytes=3 * cost)
+    keys = [("stats", 1, 1, 0, f"{n:064x}") for n in range(5)]
+    for key in keys[:3]:
+        cache.put(key, b"x" * 1000)
+    assert (len(cache), cache.size_bytes) == (3, 3 * cost)
+    assert cache.get(keys[0]) == b"x" * 1000  # now the most recent
+    cache.put(keys[3], b"y" * 1000)
+    assert (len(cache), cache.size_bytes) == (3, 3 * cost)
+    assert cache.get(keys[1]) is None  # the least recent went
+    assert [cache.get(k) is not None for k in (keys[0], keys[2], keys[3])] == [True] * 3
+    cache.put(keys[3], b"z" * 10)  # replacing an entry counts its new size only
+    assert cache.size_bytes == 2 * cost + 10 + ENTRY_OVERHEAD_BYTES
+    cache.put(keys[4], b"w" * (3 * cost))  # larger than the whole budget: not kept
+    assert cache.get(keys[4]) is None
+    assert len(cache) == 3
+    by_entries = AnswerCache(max_entries=2, max_bytes=10**9)
+    for key in keys[:3]:
+        by_entries.put(key, b"v")
+    assert [by_entries.get(k) for k in keys[:3]] == [None, b"v", b"v"]
+    assert AnswerCache(max_entries=0).get(keys[0]) is None
+
+
+def test_cache_keys_are_digests_and_etags_stay_stable() -> None:
+    state = DatasetState(dataset_id=1, current_snapshot_id=7, presence_version=0)
+    names = [f"r{i:06d}_windows.npz" for i in range(20_000)]
+    question = make_question("stats", "ds", state, StatsQuery(recording=names))
+    digest = question.key[-1]
+    assert len(digest) == 64
+    assert int(digest, 16) >= 0
+    same = make_question("stats", "ds", state, StatsQuery(recording=list(reversed(names))))
+    assert same.key == question.key
+    assert same.etag == question.etag
+    other = make_question("stats", "ds", state, StatsQuery(recording=names[1:]))
+    assert other.etag != question.etag
 
 
 def test_etag_and_not_modified(client: TestClient) -> None:
@@ -117,3 +171,78 @@ def test_writes_from_another_process_are_seen(client: TestClient, database_url: 
         assert time.monotonic() < deadline, "the new snapshot never became visible"
         time.sleep(0.01)
     assert client.get(STATS).json()["counts"] == oracle.expected_stats(other, set())["counts"]
+
+
+# What 100 cold answers to long-filter questions may leave behind in a server process. The
+# answers themselves are a few hundred bytes; what remains is the allocator's working set.
+LONG_FILTER_RSS_BOUND = 64 * 1024**2
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_long_filter_answers_leave_memory_bounded(database_url: str, tmp_path: Path) -> None:
+    """Distinct questions of 100,000 long recording names each: the cache keeps digests of them,
+    not the filters, so the process does not grow with every one (it grew ~20 MB a question)."""
+    token = make_token(database_url, "cache-writer", "write")
+    with live_server(database_url, tmp_path) as server, httpx.Client(timeout=120) as http:
+        loaded = http.post(
+            f"{server.url}{SNAPSHOTS}",
+            content=json.dumps(manifests.SMALL),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert loaded.status_code == 201, loaded.text
+        expected = oracle.expected_stats(manifests.SMALL, set(), {"recording": ["nothing"]})
+
+        def ask(number: int) -> httpx.Response:
+            names = [f"q{number:03d}-{i:06d}-{'x' * 40}_windows.npz" for i in range(100_000)]
+            return http.post(f"{server.url}{STATS}", json={"recording": names})
+
+        ask(0)  # the first one warms up what every later one reuses
+        before = server.rss_bytes()
+        for number in range(1, 101):
+            response = ask(number)
+            assert response.status_code == 200, response.text
+            assert response.json()["counts"] == expected["counts"]
+        grown = server.rss_bytes() - before
+        assert grown < LONG_FILTER_RSS_BOUND, f"RSS grew by {grown / 2**20:.0f} MiB"
+        again = ask(100)
+        assert again.headers["etag"] == response.headers["etag"]
+
+
+def test_a_presence_update_between_question_and_answer_is_not_cached_under_the_old_key(
+    settings: Settings, write_token: str, database_url: str
+) -> None:
+    """The question's key names the presence version read first; the answer is computed in a
+    later transaction. A presence update committed in between is in the answer, so the answer
+    must not be kept (nor tagged) as the answer at the older version."""
+    writer_engine = make_engine(database_url)
+    armed = threading.Event()
+
+    def mark_missing_between(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        # Right after the dataset's state (current snapshot, presence version) is read.
+        if armed.is_set() and "presence_version" in statement and "FROM datasets" in statement:
+            armed.clear()
+            with write_session(make_session_factory(writer_engine)) as session:
+                dataset = catalog.get_dataset(session, "ds")
+                apply_presence(session, dataset, {"aaaaaaaa_s002_t000_windows.npz": False})
+
+    application = create_app(settings)
+    headers = {"Authorization": f"Bearer {write_token}"}
+    try:
+        with TestClient(application, headers=headers) as client:
+            post(client, manifests.SMALL)
+            event.listen(application.state.engine, "after_cursor_execute", mark_missing_between)
+            armed.set()
+            raced = client.get(STATS, params={"patient": "aaaaaaaa"})
+            assert not armed.is_set(), "the dataset's state was not read"
+            event.remove(application.state.engine, "after_cursor_execute", mark_missing_between)
+            assert raced.status_code == 200
+            assert raced.json()["missing_windows"] == 4  # the update is in this answer
+            assert "etag" not in raced.headers
+            assert len(application.state.answer_cache) == 0
+            again = client.get(STATS, params={"patient": "aaaaaaaa"})
+            assert again.json() == raced.json()
+            assert "etag" in again.headers
+            assert len(application.state.answer_cache) == 1
+    finally:
+        writer_engine.dispose()

@@ -1,7 +1,13 @@
-"""Liveness and readiness."""
+"""Liveness and readiness.
+
+Both answer whatever else runs: /healthz is async and touches nothing, so it needs neither a
+worker thread nor a connection; /readyz asks the database on an engine and a thread limiter of
+its own, so it never queues behind a burst of other requests.
+"""
 
 from __future__ import annotations
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
@@ -12,7 +18,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="The process is alive")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
@@ -21,10 +27,13 @@ def healthz() -> dict[str, str]:
     summary="The database is reachable and its schema is at the latest migration",
     responses={503: {"description": "Not ready; the body says why."}},
 )
-def readyz(request: Request) -> JSONResponse:
+async def readyz(request: Request) -> JSONResponse:
     head = request.app.state.schema_head
+    engine = request.app.state.readiness_engine
     try:
-        current = current_revision(request.app.state.engine)
+        current = await anyio.to_thread.run_sync(
+            current_revision, engine, limiter=request.app.state.readiness_limiter
+        )
     except SQLAlchemyError as exc:
         reason = " ".join(str(exc).split())[:200]
         return JSONResponse(

@@ -5,18 +5,21 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from app import catalog
 from app.api.bodies import BodyGuardRoute
-from app.api.deps import ReadAccess, ReadSessionDep, only_params
+from app.api.deps import ReadAccess, only_params
+from app.api.heavy import in_read_session, json_response, run_read, snapshot_asked
 from app.api.stats import ERRORS, Values
 from app.breakdown import compute_breakdown
 from app.diff import DEFAULT_RECORDING_LIMIT, diff_snapshots
+from app.filters import release_filter_garbage
 from app.histogram import compute_histogram
 from app.report_schemas import (
     MAX_BREAKDOWN_LIMIT,
@@ -122,14 +125,22 @@ def histogram_query(
     )
 
 
-def answer_breakdown(
-    session: Session, dataset: str, query: BreakdownQuery, output: Format
-) -> BreakdownResponse | StreamingResponse:
+async def answer_breakdown(
+    request: Request, dataset: str, query: BreakdownQuery, output: Format
+) -> Response:
+    snapshot_id = await snapshot_asked(request, dataset, query.snapshot)
+    work = in_read_session(partial(breakdown_of, dataset, query, output))
+    response = await run_read(request, [snapshot_id], work)
+    release_filter_garbage(query)
+    return response
+
+
+def breakdown_of(dataset: str, query: BreakdownQuery, output: Format, session: Session) -> Response:
     found = catalog.get_dataset(session, dataset)
     snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
     answer = compute_breakdown(session, found, snapshot, query, unpaged=output == "csv")
     if output == "json":
-        return answer
+        return json_response(answer)
     headers = {
         "X-Snapshot": str(answer.snapshot),
         "X-Content-Hash": answer.content_hash,
@@ -205,13 +216,13 @@ BREAKDOWN_RESPONSES = ERRORS | {
     response_model=BreakdownResponse,
     dependencies=[Depends(only_params(*BREAKDOWN_PARAMS))],
 )
-def get_breakdown(
+async def get_breakdown(
     dataset: str,
-    session: ReadSessionDep,
+    request: Request,
     query: Annotated[BreakdownQuery, Depends(breakdown_query)],
     format: Format = "json",
 ) -> Any:
-    return answer_breakdown(session, dataset, query, format)
+    return await answer_breakdown(request, dataset, query, format)
 
 
 @router.post(
@@ -221,16 +232,25 @@ def get_breakdown(
     response_model=BreakdownResponse,
     dependencies=[Depends(only_params("format"))],
 )
-def post_breakdown(
-    dataset: str, session: ReadSessionDep, query: BreakdownQuery, format: Format = "json"
+async def post_breakdown(
+    dataset: str, request: Request, query: BreakdownQuery, format: Format = "json"
 ) -> Any:
-    return answer_breakdown(session, dataset, query, format)
+    return await answer_breakdown(request, dataset, query, format)
 
 
-def answer_histogram(session: Session, dataset: str, query: HistogramQuery) -> HistogramResponse:
+async def answer_histogram(request: Request, dataset: str, query: HistogramQuery) -> Response:
+    snapshot_id = await snapshot_asked(request, dataset, query.snapshot)
+    answer = await run_read(
+        request, [snapshot_id], in_read_session(partial(histogram_of, dataset, query))
+    )
+    release_filter_garbage(query)
+    return answer
+
+
+def histogram_of(dataset: str, query: HistogramQuery, session: Session) -> Response:
     found = catalog.get_dataset(session, dataset)
     snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
-    return compute_histogram(session, found, snapshot, query)
+    return json_response(compute_histogram(session, found, snapshot, query))
 
 
 @router.get(
@@ -238,44 +258,49 @@ def answer_histogram(session: Session, dataset: str, query: HistogramQuery) -> H
     summary="How many windows of a subset have each seizure fraction (n_pos / n_samples)",
     description="Needs per-window sample counts (a scanned snapshot): 422 otherwise.",
     responses=ERRORS,
+    response_model=HistogramResponse,
     dependencies=[Depends(only_params(*HISTOGRAM_PARAMS))],
 )
-def get_histogram(
+async def get_histogram(
     dataset: str,
-    session: ReadSessionDep,
+    request: Request,
     query: Annotated[HistogramQuery, Depends(histogram_query)],
-) -> HistogramResponse:
-    return answer_histogram(session, dataset, query)
+) -> Response:
+    return await answer_histogram(request, dataset, query)
 
 
 @router.post(
     "/{dataset}/histogram",
     summary="The same as GET, with the filter in a JSON body",
     responses=ERRORS,
+    response_model=HistogramResponse,
     dependencies=[Depends(only_params())],
 )
-def post_histogram(
-    dataset: str, session: ReadSessionDep, query: HistogramQuery
-) -> HistogramResponse:
-    return answer_histogram(session, dataset, query)
+async def post_histogram(dataset: str, request: Request, query: HistogramQuery) -> Response:
+    return await answer_histogram(request, dataset, query)
 
 
 @router.get(
     "/{dataset}/snapshots/{a}/diff/{b}",
     summary="Windows added, removed and changed in category from snapshot a to snapshot b",
     responses=ERRORS,
+    response_model=SnapshotDiff,
     dependencies=[Depends(only_params("limit"))],
 )
-def get_snapshot_diff(
+async def get_snapshot_diff(
     dataset: str,
     a: SnapshotId,
     b: SnapshotId,
-    session: ReadSessionDep,
+    request: Request,
     limit: Annotated[
         int, Query(ge=0, le=MAX_BREAKDOWN_LIMIT, description="Most recordings listed.")
     ] = DEFAULT_RECORDING_LIMIT,
-) -> SnapshotDiff:
+) -> Response:
+    return await run_read(request, [a, b], in_read_session(partial(diff_of, dataset, a, b, limit)))
+
+
+def diff_of(dataset: str, a: int, b: int, limit: int, session: Session) -> Response:
     found = catalog.get_dataset(session, dataset)
     old = catalog.get_snapshot(session, found, a)
     new = catalog.get_snapshot(session, found, b)
-    return diff_snapshots(session, found, old, new, recording_limit=limit)
+    return json_response(diff_snapshots(session, found, old, new, recording_limit=limit))

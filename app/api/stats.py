@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from app import catalog
 from app.answers import AnswerCache, DatasetStates, compute_answer, make_question
 from app.api.bodies import BodyGuardRoute
-from app.api.deps import ReadAccess, SessionFactoryDep, only_params, session_factory_of
-from app.db import read_session
+from app.api.deps import ReadAccess, only_params
+from app.api.heavy import in_read_session, run_read
+from app.filters import release_filter_garbage
 from app.models import Dataset, Snapshot
 from app.schemas import (
     FILTER_FIELDS,
@@ -37,7 +38,7 @@ router = APIRouter(
     route_class=BodyGuardRoute,
 )
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 422, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 422, 429, 503)
 }
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: the answer for this ETag has not changed."}
@@ -158,13 +159,19 @@ async def answer(
     headers = cache_headers(question.etag, question.pinned)
     if not_modified(request, question.etag):
         return Response(status_code=304, headers=headers)
-    body = cache.get(question.key)
-    if body is None:
-        factory = session_factory_of(request)
-        body = await run_in_threadpool(
-            compute_answer, factory, dataset, question, partial(compute, query)
-        )
+    cached = cache.get(question.key)
+    if cached is not None:
+        return Response(cached, media_type="application/json", headers=headers)
+    work = partial(
+        compute_answer, dataset=dataset, question=question, compute=partial(compute, query)
+    )
+    body, as_asked = await run_read(request, [question.snapshot_id], work)
+    release_filter_garbage(query)
+    if as_asked:
         cache.put(question.key, body)
+    else:
+        # Newer than the question's key: no tag, or a later If-None-Match could match it.
+        headers = {"Cache-Control": "no-cache"}
     return Response(body, media_type="application/json", headers=headers)
 
 
@@ -224,23 +231,29 @@ async def post_balanced(dataset: str, request: Request, query: BalancedQuery) ->
     return await answer(request, "balanced", dataset, query)
 
 
-def stream_index(
-    request: Request, factory: SessionFactoryDep, dataset: str, query: BalancedQuery, output: str
+async def stream_index(
+    request: Request, dataset: str, query: BalancedQuery, output: str
 ) -> Response:
     # The selection is computed before the first byte, so errors still get a proper status;
-    # only the formatting of the lines is streamed.
+    # the lines are formatted as they are sent, a chunk at a time.
     states: DatasetStates = request.app.state.dataset_states
     state = states.remembered(dataset)
     if state is None:
-        state = states.load(dataset)
+        state = await run_in_threadpool(states.load, dataset)
     question = make_question(f"index-{output}", dataset, state, query)
     headers = cache_headers(question.etag, question.pinned)
     if not_modified(request, question.etag):
         return Response(status_code=304, headers=headers)
-    with read_session(factory) as session:
+
+    def select_entries(session: Session) -> tuple[Snapshot, Iterator[tuple[str, int]]]:
         found = catalog.get_dataset(session, dataset)
         snapshot = catalog.get_snapshot(session, found, question.snapshot_id)
-        entries = list(balanced_index(session, found, snapshot, query))
+        return snapshot, balanced_index(session, found, snapshot, query)
+
+    snapshot, entries = await run_read(
+        request, [question.snapshot_id], in_read_session(select_entries)
+    )
+    release_filter_garbage(query)
     headers |= {"X-Snapshot": str(snapshot.id), "X-Content-Hash": snapshot.content_hash}
     if output == "json":
         body, media_type = _json_array(entries), "application/json"
@@ -249,7 +262,7 @@ def stream_index(
     return StreamingResponse(body, media_type=media_type, headers=headers)
 
 
-def _json_lines(entries: list[tuple[str, int]]) -> Iterator[bytes]:
+def _json_lines(entries: Iterator[tuple[str, int]]) -> Iterator[bytes]:
     encoded: dict[str, str] = {}
     batch: list[str] = []
     for cache_file, window_idx in entries:
@@ -264,7 +277,7 @@ def _json_lines(entries: list[tuple[str, int]]) -> Iterator[bytes]:
         yield "".join(batch).encode()
 
 
-def _json_array(entries: list[tuple[str, int]]) -> Iterator[bytes]:
+def _json_array(entries: Iterator[tuple[str, int]]) -> Iterator[bytes]:
     yield b"["
     first = True
     for chunk in _json_lines(entries):
@@ -282,14 +295,13 @@ def _json_array(entries: list[tuple[str, int]]) -> Iterator[bytes]:
     response_class=StreamingResponse,
     dependencies=[Depends(only_params(*INDEX_PARAMS))],
 )
-def get_balanced_index(
+async def get_balanced_index(
     dataset: str,
     request: Request,
-    factory: SessionFactoryDep,
     query: Annotated[BalancedQuery, Depends(balanced_query)],
     format: Literal["jsonl", "json"] = "jsonl",
 ) -> Response:
-    return stream_index(request, factory, dataset, query, format)
+    return await stream_index(request, dataset, query, format)
 
 
 @router.post(
@@ -299,11 +311,10 @@ def get_balanced_index(
     response_class=StreamingResponse,
     dependencies=[Depends(only_params("format"))],
 )
-def post_balanced_index(
+async def post_balanced_index(
     dataset: str,
     request: Request,
-    factory: SessionFactoryDep,
     query: BalancedQuery,
     format: Literal["jsonl", "json"] = "jsonl",
 ) -> Response:
-    return stream_index(request, factory, dataset, query, format)
+    return await stream_index(request, dataset, query, format)

@@ -1,0 +1,68 @@
+"""Reads whose cost follows the snapshot's size, run through the admission gate when it is large.
+
+The routers hand over their work as a function of a session factory: a small snapshot's work
+runs on the shared thread pool and engine, a large one's through the gate (app.admission), on
+the heavy engine's connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TypeVar
+
+from fastapi import Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.admission import AdmissionGate, SnapshotSizes
+from app.answers import DatasetStates
+from app.api.deps import session_factory_of
+from app.db import read_session
+
+T = TypeVar("T")
+Work = Callable[[sessionmaker[Session]], T]
+
+
+async def snapshot_asked(request: Request, dataset: str, pinned: int | None) -> int | None:
+    """The snapshot a question is about: the pinned one, or the dataset's current one."""
+    if pinned is not None:
+        return pinned
+    states: DatasetStates = request.app.state.dataset_states
+    state = states.remembered(dataset)
+    if state is None:
+        state = await run_in_threadpool(states.load, dataset)
+    return state.current_snapshot_id
+
+
+async def run_read(request: Request, snapshot_ids: Sequence[int | None], work: Work[T]) -> T:
+    """Run `work` where its size says: straight away, or through the gate (429 when full)."""
+    gate: AdmissionGate = request.app.state.admission
+    sizes: SnapshotSizes = request.app.state.snapshot_sizes
+    factory = session_factory_of(request)
+    ids = [snapshot_id for snapshot_id in snapshot_ids if snapshot_id is not None]
+    windows = sizes.known(ids)
+    if windows is None:
+        windows = await run_in_threadpool(sizes.load, factory, ids)
+    if not gate.is_heavy(windows):
+        return await run_in_threadpool(work, factory)
+    heavy: sessionmaker[Session] = request.app.state.heavy_session_factory
+    return await gate.run(partial(work, heavy))
+
+
+def json_response(answer: BaseModel) -> Response:
+    """An answer serialised where it was computed, in the worker thread: FastAPI serialises what
+    an async endpoint returns on the event loop, and a large answer (a diff's thousand
+    recordings) held up every other request there, /healthz too."""
+    return Response(answer.model_dump_json().encode(), media_type="application/json")
+
+
+def in_read_session(work: Callable[[Session], T]) -> Work[T]:
+    """Work on one session, opened (and closed) by the thread that runs it."""
+
+    def run(factory: sessionmaker[Session]) -> T:
+        with read_session(factory) as session:
+            return work(session)
+
+    return run
