@@ -16,8 +16,9 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from app.api.upload import _Spool
 from app.cli import main
-from app.errors import UnreadableManifestError
+from app.errors import PayloadTooLargeError, UnreadableManifestError
 from app.ingest.gunzip import INFLATE_PIECE, GzipInflater, open_gunzipped
 from tests import manifests
 from tests.conftest import make_token
@@ -264,3 +265,17 @@ def test_the_loop_cannot_spin_even_if_inflating_stalls(monkeypatch: pytest.Monke
     with pytest.raises(UnreadableManifestError) as caught:
         list(inflater.feed(GZ))
     assert caught.value.detail == "input is not valid gzip: inflating stalled"
+
+
+def test_zero_padding_counts_against_the_upload_limit() -> None:
+    """Padding inflates to nothing and is read to the end: an endless body of zeros after a
+    member must meet the limit all the same, on the bytes received."""
+    spool = _Spool(max_bytes=100_000)
+    spool.inflater = GzipInflater("body")
+    spool.feed(gzip.compress(b'{"no_seizure": []}'))
+    padding = bytes(4096)
+    while spool.received + len(padding) <= 100_000:
+        spool.feed(padding)
+    with pytest.raises(PayloadTooLargeError, match="body exceeds the limit of 100000 bytes"):
+        spool.feed(padding)
+    spool.file.close()

@@ -28,6 +28,10 @@ class _Spool:
 
     def feed(self, chunk: bytes) -> None:
         self.received += len(chunk)
+        if self.received > self.max_bytes:
+            # Zero padding after the last gzip member inflates to nothing, and is read to the end
+            # of the body: the limit bounds what is received too, not only what is kept.
+            raise PayloadTooLargeError(f"body exceeds the limit of {self.max_bytes} bytes")
         if self.inflater is None:
             self._write(chunk)
             return
