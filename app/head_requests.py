@@ -22,7 +22,12 @@ class HeadAsGetMiddleware:
             return
 
         async def send_without_body(message: Message) -> None:
-            if message["type"] == "http.response.body":
+            if message["type"] == "http.response.start":
+                # Routed by now. The server reads the method from this same scope while it
+                # writes the answer: it must see HEAD again, or it frames the answer as a GET's
+                # (a body promised, or chunks) and breaks the connection.
+                scope["method"] = "HEAD"
+            elif message["type"] == "http.response.body":
                 message = {**message, "body": b""}
             await send(message)
 

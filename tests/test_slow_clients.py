@@ -205,9 +205,32 @@ def test_request_bodies_must_arrive_in_time(sqlite_url: str, tmp_path: Path) -> 
 
 
 def test_head_answers_over_a_real_server(sqlite_url: str, tmp_path: Path) -> None:
+    """HEAD then GET on one keep-alive connection: a HEAD answered as a GET on the wire (a body
+    promised, or chunks sent) would break the connection or the answer after it."""
+    token = make_token(sqlite_url, "head-writer", "write")
     with live_server(sqlite_url, tmp_path) as server:
-        for path in ("/healthz", "/api/v1/datasets", "/", "/docs"):
-            get, head = httpx.get(f"{server.url}{path}"), httpx.head(f"{server.url}{path}")
-            assert (head.status_code, head.content) == (200, b""), path
-            assert head.headers["content-length"] == get.headers["content-length"], path
-            assert head.headers["content-type"] == get.headers["content-type"], path
+        manifest = json.dumps(
+            {
+                "partial_seizure": [{"cache_file": "a_windows.npz", "window_idx": 0}],
+                "full_seizure": [],
+                "no_seizure": [{"cache_file": "a_windows.npz", "window_idx": 1}],
+            }
+        )
+        created = httpx.post(
+            f"{server.url}/api/v1/datasets/h/snapshots",
+            content=manifest,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert created.status_code == 201, created.text
+        paths = ["/healthz", "/api/v1/datasets", "/", "/docs", "/api/v1/datasets/h/balanced/index"]
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            for path in paths * 2:
+                head, get = client.head(path), client.get(path)
+                assert (head.status_code, head.content) == (200, b""), path
+                assert get.status_code == 200, path
+                assert head.headers["content-type"] == get.headers["content-type"], path
+                if "content-length" in get.headers:
+                    assert head.headers["content-length"] == get.headers["content-length"], path
+        text = server.log_path.read_text()
+        assert "Exception in ASGI application" not in text, text[-2000:]
+        assert '"level": "ERROR"' not in text, text[-2000:]
