@@ -8,15 +8,14 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from app import catalog
-from app.answers import AnswerCache, DatasetStates, compute_answer, make_question
+from app.answers import AnswerCache, compute_answer
 from app.api.bodies import BodyGuardRoute
 from app.api.deps import ReadAccess, only_params
-from app.api.heavy import in_read_session, run_read
+from app.api.heavy import ask_question, in_read_session, run_read
 from app.filters import release_filter_garbage
 from app.models import Dataset, Snapshot
 from app.schemas import (
@@ -150,12 +149,8 @@ async def answer(
     query: StatsQuery | BalancedQuery,
 ) -> Response:
     """Serve from memory when possible; the database is asked only for what is not known."""
-    states: DatasetStates = request.app.state.dataset_states
     cache: AnswerCache = request.app.state.answer_cache
-    state = states.remembered(dataset)
-    if state is None:
-        state = await run_in_threadpool(states.load, dataset)
-    question = make_question(kind, dataset, state, query)
+    question = await ask_question(request, kind, dataset, query)
     headers = cache_headers(question.etag, question.pinned)
     if not_modified(request, question.etag):
         return Response(status_code=304, headers=headers)
@@ -236,11 +231,7 @@ async def stream_index(
 ) -> Response:
     # The selection is computed before the first byte, so errors still get a proper status;
     # the lines are formatted as they are sent, a chunk at a time.
-    states: DatasetStates = request.app.state.dataset_states
-    state = states.remembered(dataset)
-    if state is None:
-        state = await run_in_threadpool(states.load, dataset)
-    question = make_question(f"index-{output}", dataset, state, query)
+    question = await ask_question(request, f"index-{output}", dataset, query)
     headers = cache_headers(question.etag, question.pinned)
     if not_modified(request, question.etag):
         return Response(status_code=304, headers=headers)
