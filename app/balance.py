@@ -1,4 +1,4 @@
-"""Pure balanced selection, in step with the existing balanced training dataset (DESIGN.md)."""
+"""Pure balanced selection, in step with the existing balanced training dataset (docs/design.md)."""
 
 from __future__ import annotations
 

@@ -19,20 +19,15 @@ from typing import IO, Any
 
 import httpx
 
-from app.schemas import (
-    BalancedResponse,
+from app.schemas.datasets import (
     DatasetOut,
     ImportResponse,
-    IndexEntry,
     PresenceResult,
     RecordingOut,
-    ScanFileRecordOut,
-    ScanOut,
-    ScanPartIn,
     SnapshotOut,
-    SnapshotScanIssues,
-    StatsResponse,
 )
+from app.schemas.questions import BalancedResponse, IndexEntry, StatsResponse
+from app.schemas.scans import ScanFileRecordOut, ScanOut, ScanPartIn, SnapshotScanIssues
 
 __all__ = [
     "APIError",

@@ -25,7 +25,8 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-# Postgres channel on which every write transaction announces itself (see app.changes).
+# Postgres channel on which every write transaction announces itself
+# (see app.storage.commit_signal).
 CHANGES_CHANNEL = "seizure_stats_changes"
 
 # Execution option that marks a session as a writer: on SQLite it takes the write lock at BEGIN,
@@ -132,7 +133,7 @@ def write_session(factory: sessionmaker[Session]) -> Iterator[Session]:
         try:
             yield session
             if session.get_bind().dialect.name == "postgresql":
-                # Delivered at commit, to every process listening (app.changes).
+                # Delivered at commit, to every process listening (app.storage.commit_signal).
                 session.execute(text(f"NOTIFY {CHANGES_CHANNEL}"))
             session.commit()
         except BaseException:

@@ -1,4 +1,4 @@
-"""Pure arithmetic: window categories, ratios and pos_weight schemes (DESIGN.md semantics)."""
+"""Pure arithmetic: window categories, ratios and pos_weight schemes (docs/design.md semantics)."""
 
 from __future__ import annotations
 

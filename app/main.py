@@ -18,22 +18,23 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import app
-from app.admission import AdmissionGate, SnapshotSizes
-from app.answers import AnswerCache, DatasetStates
 from app.api import datasets, health, metrics, reports, scans, stats
+from app.api.admission import AdmissionGate, SnapshotSizes
+from app.api.answer_cache import AnswerCache, DatasetStates
 from app.api.deps import needs_write_token
-from app.changes import change_signal
+from app.api.middleware.head_requests import HeadAsGetMiddleware
+from app.api.middleware.request_body import RequestBodyMiddleware
+from app.api.middleware.request_context import RequestContextMiddleware
+from app.api.middleware.security_headers import SecurityHeadersMiddleware
 from app.config import Settings
 from app.dashboard.site import install_dashboard
 from app.db import is_memory_database, make_engine, make_session_factory
 from app.errors import AppError, DatabaseUnavailableError, error_body
-from app.head_requests import HeadAsGetMiddleware
-from app.log_queue import dropped_log_records, stop_log_queue
-from app.metrics import Metrics
-from app.migrate import head_revision, upgrade
-from app.observability import RequestContextMiddleware, configure_logging
-from app.request_body import RequestBodyMiddleware
-from app.security_headers import SecurityHeadersMiddleware
+from app.observability.log_queue import dropped_log_records, stop_log_queue
+from app.observability.logs import configure_logging
+from app.observability.metrics import Metrics
+from app.storage.commit_signal import change_signal
+from app.storage.migrations import head_revision, upgrade
 
 logger = logging.getLogger("seizure_stats")
 

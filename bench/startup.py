@@ -35,7 +35,7 @@ def service_way(url: str, dataset: str) -> dict[str, object]:
 
 def old_way(manifest_path: Path, cache_dir: Path) -> dict[str, object]:
     """What the balanced training dataset does at start-up: read the manifest, keep entries whose
-    file exists, draw, and compute the ratio (DESIGN.md's algorithm, seed 42)."""
+    file exists, draw, and compute the ratio (docs/design.md's algorithm, seed 42)."""
     start = time.perf_counter()
     manifest = json.loads(manifest_path.read_text())
     partial, full, background = (

@@ -23,7 +23,7 @@ from app.auth import create_token
 from app.config import Settings
 from app.db import make_engine, make_session_factory, write_session
 from app.main import create_app
-from app.migrate import upgrade
+from app.storage.migrations import upgrade
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

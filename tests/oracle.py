@@ -1,4 +1,4 @@
-"""An independent reference: DESIGN.md's semantics computed by brute force over a manifest dict.
+"""An independent reference: docs/design.md's semantics computed by brute force over a manifest dict.
 
 Deliberately naive (loops over every entry, plain lists) and sharing no code with app/, so
 that agreement between the two is evidence, not a tautology.
@@ -17,7 +17,7 @@ Manifest = dict[str, list[dict[str, Any]]]
 
 
 def names_of(cache_file: str) -> tuple[str, str, str | None]:
-    """(stem, patient, session) per DESIGN.md's naming rule."""
+    """(stem, patient, session) per docs/design.md's naming rule."""
     stem = cache_file
     for suffix in ("_windows.npz", ".npz"):
         if stem.endswith(suffix) and len(stem) > len(suffix):
@@ -149,7 +149,7 @@ def expected_balanced(
     background_ratio: float = 2.5,
     seed: int = 42,
 ) -> tuple[dict[str, int], list[tuple[str, int]]]:
-    """DESIGN.md's balanced selection, step by step, the way the training dataset does it."""
+    """docs/design.md's balanced selection, step by step, the way the training dataset does it."""
     subset = subset_lists(manifest, filters or {})
     partial_list, full_list, background_list = (subset[c] for c in CATEGORIES)
     if not partial_list:

@@ -1,7 +1,7 @@
 """Real NPZ cache directories for scan tests, and an independent brute-force scan of them.
 
 The brute force shares no code with app/: np.load of every file, a loop over windows, the
-DESIGN.md category rule, and the documented treatment of bad files (unloadable, no labels,
+docs/design.md category rule, and the documented treatment of bad files (unloadable, no labels,
 wrong rank, no windows or empty rows, any NaN, or a window length other than most files').
 """
 

@@ -11,7 +11,7 @@ import anyio
 import httpx
 import pytest
 
-from app.admission import AdmissionGate
+from app.api.admission import AdmissionGate
 from app.db import make_engine, make_session_factory
 from app.errors import BusyError
 from app.ingest.importer import import_manifest

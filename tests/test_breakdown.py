@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.api.reports import text_cell
 from app.ingest.importer import store_parsed
 from app.ingest.manifest import parse_manifest
-from app.report_schemas import BREAKDOWN_SORTS
+from app.schemas.reports import BREAKDOWN_SORTS
 from tests import manifests, oracle
 from tests.test_stats import load
 

@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from app import catalog
-from app.answers import ENTRY_OVERHEAD_BYTES, AnswerCache, DatasetState, make_question
+from app.api.answer_cache import ENTRY_OVERHEAD_BYTES, AnswerCache, DatasetState, make_question
 from app.config import Settings
 from app.db import make_engine, make_session_factory, write_session
 from app.ingest.presence import apply_presence
 from app.main import create_app
-from app.schemas import StatsQuery
+from app.schemas.questions import StatsQuery
 from tests import manifests, oracle
 from tests.conftest import make_token
 from tests.live import live_server

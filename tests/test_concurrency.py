@@ -193,7 +193,7 @@ def questions(pinned: int, tag: str) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def assert_exact(answers: list[Answer], by_snapshot: dict[int, Any], pinned: int) -> None:
-    """Every answer 200, and exactly the answer for the snapshot it names (DESIGN.md's rules)."""
+    """Every answer 200, and exactly the answer for the snapshot it names (docs/design.md's rules)."""
     assert [(p, r.status_code, r.text[:200]) for p, _, r in answers if r.status_code != 200] == []
     for path, params, response in answers:
         if path == "balanced/index":

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from app.db import make_engine
-from app.migrate import upgrade
+from app.storage.migrations import upgrade
 from bench.generate import write_manifest
 from tests import manifests
 from tests.conftest import make_token

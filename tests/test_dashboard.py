@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from app.dashboard.charts import histogram_chart
 from app.dashboard.formatting import format_count, format_percent, format_weight
 from app.dashboard.snippets import curl_snippet, python_snippet
-from app.report_schemas import HistogramBin, HistogramResponse
-from app.schemas import StatsQuery
+from app.schemas.questions import StatsQuery
+from app.schemas.reports import HistogramBin, HistogramResponse
 from tests import manifests, oracle
 from tests.test_stats import load
 

@@ -27,7 +27,7 @@ import psycopg
 import pytest
 
 from app.client import SeizureStatsClient
-from app.migrate import head_revision
+from app.storage.migrations import head_revision
 from tests import manifests, oracle
 from tests.conftest import POSTGRES_ADMIN_URL, _postgres_available
 

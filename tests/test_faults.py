@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from app.client import APIError, SeizureStatsClient, ServiceUnavailableError
-from app.migrate import upgrade
+from app.storage.migrations import upgrade
 from tests import manifests
 from tests.conftest import IN_CI, make_token
 from tests.integrity import integrity_problems

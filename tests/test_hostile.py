@@ -20,9 +20,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app import schemas
-from app.ingest.npz import storable_reason
-from app.schemas import ScanPartIn
+from app.scan.npz import storable_reason
+from app.schemas import questions as schemas
+from app.schemas.scans import ScanPartIn
 from tests import manifests, oracle
 from tests.conftest import make_token
 from tests.live import live_server

@@ -378,7 +378,7 @@ def test_failure_while_storing_rolls_back_everything(
         == 201
     )
     before = count_rows(factory)
-    from app.ingest import store
+    from app.ingest import snapshot_store as store
 
     def explode(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("disk full")

@@ -46,7 +46,7 @@ def test_idle_connections_are_closed_by_the_client_first(monkeypatch: pytest.Mon
 
     seen: dict[str, object] = {}
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: seen.update(kwargs))
-    monkeypatch.setattr("app.observability.configure_logging", lambda *args, **kwargs: None)
+    monkeypatch.setattr("app.observability.logs.configure_logging", lambda *args, **kwargs: None)
     monkeypatch.setenv("DATABASE_URL", "sqlite://")
     result = CliRunner().invoke(main, ["serve", "--port", "9"])
     assert result.exit_code == 0, result.output

@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 
 from app import models  # noqa: F401  (registers the tables)
 from app.db import Base
-from app.migrate import current_revision, head_revision, migrations_dir, upgrade
+from app.storage.migrations import current_revision, head_revision, migrations_dir, upgrade
 
 
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:

@@ -21,9 +21,9 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Settings
-from app.log_queue import stop_log_queue
 from app.main import create_app
-from app.observability import (
+from app.observability.log_queue import stop_log_queue
+from app.observability.logs import (
     JsonFormatter,
     RequestIdFilter,
     TextFormatter,

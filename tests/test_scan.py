@@ -20,11 +20,11 @@ from fastapi.testclient import TestClient
 
 import app.client
 from app.cli import main
-from app.ingest import npz
 from app.ingest.manifest import parse_manifest
-from app.ingest.scan import list_cache_dir, plan_scan, scan_part
-from app.ingest.scan_result import IssueCode, parse_shard, shard_of
-from app.schemas import IssueCodeName
+from app.scan import npz
+from app.scan.cache_reader import list_cache_dir, plan_scan, scan_part
+from app.scan.file_result import IssueCode, parse_shard, shard_of
+from app.schemas.scans import IssueCodeName
 from tests import scan_cache
 from tests.scan_cache import BAD_FILES
 

@@ -26,18 +26,16 @@ from app.errors import NotFoundError
 from app.ingest.importer import import_manifest
 from app.ingest.presence import apply_presence, recording_names
 from app.models import Recording
-from app.schemas import (
+from app.schemas.datasets import (
     DatasetCreate,
     DatasetOut,
-    ErrorResponse,
     ImportResponse,
     PresenceResult,
     PresenceUpdate,
     RecordingOut,
-    SnapshotId,
     SnapshotOut,
-    Text,
 )
+from app.schemas.questions import ErrorResponse, SnapshotId, Text
 
 logger = logging.getLogger(__name__)
 router = APIRouter(

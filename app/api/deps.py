@@ -15,12 +15,12 @@ from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.answers import AnswerCache
+from app.api.answer_cache import AnswerCache
 from app.auth import Scope, TokenIdentity, check_scope, identify
 from app.config import Settings
 from app.db import read_session
 from app.errors import InvalidRequestError
-from app.metrics import Metrics
+from app.observability.metrics import Metrics
 
 
 async def get_settings(request: Request) -> Settings:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.migrate import current_revision
+from app.storage.migrations import current_revision
 
 router = APIRouter(tags=["health"])
 

@@ -1,7 +1,7 @@
 """Reads whose cost follows the snapshot's size, run through the admission gate when it is large.
 
 The routers hand over their work as a function of a session factory: a small snapshot's work
-runs on the shared thread pool and engine, a large one's through the gate (app.admission), on
+runs on the shared thread pool and engine, a large one's through the gate (app.api.admission), on
 the heavy engine's connections.
 """
 
@@ -16,12 +16,12 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.admission import AdmissionGate, SnapshotSizes
-from app.answers import DatasetState, DatasetStates, Question, make_question
+from app.api.admission import AdmissionGate, SnapshotSizes
+from app.api.answer_cache import DatasetState, DatasetStates, Question, make_question
 from app.api.deps import session_factory_of
 from app.db import read_session
-from app.filters import has_long_values
-from app.schemas import SubsetFilter
+from app.queries.filters import has_long_values
+from app.schemas.questions import SubsetFilter
 
 T = TypeVar("T")
 Work = Callable[[sessionmaker[Session]], T]

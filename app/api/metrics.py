@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from app.api.deps import MetricsDep
-from app.metrics import CONTENT_TYPE
+from app.observability.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["health"])
 

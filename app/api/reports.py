@@ -17,11 +17,12 @@ from app.api.bodies import BodyGuardRoute
 from app.api.deps import ReadAccess, only_params
 from app.api.heavy import in_read_session, json_response, run_read, snapshot_asked
 from app.api.stats import ERRORS, Values
-from app.breakdown import compute_breakdown
-from app.diff import DEFAULT_RECORDING_LIMIT, diff_snapshots
-from app.filters import release_filter_garbage
-from app.histogram import compute_histogram
-from app.report_schemas import (
+from app.queries.breakdown import compute_breakdown
+from app.queries.diff import DEFAULT_RECORDING_LIMIT, diff_snapshots
+from app.queries.filters import release_filter_garbage
+from app.queries.histogram import compute_histogram
+from app.schemas.questions import FILTER_FIELDS, SnapshotId
+from app.schemas.reports import (
     MAX_BREAKDOWN_LIMIT,
     MAX_HISTOGRAM_BINS,
     BreakdownQuery,
@@ -34,7 +35,6 @@ from app.report_schemas import (
     SnapshotDiff,
     SortOrder,
 )
-from app.schemas import FILTER_FIELDS, SnapshotId
 
 router = APIRouter(
     prefix="/api/v1/datasets",

@@ -21,22 +21,21 @@ from app.api.deps import (
 )
 from app.api.upload import receive_manifest
 from app.errors import InvalidRequestError
-from app.ingest.scan_parts import (
+from app.scan.file_records import list_records
+from app.scan.parts import (
     get_scan,
     list_scans,
     scan_out,
     snapshot_scan_issues,
     submit_part,
 )
-from app.ingest.scan_records import list_records
-from app.schemas import (
+from app.schemas.questions import ErrorResponse, SnapshotId
+from app.schemas.scans import (
     SCAN_ID_PATTERN,
-    ErrorResponse,
     ScanFileIn,
     ScanFileRecordOut,
     ScanOut,
     ScanPartIn,
-    SnapshotId,
     SnapshotScanIssues,
 )
 

@@ -12,13 +12,15 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from app import catalog
-from app.answers import AnswerCache, compute_answer
+from app.api.answer_cache import AnswerCache, compute_answer
 from app.api.bodies import BodyGuardRoute
 from app.api.deps import ReadAccess, only_params
 from app.api.heavy import ask_question, in_read_session, run_read
-from app.filters import release_filter_garbage
 from app.models import Dataset, Snapshot
-from app.schemas import (
+from app.queries.balanced import balanced_index, compute_balanced
+from app.queries.filters import release_filter_garbage
+from app.queries.stats import compute_stats
+from app.schemas.questions import (
     FILTER_FIELDS,
     BalancedQuery,
     BalancedResponse,
@@ -27,8 +29,6 @@ from app.schemas import (
     StatsQuery,
     StatsResponse,
 )
-from app.selection import balanced_index, compute_balanced
-from app.stats import compute_stats
 
 router = APIRouter(
     prefix="/api/v1/datasets",

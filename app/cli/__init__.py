@@ -39,7 +39,7 @@ def local_session_factory(*, create: bool = False) -> sessionmaker[Session]:
     question asked in the wrong folder must say so, not leave an empty database behind.
     """
     from app.db import make_engine, make_session_factory, sqlite_file
-    from app.migrate import current_revision, head_revision, upgrade
+    from app.storage.migrations import current_revision, head_revision, upgrade
 
     settings = Settings()
     url = settings.resolved_database_url

@@ -65,7 +65,7 @@ def import_command(
                     factory, dataset, stream, source=source, cache_dir=cache_dir, progress=advance
                 )
             from app.catalog import snapshot_out
-            from app.schemas import ImportResponse
+            from app.schemas.datasets import ImportResponse
 
             summary = snapshot_out(outcome.snapshot, outcome.dataset)
             result = ImportResponse(**summary.model_dump(), created=outcome.created)

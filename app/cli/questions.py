@@ -18,7 +18,7 @@ from app.cli import (
     main,
     reported_errors,
 )
-from app.schemas import BalancedQuery, StatsQuery
+from app.schemas.questions import BalancedQuery, StatsQuery
 
 
 def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -76,7 +76,7 @@ def stats(dataset: str, url: str | None, token: str | None, as_json: bool, **opt
         else:
             from app import catalog
             from app.db import read_session
-            from app.stats import compute_stats
+            from app.queries.stats import compute_stats
 
             with read_session(local_session_factory()) as session:
                 found = catalog.get_dataset(session, dataset)
@@ -142,7 +142,7 @@ def balanced(
         else:
             from app import catalog
             from app.db import read_session
-            from app.selection import balanced_index, compute_balanced
+            from app.queries.balanced import balanced_index, compute_balanced
 
             with read_session(local_session_factory()) as session:
                 found = catalog.get_dataset(session, dataset)

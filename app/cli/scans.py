@@ -52,9 +52,9 @@ def scan(
     Reads only each file's `labels` member, and only for files that are new or changed since
     the last scan (size and mtime). Bad files are skipped and reported, never counted.
     """
-    from app.ingest.scan import list_cache_dir, plan_scan, scan_part
-    from app.ingest.scan_result import parse_shard
-    from app.scan_progress import scan_progress
+    from app.cli.scan_progress import scan_progress
+    from app.scan.cache_reader import list_cache_dir, plan_scan, scan_part
+    from app.scan.file_result import parse_shard
 
     try:
         shard = parse_shard(shard_text) if shard_text else (0, 1)
@@ -82,8 +82,8 @@ def scan(
                     assembly = _remote_assembly(client, dataset, records, plan.reused, fresh)
                 result = client.push_scan_part(dataset, part)
         else:
-            from app.ingest.scan_parts import submit_part
-            from app.ingest.scan_records import known_files_of
+            from app.scan.file_records import known_files_of
+            from app.scan.parts import submit_part
 
             factory = local_session_factory(create=True)
             plan = plan_scan(listing, known_files_of(factory, dataset))
@@ -96,7 +96,7 @@ def scan(
         if not sys.stderr.isatty():
             click.echo(tally.summary(len(plan.reused)), err=True)
         if manifest_path is not None and assembly is not None and assembly.parsed is not None:
-            from app.ingest.writer import write_manifest
+            from app.ingest.manifest_writer import write_manifest
 
             write_manifest(assembly.parsed, manifest_path)
     if as_json:
@@ -117,9 +117,9 @@ def _remote_assembly(
 ) -> Any:
     """The manifest the service will assemble, built here from its records and the fresh reads."""
     from app.client import APIError
-    from app.ingest.scan_assembly import assemble
-    from app.ingest.scan_records import as_result
     from app.labels import DEFAULT_FULL_THRESHOLD
+    from app.scan.assembly import assemble
+    from app.scan.file_records import as_result
 
     try:
         threshold = client.dataset(dataset).full_threshold

@@ -20,9 +20,9 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the HTTP API (uvicorn)."""
     import logging
 
-    from app.log_queue import stop_log_queue
-    from app.migrate import upgrade
-    from app.observability import configure_logging
+    from app.observability.log_queue import stop_log_queue
+    from app.observability.logs import configure_logging
+    from app.storage.migrations import upgrade
 
     settings = Settings()
     configure_logging(settings, force=True)
@@ -45,7 +45,7 @@ def run_uvicorn(host: str, port: int, workers: int, settings: Settings) -> None:
 
     import uvicorn
 
-    from app.http_protocol import HeadDeadlineProtocol
+    from app.api.http_protocol import HeadDeadlineProtocol
 
     # A partial of a module-level class, so worker processes can unpickle it.
     protocol = partial(HeadDeadlineProtocol, head_timeout_seconds=settings.header_timeout_seconds)
@@ -78,7 +78,7 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply Alembic migrations to DATABASE_URL."""
-    from app.migrate import upgrade
+    from app.storage.migrations import upgrade
 
     settings = Settings()
     upgrade(settings.resolved_database_url, revision)

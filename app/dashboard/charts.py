@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.report_schemas import HistogramResponse
+from app.schemas.reports import HistogramResponse
 
 WIDTH = 1000
 HEIGHT = 220  # plot area; axis labels go below

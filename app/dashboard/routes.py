@@ -15,15 +15,17 @@ from sqlalchemy.orm import Session
 
 from app import catalog
 from app.api.deps import ReadAccess, ReadSessionDep
-from app.breakdown import compute_breakdown
 from app.dashboard import formatting, snippets
 from app.dashboard.charts import histogram_chart
-from app.diff import diff_snapshots
 from app.errors import AppError, InvalidRequestError
-from app.filters import describe
-from app.histogram import compute_histogram
 from app.models import Dataset, Snapshot
-from app.report_schemas import (
+from app.queries.breakdown import compute_breakdown
+from app.queries.diff import diff_snapshots
+from app.queries.filters import describe
+from app.queries.histogram import compute_histogram
+from app.queries.stats import compute_stats
+from app.schemas.questions import FILTER_FIELDS, SnapshotId, StatsQuery, StatsResponse
+from app.schemas.reports import (
     BREAKDOWN_SORTS,
     GROUP_BY,
     BreakdownQuery,
@@ -32,8 +34,6 @@ from app.report_schemas import (
     HistogramResponse,
     Offset,
 )
-from app.schemas import FILTER_FIELDS, SnapshotId, StatsQuery, StatsResponse
-from app.stats import compute_stats
 
 # Pages show what the API would: closed too when reads need a token.
 router = APIRouter(include_in_schema=False, dependencies=[ReadAccess])

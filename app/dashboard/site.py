@@ -10,8 +10,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from app.api.middleware.security_headers import content_security_policy, inline_script_hashes
 from app.dashboard.routes import make_templates, router
-from app.security_headers import content_security_policy, inline_script_hashes
 
 STATIC = Path(__file__).parent / "static"
 STATIC_URL = "/static"

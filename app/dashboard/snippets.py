@@ -6,7 +6,7 @@ import json
 import shlex
 from typing import Any
 
-from app.schemas import FILTER_FIELDS, StatsQuery
+from app.schemas.questions import FILTER_FIELDS, StatsQuery
 
 # Past this many filter values a URL gets unwieldy; the snippets send a JSON body instead,
 # as the Python client does.

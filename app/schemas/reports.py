@@ -10,7 +10,14 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from app.schemas import MAX_ID, CategoryName, Counts, SampleCounts, SnapshotId, SubsetFilter
+from app.schemas.questions import (
+    MAX_ID,
+    CategoryName,
+    Counts,
+    SampleCounts,
+    SnapshotId,
+    SubsetFilter,
+)
 
 GroupBy = Literal["patient", "session", "recording", "category"]
 BreakdownSort = Literal[

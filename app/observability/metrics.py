@@ -34,7 +34,7 @@ IMPORT_WINDOWS_BUCKETS = tuple(float(10**k) for k in range(1, 9))
 
 
 class GateState(Protocol):
-    """What the admission gate of heavy reads (app.admission) shows of itself."""
+    """What the admission gate of heavy reads (app.api.admission) shows of itself."""
 
     @property
     def running(self) -> int: ...

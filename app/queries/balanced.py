@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 
 from app.balance import BalancedSelection, NothingToBalanceError, select_balanced
 from app.errors import InvalidRequestError
-from app.filters import recording_clause
 from app.labels import Category, Weighting, pos_weight, ratio
 from app.models import Dataset, Recording, Snapshot, SnapshotColumns
-from app.schemas import BalancedQuery, BalancedResponse, SubsetFilter
-from app.stats import make_counts, subset_warnings
+from app.queries.filters import recording_clause
+from app.queries.stats import make_counts, subset_warnings
+from app.schemas.questions import BalancedQuery, BalancedResponse, SubsetFilter
 
 
 @dataclass(frozen=True)

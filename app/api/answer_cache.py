@@ -5,7 +5,8 @@ snapshot (the current pointer moved) or when presence changes (each presence upd
 dataset's `presence_version`). Both are in the key, and so in the ETag.
 
 Which snapshot is current, and the presence version, are themselves kept per process while
-the database reports no commit since (app.changes), so a warm answer needs no query at all.
+the database reports no commit since (app.storage.commit_signal), so a warm answer needs no
+query at all.
 A write committed anywhere (this process, another worker, the CLI) is seen by the next request.
 """
 
@@ -24,11 +25,11 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import catalog
-from app.changes import ChangeSignal
 from app.db import read_session
 from app.errors import NotFoundError
 from app.models import Dataset, Snapshot
-from app.schemas import FILTER_FIELDS, SubsetFilter
+from app.schemas.questions import FILTER_FIELDS, SubsetFilter
+from app.storage.commit_signal import ChangeSignal
 
 # (kind, dataset id, snapshot id, presence version, sha256 of the normalised question): a filter
 # of 100,000 recording names costs 64 bytes here, not megabytes for as long as the entry lives.

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import InvalidRequestError
-from app.ingest.npz import read_cache_file
-from app.ingest.scan_result import FileResult, shard_of, to_wire
-from app.schemas import ScanPartIn
+from app.scan.file_result import FileResult, shard_of, to_wire
+from app.scan.npz import read_cache_file
+from app.schemas.scans import ScanPartIn
 
 DEFAULT_PATTERN = "*_windows.npz"
 # Below this many files to read, starting worker processes costs more than it saves.
@@ -128,7 +128,7 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     if sys.platform == "linux":
         return multiprocessing.get_context("fork")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["app.ingest.npz"])
+    context.set_forkserver_preload(["app.scan.npz"])
     return context
 
 

@@ -16,11 +16,11 @@ from sqlalchemy import BigInteger, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidRequestError
-from app.filters import recording_clause
 from app.labels import Category
 from app.models import Dataset, Recording, Snapshot, Window
-from app.report_schemas import HistogramBin, HistogramQuery, HistogramResponse
-from app.stats import count_subset
+from app.queries.filters import recording_clause
+from app.queries.stats import count_subset
+from app.schemas.reports import HistogramBin, HistogramQuery, HistogramResponse
 
 ZERO_BIN = -1
 

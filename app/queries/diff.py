@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session
 
 from app.labels import Category
 from app.models import Dataset, Recording, RecordingRollup, Snapshot, Window
-from app.report_schemas import (
+from app.schemas.questions import CATEGORY_NAMES, CategoryName
+from app.schemas.reports import (
     CategoryChange,
     CategoryMove,
     RecordingChange,
     SnapshotDiff,
 )
-from app.schemas import CATEGORY_NAMES, CategoryName
 
 DEFAULT_RECORDING_LIMIT = 1000
 

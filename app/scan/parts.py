@@ -29,17 +29,17 @@ from app.db import write_session
 from app.errors import ConflictError, InvalidRequestError, NotFoundError
 from app.ingest.names import cache_file_problem
 from app.ingest.presence import apply_presence, recording_names
-from app.ingest.scan_assembly import Assembly, assemble
-from app.ingest.scan_records import (
+from app.ingest.snapshot_store import store_snapshot
+from app.models import Dataset, Scan, ScanIssue, ScanPart, Snapshot
+from app.scan.assembly import Assembly, assemble
+from app.scan.file_records import (
     forget_records,
     record_names,
     resolve_reused,
     save_records,
 )
-from app.ingest.scan_result import OK, REUSED, FileResult, from_wire, shard_of
-from app.ingest.store import store_snapshot
-from app.models import Dataset, Scan, ScanIssue, ScanPart, Snapshot
-from app.schemas import ScanIssueOut, ScanOut, ScanPartIn, SnapshotScanIssues
+from app.scan.file_result import OK, REUSED, FileResult, from_wire, shard_of
+from app.schemas.scans import ScanIssueOut, ScanOut, ScanPartIn, SnapshotScanIssues
 
 ATTEMPTS = 3
 MAX_ISSUES_SHOWN = 10_000

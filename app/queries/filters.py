@@ -18,7 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import Recording
-from app.schemas import SubsetFilter
+from app.schemas.questions import SubsetFilter
 
 Column = ColumnElement[Any] | InstrumentedAttribute[Any]
 # Past this many values a list goes to the database as one array parameter.

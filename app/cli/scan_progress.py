@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.ingest.scan_result import FileResult
+from app.scan.file_result import FileResult
 
 
 @dataclass

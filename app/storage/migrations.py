@@ -15,8 +15,8 @@ from app.db import make_engine, normalize_database_url
 
 def migrations_dir() -> Path:
     """Packaged copy in an installed wheel, else the repository's top-level `migrations/`."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_migrations", here.parent / "migrations"):
+    package = Path(__file__).resolve().parents[1]  # app/
+    for candidate in (package / "_migrations", package.parent / "migrations"):
         if (candidate / "env.py").is_file():
             return candidate
     raise FileNotFoundError("the Alembic migrations directory is not installed")

@@ -4,7 +4,7 @@ uvicorn bounds only idle keep-alive connections: a client that opens a connectio
 request head slowly, or a part of one and then nothing, held it for ever (slowloris). Here a
 connection whose request head is not complete within the deadline is answered 408 and closed
 (closed without a word if it sent nothing at all). Bodies have deadlines of their own, in the
-application (app.request_body).
+application (app.api.middleware.request_body).
 """
 
 from __future__ import annotations

@@ -15,17 +15,17 @@ from sqlalchemy import Float, Select, case, cast, func, literal, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.filters import recording_clause
 from app.labels import ratio
 from app.models import Dataset, Recording, RecordingRollup, Snapshot
-from app.report_schemas import (
+from app.queries.filters import recording_clause
+from app.queries.stats import count_subset, make_counts
+from app.schemas.questions import CATEGORY_NAMES, CategoryName, SampleCounts
+from app.schemas.reports import (
     DEFAULT_BREAKDOWN_LIMIT,
     BreakdownGroup,
     BreakdownQuery,
     BreakdownResponse,
 )
-from app.schemas import CATEGORY_NAMES, CategoryName, SampleCounts
-from app.stats import count_subset, make_counts
 
 COLUMN_PREFIX = {"partial_seizure": "partial", "full_seizure": "full", "no_seizure": "no_seizure"}
 KINDS = ("windows", "pos", "samples")

@@ -12,7 +12,6 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidRequestError
-from app.filters import recording_clause
 from app.labels import (
     LOW_RATIO_WARNING_BELOW,
     STALE_WARNING_ABOVE,
@@ -22,7 +21,8 @@ from app.labels import (
     ratio,
 )
 from app.models import Dataset, Recording, RecordingRollup, Snapshot
-from app.schemas import (
+from app.queries.filters import recording_clause
+from app.schemas.questions import (
     CATEGORY_NAMES,
     Counts,
     SampleCounts,
@@ -100,7 +100,7 @@ def make_counts(partial: int, full: int, background: int) -> Counts:
 
 
 def subset_warnings(counts: Counts, missing_windows: int) -> list[str]:
-    """The warnings that travel with every answer (DESIGN.md)."""
+    """The warnings that travel with every answer (docs/design.md)."""
     warnings = []
     if counts.total == 0:
         warnings.append("empty_subset: no windows match this filter (seizure_ratio is 0.0)")

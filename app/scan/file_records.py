@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.catalog import find_dataset
 from app.db import read_session
 from app.errors import ConflictError
-from app.ingest.scan_result import FileResult, pack_counts, unpack_counts
 from app.models import Dataset, ScanFile
-from app.schemas import ScanFileRecordOut
+from app.scan.file_result import FileResult, pack_counts, unpack_counts
+from app.schemas.scans import ScanFileRecordOut
 
 NAMES_PER_STATEMENT = 500
 

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from app.ingest.manifest import CategoryColumns, ParsedManifest, content_hash
-from app.ingest.scan_result import FileResult, IssueCode
 from app.labels import Category, categorize_counts
+from app.scan.file_result import FileResult, IssueCode
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""ASGI middleware: request tracing, HEAD on GET routes, security headers, body deadlines."""

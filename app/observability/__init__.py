@@ -1,0 +1,1 @@
+"""What the service tells its operators: logs (through a bounded queue) and Prometheus metrics."""

@@ -1,0 +1,1 @@
+"""The read core: every question about a snapshot's windows, answered exactly in the database."""

@@ -1,0 +1,2 @@
+"""Wire models of the HTTP API, by resource. Only pydantic and the standard library: the client
+imports these."""
