@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from app.errors import ConflictError, InvalidRequestError, NotFoundError
 from app.labels import DEFAULT_FULL_THRESHOLD
 from app.models import Dataset, Snapshot
-from app.schemas import DatasetOut, SnapshotOut
-from app.stats import make_counts
+from app.queries.stats import make_counts
+from app.schemas.datasets import DatasetOut, SnapshotOut
 
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -92,6 +92,14 @@ def resolve_snapshot(session: Session, dataset: Dataset, snapshot_id: int | None
     if dataset.current_snapshot_id is None:
         raise NotFoundError(f"dataset {dataset.name!r} has no snapshot yet: import a manifest")
     return get_snapshot(session, dataset, dataset.current_snapshot_id)
+
+
+def dataset_snapshot(
+    session: Session, name: str, snapshot_id: int | None
+) -> tuple[Dataset, Snapshot]:
+    """The dataset named and the snapshot a question is about (pinned, or else current)."""
+    dataset = get_dataset(session, name)
+    return dataset, resolve_snapshot(session, dataset, snapshot_id)
 
 
 def count_snapshots(session: Session, dataset: Dataset) -> int:
