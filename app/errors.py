@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 class AppError(Exception):
     """Base of every error the service reports to its callers."""
@@ -99,3 +101,8 @@ class ForbiddenError(AppError):
 
 def error_body(code: str, detail: str) -> dict[str, str]:
     return {"error": code, "detail": detail}
+
+
+def error_json(error: AppError) -> bytes:
+    """The error's JSON body, for answers written below the framework (raw ASGI or sockets)."""
+    return json.dumps(error_body(error.code, error.detail)).encode()

@@ -26,6 +26,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter
 
 from app.api.deps import bearer_scheme, needs_write_token, require_read_access, require_write_token
+from app.api.middleware.request_body import declared_length
 from app.config import Settings
 from app.errors import InvalidRequestError, PayloadTooLargeError
 from app.ingest.manifest import parser_reason
@@ -89,8 +90,8 @@ class ReceivedRequest(Request):
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body; 413 past `limit`, on the Content-Length before anything is read, or on
     the bytes as they arrive (a chunked body has no length)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    declared = declared_length(request.scope)
+    if declared is not None and declared > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
     received = 0

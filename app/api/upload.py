@@ -7,6 +7,7 @@ from typing import IO
 
 from fastapi import Request
 
+from app.api.middleware.request_body import declared_length
 from app.errors import PayloadTooLargeError, UnreadableManifestError
 from app.ingest.gunzip import GZIP_MAGIC, GzipInflater
 
@@ -67,15 +68,15 @@ class _Spool:
 
 async def receive_manifest(request: Request, max_bytes: int) -> IO[bytes]:
     """The request body as a readable binary file, decoded if it is gzip."""
-    declared = request.headers.get("content-length")
+    declared = declared_length(request.scope)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip"):
         raise UnreadableManifestError(
             f"Content-Encoding {encoding!r} is not supported; send identity or gzip"
         )
-    if declared and declared.isdigit() and int(declared) > max_bytes:
+    if declared is not None and declared > max_bytes:
         raise PayloadTooLargeError(
-            f"manifest body of {int(declared)} bytes exceeds the limit of {max_bytes} bytes"
+            f"manifest body of {declared} bytes exceeds the limit of {max_bytes} bytes"
         )
     spool = _Spool(max_bytes)
     try:

@@ -11,7 +11,10 @@ first one, so that the parser can refuse the entry holding it by name.
 from __future__ import annotations
 
 import re
-from typing import Protocol
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRead
 
 MARKER = "\x00"
 _MARKER_ESCAPE = b"\\u0000"
@@ -22,14 +25,10 @@ _HOLD_BACK = 2 * _ESCAPE_LENGTH - 1
 _BACKSLASH = 0x5C
 
 
-class Reader(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
 class SurrogateGuard:
     """A binary stream that reads like `stream`, lone surrogate escapes replaced by `\\u0000`."""
 
-    def __init__(self, stream: Reader) -> None:
+    def __init__(self, stream: SupportsRead[bytes]) -> None:
         self._stream = stream
         self._carry = b""
         # Whether the first byte of the carry follows an odd run of backslashes (is escaped).

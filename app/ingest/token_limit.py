@@ -11,16 +11,15 @@ on one token are bounded, whatever length was sent.
 from __future__ import annotations
 
 import re
-from typing import Protocol
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRead
 
 # Reads are capped at this size too, so a run within one read is always shorter than the cap.
 MAX_TOKEN_BYTES = 64 * 1024
 _UNESCAPED_QUOTE = re.compile(rb'(?<!\\)"')
 _UNESCAPED_QUOTE_REVERSED = re.compile(rb'"(?!\\)')
-
-
-class Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class TokenTooLongError(Exception):
@@ -59,7 +58,7 @@ class TokenLimitReader:
     within the cap spans at most two reads.
     """
 
-    def __init__(self, stream: Readable) -> None:
+    def __init__(self, stream: SupportsRead[bytes]) -> None:
         self._stream = stream
         self._run = 0  # bytes since the last unescaped quote, at most MAX_TOKEN_BYTES
         self._before = b""

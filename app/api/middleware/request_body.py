@@ -11,14 +11,13 @@ traceback and a 500.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import RequestTimeoutError, error_body
+from app.errors import AppError, RequestTimeoutError, error_json
 
 logger = logging.getLogger("seizure_stats.requests")
 
@@ -38,6 +37,18 @@ class BodyProgress:
     client_left: bool = False
     timed_out: RequestTimeoutError | None = None
     response_started: bool = False
+
+
+def closing_answer(error: AppError) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """An error's body and headers for a connection that must close after it: the rest of the
+    request may still come, so the connection cannot carry another one."""
+    body = error_json(error)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    return body, headers
 
 
 def declared_length(scope: Scope) -> int | None:
@@ -128,12 +139,6 @@ class RequestBodyMiddleware:
 
     @staticmethod
     async def _answer_timeout(send: Send, error: RequestTimeoutError) -> None:
-        body = json.dumps(error_body(error.code, error.detail)).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            # The rest of the body may still come: this connection cannot carry another request.
-            (b"connection", b"close"),
-        ]
+        body, headers = closing_answer(error)
         await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
         await send({"type": "http.response.body", "body": body})
