@@ -105,6 +105,34 @@ def answer_of(reply: bytes) -> tuple[str, dict[str, Any]]:
     return head.split(b"\r\n")[0].decode(), json.loads(body)
 
 
+def test_a_408_survives_a_client_that_is_still_sending(sqlite_url: str, tmp_path: Path) -> None:
+    """The client keeps sending header lines past the deadline. Closed at once, with those
+    bytes unread, the connection would be reset, and the reset destroys the 408."""
+    env = {"SEIZURE_STATS_HEADER_TIMEOUT_SECONDS": "1"}
+    with live_server(sqlite_url, tmp_path, env) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+            stop = threading.Event()
+
+            def flood() -> None:
+                line = b"X-Pad: " + b"a" * 8000 + b"\r\n"
+                while not stop.is_set():
+                    try:
+                        sock.sendall(line)
+                    except OSError:
+                        return
+                    time.sleep(0.002)
+
+            sender = threading.Thread(target=flood)
+            sender.start()
+            try:
+                reply = receive_all(sock)
+            finally:
+                stop.set()
+                sender.join()
+    assert answer_of(reply)[0] == "HTTP/1.1 408 Request Timeout"
+
+
 def test_request_heads_must_arrive_in_time(sqlite_url: str, tmp_path: Path) -> None:
     env = {"SEIZURE_STATS_HEADER_TIMEOUT_SECONDS": "1", "SEIZURE_STATS_LOG_FORMAT": "json"}
     with live_server(sqlite_url, tmp_path, env) as server:

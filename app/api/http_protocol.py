@@ -10,15 +10,20 @@ application (app.api.middleware.request_body).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app.errors import RequestTimeoutError, error_body
+from app.api.middleware.request_body import closing_answer
+from app.errors import RequestTimeoutError
 
 logger = logging.getLogger("seizure_stats.requests")
+# After a 408 the client may still be sending its head. Closing at once would make the kernel
+# answer its next bytes with a reset, which can destroy the 408 before the client has read it.
+# So the connection lingers: the write side is shut (the client reads the answer, then the
+# end), what still comes is discarded, and the socket closes after this long at most.
+LINGER_SECONDS = 2.0
 
 
 class HeadDeadlineProtocol(HttpToolsProtocol):
@@ -30,6 +35,7 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
         self.head_timeout_seconds = head_timeout_seconds
         self.head_deadline: asyncio.TimerHandle | None = None
         self.head_begun = False
+        self.lingering = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -38,6 +44,10 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_deadline()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.lingering:
+            super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -74,18 +84,22 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
                 self.head_timeout_seconds,
             )
             self.transport.write(self._timeout_answer())
+            self._linger()
+            return
         self.transport.close()
+
+    def _linger(self) -> None:
+        self.lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     def _timeout_answer(self) -> bytes:
         error = RequestTimeoutError(
             f"the request head was not complete within {self.head_timeout_seconds:g} s"
         )
-        body = json.dumps(error_body(error.code, error.detail)).encode()
+        body, headers = closing_answer(error)
         lines = [b"HTTP/1.1 408 Request Timeout"]
-        lines += [name + b": " + value for name, value in self.server_state.default_headers]
-        lines += [
-            b"content-type: application/json",
-            b"content-length: " + str(len(body)).encode(),
-            b"connection: close",
-        ]
+        for name, value in [*self.server_state.default_headers, *headers]:
+            lines.append(name + b": " + value)
         return b"\r\n".join(lines) + b"\r\n\r\n" + body
