@@ -12,29 +12,16 @@ from app.schemas.questions import MAX_INT64, Text
 
 SCAN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 MAX_LABEL_COUNT = 2**31 - 1
+# What can be wrong with a file a scan read.
+FileProblemName = Literal[
+    "unreadable", "no_labels", "wrong_rank", "bad_labels", "nan_labels", "no_windows"
+]
 # What a scan found in one file. `reused`: the sender did not read it because the service's
 # record has the same size and mtime; the service fills in what it read before.
-FileStatusName = Literal[
-    "ok",
-    "reused",
-    "unreadable",
-    "no_labels",
-    "wrong_rank",
-    "bad_labels",
-    "nan_labels",
-    "no_windows",
-]
+FileStatusName = Literal["ok", "reused", FileProblemName]
 # Why a file contributes no windows to the snapshot. `length_mismatch` is decided when the parts
 # are put together (a file's rows disagree with the window length of most files).
-IssueCodeName = Literal[
-    "unreadable",
-    "no_labels",
-    "wrong_rank",
-    "bad_labels",
-    "nan_labels",
-    "no_windows",
-    "length_mismatch",
-]
+IssueCodeName = Literal[FileProblemName, "length_mismatch"]
 
 
 class ScanFileIn(BaseModel):
