@@ -109,27 +109,29 @@ def test_a_408_survives_a_client_that_is_still_sending(sqlite_url: str, tmp_path
     """The client keeps sending header lines past the deadline. Closed at once, with those
     bytes unread, the connection would be reset, and the reset destroys the 408."""
     env = {"SEIZURE_STATS_HEADER_TIMEOUT_SECONDS": "1"}
-    with live_server(sqlite_url, tmp_path, env) as server:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\n")
-            stop = threading.Event()
+    with (
+        live_server(sqlite_url, tmp_path, env) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock,
+    ):
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        stop = threading.Event()
 
-            def flood() -> None:
-                line = b"X-Pad: " + b"a" * 8000 + b"\r\n"
-                while not stop.is_set():
-                    try:
-                        sock.sendall(line)
-                    except OSError:
-                        return
-                    time.sleep(0.002)
+        def flood() -> None:
+            line = b"X-Pad: " + b"a" * 8000 + b"\r\n"
+            while not stop.is_set():
+                try:
+                    sock.sendall(line)
+                except OSError:
+                    return
+                time.sleep(0.002)
 
-            sender = threading.Thread(target=flood)
-            sender.start()
-            try:
-                reply = receive_all(sock)
-            finally:
-                stop.set()
-                sender.join()
+        sender = threading.Thread(target=flood)
+        sender.start()
+        try:
+            reply = receive_all(sock)
+        finally:
+            stop.set()
+            sender.join()
     assert answer_of(reply)[0] == "HTTP/1.1 408 Request Timeout"
 
 
