@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from sklearn.model_selection import StratifiedGroupKFold
+from sqlalchemy.orm import Session, sessionmaker
 
+from app import catalog
+from app.errors import InvalidRequestError
 from app.folds import FoldError, assign_folds
+from app.queries.folds import FoldCache, snapshot_folds
+from tests import manifests
+from tests.oracle import names_of
 
 CLASSES = ("full_seizure", "no_seizure", "partial_seizure")  # sorted, as sklearn sees them
 
@@ -114,3 +122,62 @@ def test_a_class_smaller_than_k_is_warned_of_as_sklearn_warns() -> None:
     assert assignment.warnings == [
         "the least populated class has only 1 window, fewer than k=3: some folds have none of it"
     ]
+
+
+def manifest_folds(manifest: dict[str, Any], k: int, seed: int, stratify: str) -> list[set[str]]:
+    """sklearn's test folds, as sets of patients, over every window of the manifest."""
+    groups, labels = [], []
+    for category, entries in manifest.items():
+        for entry in entries:
+            groups.append(names_of(entry["cache_file"])[1])
+            labels.append(category if stratify == "category" else category != "no_seizure")
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    groups_arr = np.array(groups)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [
+            set(groups_arr[test].tolist())
+            for _, test in splitter.split(labels, np.array(labels), groups_arr)
+        ]
+
+
+@pytest.mark.parametrize("stratify", ["category", "seizure"])
+def test_a_snapshots_folds_equal_sklearns_over_its_windows(
+    client: TestClient, factory: sessionmaker[Session], stratify: str
+) -> None:
+    manifest = manifests.generated(11, recordings=160)
+    response = client.post("/api/v1/datasets/cv/snapshots", content=json.dumps(manifest))
+    assert response.status_code == 201, response.text
+    cache = FoldCache()
+    with factory() as session:
+        snapshot = catalog.dataset_snapshot(session, "cv", None)[1]
+        for k, seed in ((2, 0), (3, 1), (5, 0), (5, 42), (7, 3)):
+            folds = snapshot_folds(session, snapshot, k, seed, stratify, cache)  # type: ignore[arg-type]
+            assert [set(patients) for patients in folds.patients] == manifest_folds(
+                manifest, k, seed, stratify
+            )
+    # Presence plays no part: a missing recording moves no patient.
+    some = sorted(manifests.recordings_of(manifest))[:10]
+    assert client.post("/api/v1/datasets/cv/presence", json={"missing": some}).status_code == 200
+    with factory() as session:
+        snapshot = catalog.dataset_snapshot(session, "cv", None)[1]
+        again = snapshot_folds(session, snapshot, 5, 42, stratify)  # type: ignore[arg-type]
+    assert [set(p) for p in again.patients] == manifest_folds(manifest, 5, 42, stratify)
+    assert cache.get((snapshot.id, 5, 42, stratify)) is not None
+
+
+def test_folds_of_a_snapshot_refuse_what_cannot_be(
+    client: TestClient, factory: sessionmaker[Session]
+) -> None:
+    response = client.post("/api/v1/datasets/small/snapshots", content=json.dumps(manifests.SMALL))
+    assert response.status_code == 201, response.text
+    with factory() as session:
+        snapshot = catalog.dataset_snapshot(session, "small", None)[1]
+        with pytest.raises(
+            InvalidRequestError, match=r"k=3 is greater than the number of patients \(2\)"
+        ):
+            snapshot_folds(session, snapshot, 3, 0)
+        folds = snapshot_folds(session, snapshot, 2, 0)
+        assert sorted(len(p) for p in folds.patients) == [1, 1]
+        with pytest.raises(InvalidRequestError, match="fold 2 is out of range for k=2: 0 to 1"):
+            folds.test_patients(2)

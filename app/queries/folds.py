@@ -1,0 +1,121 @@
+"""A snapshot's patients split into cross-validation folds (app.folds), from counts summed here.
+
+The assignment depends on the snapshot alone: every window of the snapshot counts, whether its
+recording is present or not, so folds stay put when files go missing. It is kept per process,
+keyed by (snapshot, k, seed, stratify): snapshots never change.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.errors import InvalidRequestError
+from app.folds import FoldError, assign_folds
+from app.models import Recording, RecordingRollup, Snapshot
+
+Stratify = Literal["category", "seizure"]
+FoldKey = tuple[int, int, int, str]
+
+
+@dataclass(frozen=True)
+class Folds:
+    """The patients of each test fold (sorted), and what scikit-learn would warn of."""
+
+    k: int
+    seed: int
+    stratify: Stratify
+    patients: tuple[tuple[str, ...], ...]
+    warnings: tuple[str, ...]
+
+    def test_patients(self, fold: int) -> tuple[str, ...]:
+        if not 0 <= fold < self.k:
+            raise InvalidRequestError(
+                f"fold {fold} is out of range for k={self.k}: 0 to {self.k - 1}"
+            )
+        return self.patients[fold]
+
+
+class FoldCache:
+    """A small thread-safe LRU of fold assignments: one is about 60 bytes per patient."""
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self._entries: OrderedDict[FoldKey, Folds] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, key: FoldKey) -> Folds | None:
+        with self._lock:
+            folds = self._entries.get(key)
+            if folds is not None:
+                self._entries.move_to_end(key)
+            return folds
+
+    def put(self, key: FoldKey, folds: Folds) -> None:
+        with self._lock:
+            self._entries[key] = folds
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+
+def patient_class_counts(
+    session: Session, snapshot: Snapshot, stratify: Stratify
+) -> tuple[list[str], np.ndarray]:
+    """Every patient of the snapshot with windows, in sorted order, and their window count per
+    class, the classes in sorted label order: the category names, or False/True for
+    no seizure/seizure. That is the order scikit-learn sees groups and labels in."""
+    rollup = RecordingRollup
+    rows = session.execute(
+        select(
+            Recording.patient,
+            func.sum(rollup.full_windows),
+            func.sum(rollup.no_seizure_windows),
+            func.sum(rollup.partial_windows),
+        )
+        .join(Recording, Recording.id == rollup.recording_id)
+        .where(rollup.snapshot_id == snapshot.id)
+        .group_by(Recording.patient)
+    ).all()
+    # Sorted here, not by the database: its collation need not order names as numpy does.
+    rows = sorted((row for row in rows if sum(row[1:]) > 0), key=lambda row: row[0])
+    counts = np.array([row[1:] for row in rows], dtype=np.int64).reshape(len(rows), 3)
+    if stratify == "seizure":  # False (no seizure), True (partial or full)
+        counts = np.stack([counts[:, 1], counts[:, 0] + counts[:, 2]], axis=1)
+    return [row[0] for row in rows], counts
+
+
+def snapshot_folds(
+    session: Session,
+    snapshot: Snapshot,
+    k: int,
+    seed: int,
+    stratify: Stratify = "category",
+    cache: FoldCache | None = None,
+) -> Folds:
+    """The snapshot's patients in k folds; 422 naming the problem when they cannot be made."""
+    key = (snapshot.id, k, seed, stratify)
+    known = cache.get(key) if cache is not None else None
+    if known is not None:
+        return known
+    patients, counts = patient_class_counts(session, snapshot, stratify)
+    try:
+        assignment = assign_folds(counts, k, seed)
+    except FoldError as exc:
+        raise InvalidRequestError(str(exc)) from None
+    names = np.array(patients, dtype=object)
+    folds = Folds(
+        k,
+        seed,
+        stratify,
+        tuple(tuple(names[assignment.fold_of_group == fold]) for fold in range(k)),
+        tuple(assignment.warnings),
+    )
+    if cache is not None:
+        cache.put(key, folds)
+    return folds
