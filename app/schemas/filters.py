@@ -82,6 +82,16 @@ FILTERS: tuple[FilterSpec, ...] = (
         placeholder="cache file or stem",
     ),
     FilterSpec(
+        "exclude_recording",
+        "leaving out these recordings (cache file name or stem)",
+        "Leave out these recordings, e.g. those found unusable in review (cache file name or "
+        "stem).",
+        target="recording",
+        exclude=True,
+        label="Leave out recordings",
+        placeholder="none",
+    ),
+    FilterSpec(
         "category",
         "categories",
         "Only these categories (partial_seizure, full_seizure, no_seizure, seizure).",
