@@ -9,13 +9,14 @@ criterion = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(stats.pos_weight)
 from __future__ import annotations
 
 import gzip
+import inspect
 import os
 import random
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import httpx
 
@@ -26,6 +27,7 @@ from app.schemas.datasets import (
     RecordingOut,
     SnapshotOut,
 )
+from app.schemas.filters import FILTER_FIELDS, FILTERS
 from app.schemas.questions import BalancedResponse, IndexEntry, StatsResponse
 from app.schemas.scans import ScanFileRecordOut, ScanOut, ScanPartIn, SnapshotScanIssues
 
@@ -60,6 +62,25 @@ class ServiceUnavailableError(SeizureStatsError):
 
 
 FilterValue = str | Iterable[str] | None
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def takes_filters(method: Method) -> Method:
+    """Show every filter (app.schemas.filters) as a keyword argument of the method, before its
+    own options: the method takes them as `**named`."""
+    signature = inspect.signature(method)
+    own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    first_option = next(i for i, p in enumerate(own) if p.kind is p.KEYWORD_ONLY)
+    filters = [
+        inspect.Parameter(
+            spec.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation="FilterValue"
+        )
+        for spec in FILTERS
+    ]
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*own[:first_option], *filters, *own[first_option:]]
+    )
+    return method
 
 
 class SeizureStatsClient:
@@ -115,65 +136,56 @@ class SeizureStatsClient:
         data = self._json("GET", f"/api/v1/datasets/{dataset}/recordings")
         return [RecordingOut.model_validate(r).cache_file for r in data]
 
+    @takes_filters
     def stats(
         self,
         dataset: str,
         *,
-        patient: FilterValue = None,
-        exclude_patient: FilterValue = None,
-        session: FilterValue = None,
-        recording: FilterValue = None,
-        category: FilterValue = None,
         snapshot: int | None = None,
         weighting: str = "sqrt",
         beta: float = 0.9999,
         basis: str = "window",
+        **named: FilterValue,
     ) -> StatsResponse:
         """Exact counts, seizure_ratio and pos_weight of a subset."""
-        filters = _filters(patient, exclude_patient, session, recording, category)
+        filters = _filters("stats", named)
         options = {"snapshot": snapshot, "weighting": weighting, "beta": beta, "basis": basis}
         data = self._query(f"/api/v1/datasets/{dataset}/stats", filters, options)
         return StatsResponse.model_validate(data)
 
+    @takes_filters
     def balanced(
         self,
         dataset: str,
         *,
-        patient: FilterValue = None,
-        exclude_patient: FilterValue = None,
-        session: FilterValue = None,
-        recording: FilterValue = None,
-        category: FilterValue = None,
         snapshot: int | None = None,
         full_ratio: float = 0.3,
         background_ratio: float = 2.5,
         seed: int = 42,
         weighting: str = "sqrt",
         beta: float = 0.9999,
+        **named: FilterValue,
     ) -> BalancedResponse:
         """Counts and pos_weight of what the balanced training dataset keeps."""
-        filters = _filters(patient, exclude_patient, session, recording, category)
+        filters = _filters("balanced", named)
         options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
         options |= {"weighting": weighting, "beta": beta}
         data = self._query(f"/api/v1/datasets/{dataset}/balanced", filters, options)
         return BalancedResponse.model_validate(data)
 
+    @takes_filters
     def balanced_index(
         self,
         dataset: str,
         *,
-        patient: FilterValue = None,
-        exclude_patient: FilterValue = None,
-        session: FilterValue = None,
-        recording: FilterValue = None,
-        category: FilterValue = None,
         snapshot: int | None = None,
         full_ratio: float = 0.3,
         background_ratio: float = 2.5,
         seed: int = 42,
+        **named: FilterValue,
     ) -> Iterator[IndexEntry]:
         """The balanced dataset's (cache_file, window_idx) entries in dataset order, streamed."""
-        filters = _filters(patient, exclude_patient, session, recording, category)
+        filters = _filters("balanced_index", named)
         options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
         path = f"/api/v1/datasets/{dataset}/balanced/index"
         if _value_count(filters) > MAX_URL_VALUES:
@@ -314,21 +326,12 @@ def _as_list(value: FilterValue) -> list[str]:
     return list(value)
 
 
-def _filters(
-    patient: FilterValue,
-    exclude_patient: FilterValue,
-    session: FilterValue,
-    recording: FilterValue,
-    category: FilterValue,
-) -> dict[str, list[str]]:
-    named = {
-        "patient": patient,
-        "exclude_patient": exclude_patient,
-        "session": session,
-        "recording": recording,
-        "category": category,
-    }
-    return {name: values for name, value in named.items() if (values := _as_list(value))}
+def _filters(method: str, named: Mapping[str, FilterValue]) -> dict[str, list[str]]:
+    """The filters set, by name; an unknown name is refused as Python refuses a keyword."""
+    unknown = sorted(set(named) - set(FILTER_FIELDS))
+    if unknown:
+        raise TypeError(f"{method}() got an unexpected keyword argument {unknown[0]!r}")
+    return {name: values for name in FILTER_FIELDS if (values := _as_list(named.get(name)))}
 
 
 def _balanced_options(

@@ -21,7 +21,7 @@ import app
 from app.api import datasets, health, metrics, reports, scans, stats
 from app.api.admission import AdmissionGate, SnapshotSizes
 from app.api.answer_cache import AnswerCache, DatasetStates
-from app.api.deps import needs_write_token
+from app.api.deps import needs_write_token, refused_parameters
 from app.api.middleware.head_requests import HeadAsGetMiddleware
 from app.api.middleware.request_body import RequestBodyMiddleware
 from app.api.middleware.request_context import RequestContextMiddleware
@@ -174,7 +174,12 @@ def install_error_handlers(application: FastAPI) -> None:
         )
 
     @application.exception_handler(RequestValidationError)
-    async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        refused = refused_parameters(request, exc.errors())
+        if refused is not None:
+            return JSONResponse(
+                error_body(refused.code, refused.detail), status_code=refused.status_code
+            )
         return _validation_response(exc.errors())
 
     @application.exception_handler(ValidationError)
@@ -219,10 +224,14 @@ def install_error_handlers(application: FastAPI) -> None:
 
 
 def _validation_response(errors: Any) -> JSONResponse:
-    """422 whose detail names each offending parameter: `query.weighting: Input should be ...`."""
+    """422 whose detail names each offending parameter: `weighting: Input should be ...`.
+
+    Named alike wherever it was sent: in the query string or in a JSON body.
+    """
     problems = []
     for error in errors:
-        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+        loc = error.get("loc", ())
+        where = ".".join(str(part) for part in loc if part not in ("body", "query")) or "body"
         problem = f"{where}: {error.get('msg', 'invalid')}"
         if error.get("type") not in ("missing", "extra_forbidden") and "input" in error:
             problem += f" (got {str(error['input'])[:80]!r})"

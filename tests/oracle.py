@@ -49,6 +49,10 @@ def entry_matches(cache_file: str, category: str, filters: dict[str, list[str]])
         cache_file in filters["recording"] or stem in filters["recording"]
     ):
         return False
+    if filters.get("exclude_recording") and (
+        cache_file in filters["exclude_recording"] or stem in filters["exclude_recording"]
+    ):
+        return False
     if filters.get("category"):
         wanted = set()
         for value in filters["category"]:

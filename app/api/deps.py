@@ -6,13 +6,15 @@ thread pool, a hop per dependency per request that cost more than most answers.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.answer_cache import AnswerCache
@@ -114,15 +116,50 @@ def needs_write_token(dependant: Dependant) -> bool:
 
 
 def only_params(*allowed: str) -> Callable[[Request], Awaitable[None]]:
-    """Refuse query parameters the endpoint does not know, instead of silently ignoring a typo."""
+    """Refuse query parameters the endpoint does not know, instead of silently ignoring a typo.
+
+    For endpoints whose query string is a model, the model refuses them (`extra="forbid"`).
+    """
     allowed_set = frozenset(allowed)
 
     async def check(request: Request) -> None:
-        unknown = sorted(set(request.query_params) - allowed_set)
+        unknown = set(request.query_params) - allowed_set
         if unknown:
-            raise InvalidRequestError(
-                f"unknown query parameter {', '.join(map(repr, unknown))}; "
-                f"allowed: {', '.join(sorted(allowed_set)) or 'none'}"
-            )
+            raise unknown_parameters(unknown, allowed_set)
 
     return check
+
+
+def unknown_parameters(unknown: Iterable[str], allowed: Iterable[str]) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"unknown query parameter {', '.join(map(repr, sorted(unknown)))}; "
+        f"allowed: {', '.join(sorted(allowed)) or 'none'}"
+    )
+
+
+def refused_parameters(request: Request, errors: Sequence[Any]) -> InvalidRequestError | None:
+    """The error for query parameters a query model refused as unknown, named as only_params
+    names them; None when every parameter is known."""
+    unknown = {
+        str(error["loc"][1])
+        for error in errors
+        if error.get("type") == "extra_forbidden" and tuple(error.get("loc", ()))[:1] == ("query",)
+    }
+    route = request.scope.get("route")
+    if not unknown or not isinstance(route, APIRoute):
+        return None
+    return unknown_parameters(unknown, query_parameter_names(route.dependant))
+
+
+def query_parameter_names(dependant: Dependant) -> set[str]:
+    """Every query parameter an endpoint reads, those of a query model field by field."""
+    names: set[str] = set()
+    for param in dependant.query_params:
+        model = param.field_info.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            names.update(field.alias or name for name, field in model.model_fields.items())
+        else:
+            names.add(param.alias)
+    for sub in dependant.dependencies:
+        names |= query_parameter_names(sub)
+    return names

@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Iterator
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -16,25 +16,22 @@ from app import catalog
 from app.api.bodies import BodyGuardRoute
 from app.api.deps import ReadAccess, only_params
 from app.api.heavy import in_read_session, json_response, run_read, snapshot_asked
-from app.api.stats import ERRORS, Values
+from app.api.stats import ERRORS
 from app.queries.breakdown import compute_breakdown
 from app.queries.diff import DEFAULT_RECORDING_LIMIT, diff_snapshots
 from app.queries.filters import release_filter_garbage
 from app.queries.histogram import compute_histogram
-from app.schemas.questions import FILTER_FIELDS, SnapshotId
+from app.schemas.questions import SnapshotId, question_in
 from app.schemas.reports import (
     MAX_BREAKDOWN_LIMIT,
-    MAX_HISTOGRAM_BINS,
+    BreakdownParams,
     BreakdownQuery,
     BreakdownResponse,
-    BreakdownSort,
-    GroupBy,
     HistogramQuery,
     HistogramResponse,
-    Offset,
     SnapshotDiff,
-    SortOrder,
 )
+from app.schemas.reports import BreakdownFormat as Format
 
 router = APIRouter(
     prefix="/api/v1/datasets",
@@ -42,13 +39,6 @@ router = APIRouter(
     dependencies=[ReadAccess],
     route_class=BodyGuardRoute,
 )
-Categories = Annotated[
-    list[str], Query(description="partial_seizure, full_seizure, no_seizure or seizure.")
-]
-Snapshot = Annotated[SnapshotId | None, Query(description="Snapshot id; default current.")]
-Format = Literal["json", "csv"]
-BREAKDOWN_PARAMS = (*FILTER_FIELDS, "snapshot", "by", "sort", "order", "limit", "offset", "format")
-HISTOGRAM_PARAMS = (*FILTER_FIELDS, "snapshot", "bins")
 CSV_COLUMNS = (
     "key",
     "patient",
@@ -68,61 +58,6 @@ CSV_COLUMNS = (
     "recordings",
     "missing_windows",
 )
-
-
-def breakdown_query(
-    patient: Values = [],  # noqa: B006 - FastAPI copies defaults per request
-    exclude_patient: Values = [],  # noqa: B006
-    session: Values = [],  # noqa: B006
-    recording: Values = [],  # noqa: B006
-    category: Categories = [],  # noqa: B006
-    snapshot: Snapshot = None,
-    by: GroupBy = "patient",
-    sort: BreakdownSort = "key",
-    order: SortOrder = "asc",
-    limit: Annotated[
-        int | None,
-        Query(ge=1, le=MAX_BREAKDOWN_LIMIT, description="Default 100; CSV: every group."),
-    ] = None,
-    offset: Annotated[Offset, Query()] = 0,
-) -> BreakdownQuery:
-    return BreakdownQuery.model_validate(
-        {
-            "patient": patient,
-            "exclude_patient": exclude_patient,
-            "session": session,
-            "recording": recording,
-            "category": category,
-            "snapshot": snapshot,
-            "by": by,
-            "sort": sort,
-            "order": order,
-            "limit": limit,
-            "offset": offset,
-        }
-    )
-
-
-def histogram_query(
-    patient: Values = [],  # noqa: B006
-    exclude_patient: Values = [],  # noqa: B006
-    session: Values = [],  # noqa: B006
-    recording: Values = [],  # noqa: B006
-    category: Categories = [],  # noqa: B006
-    snapshot: Snapshot = None,
-    bins: Annotated[int, Query(ge=1, le=MAX_HISTOGRAM_BINS)] = 20,
-) -> HistogramQuery:
-    return HistogramQuery.model_validate(
-        {
-            "patient": patient,
-            "exclude_patient": exclude_patient,
-            "session": session,
-            "recording": recording,
-            "category": category,
-            "snapshot": snapshot,
-            "bins": bins,
-        }
-    )
 
 
 async def answer_breakdown(
@@ -214,15 +149,12 @@ BREAKDOWN_RESPONSES = ERRORS | {
     "Sortable and paged; `format=csv` streams every group (or the page asked for) as CSV.",
     responses=BREAKDOWN_RESPONSES,
     response_model=BreakdownResponse,
-    dependencies=[Depends(only_params(*BREAKDOWN_PARAMS))],
 )
 async def get_breakdown(
-    dataset: str,
-    request: Request,
-    query: Annotated[BreakdownQuery, Depends(breakdown_query)],
-    format: Format = "json",
+    dataset: str, request: Request, params: Annotated[BreakdownParams, Query()]
 ) -> Any:
-    return await answer_breakdown(request, dataset, query, format)
+    query = question_in(params, BreakdownQuery)
+    return await answer_breakdown(request, dataset, query, params.format)
 
 
 @router.post(
@@ -259,12 +191,9 @@ def histogram_of(dataset: str, query: HistogramQuery, session: Session) -> Respo
     description="Needs per-window sample counts (a scanned snapshot): 422 otherwise.",
     responses=ERRORS,
     response_model=HistogramResponse,
-    dependencies=[Depends(only_params(*HISTOGRAM_PARAMS))],
 )
 async def get_histogram(
-    dataset: str,
-    request: Request,
-    query: Annotated[HistogramQuery, Depends(histogram_query)],
+    dataset: str, request: Request, query: Annotated[HistogramQuery, Query()]
 ) -> Response:
     return await answer_histogram(request, dataset, query)
 

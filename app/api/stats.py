@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -21,13 +21,14 @@ from app.queries.balanced import balanced_index, compute_balanced
 from app.queries.filters import release_filter_garbage
 from app.queries.stats import compute_stats
 from app.schemas.questions import (
-    FILTER_FIELDS,
+    BalancedIndexParams,
     BalancedQuery,
     BalancedResponse,
     ErrorResponse,
-    SnapshotId,
+    IndexFormat,
     StatsQuery,
     StatsResponse,
+    question_in,
 )
 
 router = APIRouter(
@@ -45,87 +46,6 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
 INDEX_CONTENT: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/x-ndjson": {}, "application/json": {}}}
 }
-LIST_HELP = "Repeat the parameter or separate values with commas."
-
-Values = Annotated[list[str], Query(description=LIST_HELP)]
-Weighting = Literal["sqrt", "linear", "effective", "none"]
-
-
-async def stats_query(
-    patient: Values = [],  # noqa: B006 - FastAPI copies defaults per request
-    exclude_patient: Values = [],  # noqa: B006
-    session: Values = [],  # noqa: B006
-    recording: Values = [],  # noqa: B006
-    category: Annotated[
-        list[str], Query(description="partial_seizure, full_seizure, no_seizure or seizure.")
-    ] = [],  # noqa: B006
-    snapshot: Annotated[
-        SnapshotId | None, Query(description="Snapshot id; default current.")
-    ] = None,
-    weighting: Weighting = "sqrt",
-    beta: Annotated[float, Query(ge=0, lt=1, description="For effective weighting.")] = 0.9999,
-    basis: Literal["window", "sample"] = "window",
-) -> StatsQuery:
-    return StatsQuery.model_validate(
-        {
-            "patient": patient,
-            "exclude_patient": exclude_patient,
-            "session": session,
-            "recording": recording,
-            "category": category,
-            "snapshot": snapshot,
-            "weighting": weighting,
-            "beta": beta,
-            "basis": basis,
-        }
-    )
-
-
-async def balanced_query(
-    patient: Values = [],  # noqa: B006
-    exclude_patient: Values = [],  # noqa: B006
-    session: Values = [],  # noqa: B006
-    recording: Values = [],  # noqa: B006
-    category: Annotated[
-        list[str], Query(description="partial_seizure, full_seizure, no_seizure or seizure.")
-    ] = [],  # noqa: B006
-    snapshot: SnapshotId | None = None,
-    full_ratio: Annotated[float, Query(ge=0, le=1_000_000)] = 0.3,
-    background_ratio: Annotated[float, Query(ge=0, le=1_000_000)] = 2.5,
-    seed: Annotated[int, Query(ge=0, le=2**63 - 1)] = 42,
-    weighting: Weighting = "sqrt",
-    beta: Annotated[float, Query(ge=0, lt=1)] = 0.9999,
-) -> BalancedQuery:
-    return BalancedQuery.model_validate(
-        {
-            "patient": patient,
-            "exclude_patient": exclude_patient,
-            "session": session,
-            "recording": recording,
-            "category": category,
-            "snapshot": snapshot,
-            "full_ratio": full_ratio,
-            "background_ratio": background_ratio,
-            "seed": seed,
-            "weighting": weighting,
-            "beta": beta,
-        }
-    )
-
-
-STATS_PARAMS = (*FILTER_FIELDS, "snapshot", "weighting", "beta", "basis")
-BALANCED_PARAMS = (
-    *FILTER_FIELDS,
-    "snapshot",
-    "full_ratio",
-    "background_ratio",
-    "seed",
-    "weighting",
-    "beta",
-)
-INDEX_PARAMS = (*BALANCED_PARAMS, "format")
-
-
 # Snapshots never change, but presence can: a pinned answer may be reused for a while, an
 # answer about "current" must be revalidated (a cheap 304 when nothing moved).
 PINNED_CACHE_CONTROL = "public, max-age=300"
@@ -183,10 +103,9 @@ def compute(
     summary="Exact counts, seizure ratio and pos_weight of a subset",
     response_model=StatsResponse,
     responses=ERRORS | NOT_MODIFIED,
-    dependencies=[Depends(only_params(*STATS_PARAMS))],
 )
 async def get_stats(
-    dataset: str, request: Request, query: Annotated[StatsQuery, Depends(stats_query)]
+    dataset: str, request: Request, query: Annotated[StatsQuery, Query()]
 ) -> Response:
     return await answer(request, "stats", dataset, query)
 
@@ -207,10 +126,9 @@ async def post_stats(dataset: str, request: Request, query: StatsQuery) -> Respo
     summary="What the balanced training dataset keeps of a subset: counts and pos_weight",
     response_model=BalancedResponse,
     responses=ERRORS | NOT_MODIFIED,
-    dependencies=[Depends(only_params(*BALANCED_PARAMS))],
 )
 async def get_balanced(
-    dataset: str, request: Request, query: Annotated[BalancedQuery, Depends(balanced_query)]
+    dataset: str, request: Request, query: Annotated[BalancedQuery, Query()]
 ) -> Response:
     return await answer(request, "balanced", dataset, query)
 
@@ -284,15 +202,12 @@ def _json_array(entries: Iterator[tuple[str, int]]) -> Iterator[bytes]:
     response_description="JSON lines, one entry per line (or a JSON array with format=json).",
     responses=ERRORS | NOT_MODIFIED | INDEX_CONTENT,
     response_class=StreamingResponse,
-    dependencies=[Depends(only_params(*INDEX_PARAMS))],
 )
 async def get_balanced_index(
-    dataset: str,
-    request: Request,
-    query: Annotated[BalancedQuery, Depends(balanced_query)],
-    format: Literal["jsonl", "json"] = "jsonl",
+    dataset: str, request: Request, params: Annotated[BalancedIndexParams, Query()]
 ) -> Response:
-    return await stream_index(request, dataset, query, format)
+    query = question_in(params, BalancedQuery)
+    return await stream_index(request, dataset, query, params.format)
 
 
 @router.post(
@@ -306,6 +221,6 @@ async def post_balanced_index(
     dataset: str,
     request: Request,
     query: BalancedQuery,
-    format: Literal["jsonl", "json"] = "jsonl",
+    format: IndexFormat = "jsonl",
 ) -> Response:
     return await stream_index(request, dataset, query, format)

@@ -18,25 +18,16 @@ from app.cli import (
     main,
     reported_errors,
 )
-from app.schemas.questions import BalancedQuery, StatsQuery
+from app.schemas.filters import FILTER_FIELDS, FILTERS
+from app.schemas.questions import BASES, WEIGHTINGS, BalancedQuery, StatsQuery
 
 
 def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The subset filters, shared by `stats` and `balanced`."""
-    specs = [
-        ("--patient", "Only these patients."),
-        ("--exclude-patient", "Leave out these patients."),
-        ("--session", "Only these sessions (s018, or patient_s018)."),
-        ("--recording", "Only these recordings (cache file name or stem)."),
-        (
-            "--category",
-            "Only these categories (partial_seizure, full_seizure, no_seizure, seizure).",
-        ),
-    ]
-    for flag, text in reversed(specs):
-        command = click.option(flag, multiple=True, help=text + " Repeatable; commas work too.")(
-            command
-        )
+    for spec in reversed(FILTERS):
+        command = click.option(
+            spec.option, multiple=True, help=spec.help + " Repeatable; commas work too."
+        )(command)
     command = click.option("--snapshot", type=int, help="Snapshot id (default: current).")(command)
     command = click.option("--dataset", required=True)(command)
     command = click.option("--url", envvar="SEIZURE_STATS_URL", help=URL_HELP)(command)
@@ -45,24 +36,21 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _filters(options: dict[str, Any]) -> dict[str, Any]:
-    names = ("patient", "exclude_patient", "session", "recording", "category")
-    return {name: list(options.pop(name)) for name in names}
+    return {name: list(options.pop(name)) for name in FILTER_FIELDS}
 
 
 @main.command()
 @filter_options
 @click.option(
     "--weighting",
-    type=click.Choice(["sqrt", "linear", "effective", "none"]),
+    type=click.Choice(WEIGHTINGS),
     default="sqrt",
     show_default=True,
 )
 @click.option(
     "--beta", type=float, default=0.9999, show_default=True, help="For effective weighting."
 )
-@click.option(
-    "--basis", type=click.Choice(["window", "sample"]), default="window", show_default=True
-)
+@click.option("--basis", type=click.Choice(BASES), default="window", show_default=True)
 def stats(dataset: str, url: str | None, token: str | None, as_json: bool, **options: Any) -> None:
     """Exact counts, seizure ratio and pos_weight of a subset of DATASET."""
     filters = _filters(options)

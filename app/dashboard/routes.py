@@ -24,7 +24,8 @@ from app.queries.diff import diff_snapshots
 from app.queries.filters import describe
 from app.queries.histogram import compute_histogram
 from app.queries.stats import compute_stats
-from app.schemas.questions import FILTER_FIELDS, SnapshotId, StatsQuery, StatsResponse
+from app.schemas.filters import FILTER_FIELDS, NAME_FILTERS
+from app.schemas.questions import BASES, WEIGHTINGS, SnapshotId, StatsQuery, StatsResponse
 from app.schemas.reports import (
     BREAKDOWN_SORTS,
     GROUP_BY,
@@ -40,7 +41,8 @@ router = APIRouter(include_in_schema=False, dependencies=[ReadAccess])
 TEMPLATES = Path(__file__).parent / "templates"
 PAGE_SIZE = 25
 HISTOGRAM_BINS = 20
-TEXT_FILTERS = ("patient", "exclude_patient", "session", "recording")
+# The filters typed in as names (the form's text boxes); categories are ticked.
+TEXT_FILTERS: tuple[str, ...] = tuple(spec.name for spec in NAME_FILTERS)
 # The page's own parameters, besides the filters: kept across sorting and paging links.
 OPTIONS = ("snapshot", "weighting", "basis", "beta", "by", "sort", "order", "offset")
 SNAPSHOT_ID: TypeAdapter[int] = TypeAdapter(SnapshotId)
@@ -171,7 +173,9 @@ def _dataset_page(name: str, request: Request, session: Session) -> HTMLResponse
         "dataset": dataset,
         "state": state,
         "snapshots": [catalog.snapshot_out(s, dataset) for s in snapshots],
-        "filter_fields": FILTER_FIELDS,
+        "name_filters": NAME_FILTERS,
+        "weightings": WEIGHTINGS,
+        "bases": BASES,
     }
     if not snapshots:
         return templates_of(request).TemplateResponse(request, "dataset.html", context)

@@ -1,4 +1,5 @@
-"""Filters -> SQL over the recordings table. Every filter is defined once, in FILTERS.
+"""Filters -> SQL over the recordings table. Filters are declared in app.schemas.filters; here,
+what each kind of value (a patient, a session, a recording) matches.
 
 Values are always bound parameters, never spliced into SQL. Long value lists travel as one
 parameter (a JSON array on SQLite, an array on Postgres), so thousands of recordings cost one
@@ -10,7 +11,6 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ARRAY, String, and_, any_, bindparam, false, func, not_, or_, select, true
@@ -18,18 +18,11 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import Recording
-from app.schemas.questions import SubsetFilter
+from app.schemas.filters import FILTERS, FilterSpec, SubsetFilter
 
 Column = ColumnElement[Any] | InstrumentedAttribute[Any]
 # Past this many values a list goes to the database as one array parameter.
 INLINE_VALUES = 200
-
-
-@dataclass(frozen=True)
-class FilterSpec:
-    name: str
-    description: str
-    clause: Callable[[list[str], str], ColumnElement[bool]]
 
 
 def in_values(column: Column, values: Sequence[str], dialect: str) -> ColumnElement[bool]:
@@ -46,10 +39,6 @@ def in_values(column: Column, values: Sequence[str], dialect: str) -> ColumnElem
 
 def _patient(values: list[str], dialect: str) -> ColumnElement[bool]:
     return in_values(Recording.patient, values, dialect)
-
-
-def _exclude_patient(values: list[str], dialect: str) -> ColumnElement[bool]:
-    return not_(in_values(Recording.patient, values, dialect))
 
 
 def _session(values: list[str], dialect: str) -> ColumnElement[bool]:
@@ -78,22 +67,27 @@ def _recording(values: list[str], dialect: str) -> ColumnElement[bool]:
     )
 
 
-FILTERS: tuple[FilterSpec, ...] = (
-    FilterSpec("patient", "recordings of these patients", _patient),
-    FilterSpec("exclude_patient", "leaving out these patients' recordings", _exclude_patient),
-    FilterSpec(
-        "session",
-        "these sessions (`s018` in any patient, or `patient_s018` in one)",
-        _session,
-    ),
-    FilterSpec("recording", "these recordings (cache file name or stem)", _recording),
-)
+# What a value of each recording-level target matches; categories are a window-level filter,
+# applied by the subset query (SubsetFilter.selected_categories).
+MATCHES: dict[str, Callable[[list[str], str], ColumnElement[bool]]] = {
+    "patient": _patient,
+    "session": _session,
+    "recording": _recording,
+}
+RECORDING_FILTERS: tuple[FilterSpec, ...] = tuple(s for s in FILTERS if s.target in MATCHES)
+
+
+def filter_clause(spec: FilterSpec, values: list[str], dialect: str) -> ColumnElement[bool]:
+    matched = MATCHES[spec.target](values, dialect)
+    return not_(matched) if spec.exclude else matched
 
 
 def recording_clause(subset: SubsetFilter, dialect: str) -> ColumnElement[bool]:
     """One WHERE clause over `recordings` for every recording-level filter that is set."""
     clauses = [
-        spec.clause(values, dialect) for spec in FILTERS if (values := getattr(subset, spec.name))
+        filter_clause(spec, values, dialect)
+        for spec in RECORDING_FILTERS
+        if (values := subset.values_of(spec))
     ]
     return and_(true(), *clauses)
 
@@ -112,16 +106,14 @@ def release_filter_garbage(subset: SubsetFilter) -> None:
 
 def has_long_values(subset: SubsetFilter) -> bool:
     """Whether a filter lists more values than are inlined: work on it costs milliseconds."""
-    return any(len(getattr(subset, spec.name)) > INLINE_VALUES for spec in FILTERS)
+    return any(len(subset.values_of(spec)) > INLINE_VALUES for spec in FILTERS)
 
 
 def describe(subset: SubsetFilter) -> str:
     """The filter in plain English, e.g. for the dashboard and logs."""
     parts = [
-        f"{spec.description}: {', '.join(values)}"
+        f"{spec.selects}: {', '.join(values)}"
         for spec in FILTERS
-        if (values := getattr(subset, spec.name))
+        if (values := subset.values_of(spec))
     ]
-    if subset.category:
-        parts.append(f"categories: {', '.join(subset.category)}")
     return "; ".join(parts) or "all windows"

@@ -56,6 +56,15 @@ class BreakdownQuery(SubsetFilter):
     offset: Offset = 0
 
 
+BreakdownFormat = Literal["json", "csv"]
+
+
+class BreakdownParams(BreakdownQuery):
+    """The query string of a GET of a breakdown: the question, and the format of the answer."""
+
+    format: BreakdownFormat = Field(default="json", description="JSON, or every group as CSV.")
+
+
 class BreakdownGroup(BaseModel):
     key: str = Field(
         description="The group's name: a patient, `patient_session`, a cache file name, or a "
