@@ -22,10 +22,11 @@ from sqlalchemy import text
 from app.db import make_engine
 from app.storage.migrations import upgrade
 from bench.generate import write_manifest
-from tests import manifests
 from tests.conftest import make_token
-from tests.integrity import integrity_problems, snapshot_state
-from tests.live import LiveServer, live_server
+from tests.support import manifests
+from tests.support.integrity import integrity_problems, snapshot_state
+from tests.support.servers import LiveServer, live_server
+from tests.support.uploads import load, post_manifest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -84,12 +85,7 @@ def wait_until(probe: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def load_previous(url: str, token: str) -> dict[str, object]:
-    response = httpx.post(
-        f"{url}/api/v1/datasets/ds/snapshots",
-        content=json.dumps(manifests.SMALL),
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert response.status_code == 201, response.text
+    load(url, "ds", manifests.SMALL, token=token)
     return answers(url)
 
 
@@ -100,16 +96,6 @@ def answers(url: str) -> dict[str, object]:
         "stats": httpx.get(f"{url}/api/v1/datasets/ds/stats").json(),
         "balanced": httpx.get(f"{url}/api/v1/datasets/ds/balanced").json(),
     }
-
-
-def upload(url: str, token: str, path: Path, timeout: float = 120) -> httpx.Response:
-    with path.open("rb") as body:
-        return httpx.post(
-            f"{url}/api/v1/datasets/ds/snapshots",
-            content=body.read(),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-        )
 
 
 def assert_reimport_succeeds(response: httpx.Response, counts: dict[str, int]) -> None:
@@ -133,7 +119,7 @@ def test_kill_the_server_during_an_import(
 
         def send() -> None:
             try:
-                outcome.append(upload(server.url, token, path))
+                outcome.append(post_manifest(server.url, "ds", path.read_bytes(), token=token))
             except httpx.HTTPError as exc:
                 outcome.append(exc)
 
@@ -149,7 +135,8 @@ def test_kill_the_server_during_an_import(
         assert answers(server.url) == before
         assert snapshot_state(database_url, "ds") == state_before
         assert integrity_problems(database_url) == []
-        assert_reimport_succeeds(upload(server.url, token, path), counts)
+        again = post_manifest(server.url, "ds", path.read_bytes(), token=token)
+        assert_reimport_succeeds(again, counts)
         assert integrity_problems(database_url) == []
         stats = httpx.get(f"{server.url}/api/v1/datasets/ds/stats").json()
         assert stats["counts"]["total"] == LARGE_WINDOWS

@@ -20,9 +20,9 @@ from app.api.upload import _Spool
 from app.cli import main
 from app.errors import PayloadTooLargeError, UnreadableManifestError
 from app.ingest.gunzip import INFLATE_PIECE, GzipInflater, open_gunzipped
-from tests import manifests
 from tests.conftest import make_token
-from tests.live import live_server
+from tests.support import manifests
+from tests.support.servers import live_server
 
 
 def padded_json(manifest: dict[str, list[dict[str, Any]]]) -> bytes:

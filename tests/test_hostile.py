@@ -23,9 +23,9 @@ from fastapi.testclient import TestClient
 from app.scan.npz import storable_reason
 from app.schemas import questions as schemas
 from app.schemas.scans import ScanPartIn
-from tests import manifests, oracle
 from tests.conftest import make_token
-from tests.live import live_server
+from tests.support import manifests, oracle
+from tests.support.servers import live_server
 from tests.test_ingest import answers
 
 SMALL = json.dumps(manifests.SMALL)
