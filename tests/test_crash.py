@@ -51,6 +51,12 @@ def crash_url(database_url: str, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture
+def crash_token(crash_url: str) -> str:
+    """A write token in the test database."""
+    return make_token(crash_url, "crash-writer", "write")
+
+
 def sqlite_file(database_url: str) -> Path:
     return Path(database_url.removeprefix("sqlite:///"))
 
@@ -105,11 +111,10 @@ def assert_reimport_succeeds(response: httpx.Response, counts: dict[str, int]) -
 
 
 def test_kill_the_server_during_an_import(
-    crash_url: str, tmp_path: Path, large_manifest: tuple[Path, dict[str, int]]
+    crash_url: str, tmp_path: Path, large_manifest: tuple[Path, dict[str, int]], crash_token: str
 ) -> None:
-    database_url = crash_url
+    database_url, token = crash_url, crash_token
     path, counts = large_manifest
-    token = make_token(database_url, "crash-writer", "write")
     server = LiveServer(database_url, tmp_path)
     try:
         server.start()
@@ -145,11 +150,10 @@ def test_kill_the_server_during_an_import(
 
 
 def test_kill_the_command_line_during_an_import(
-    crash_url: str, tmp_path: Path, large_manifest: tuple[Path, dict[str, int]]
+    crash_url: str, tmp_path: Path, large_manifest: tuple[Path, dict[str, int]], crash_token: str
 ) -> None:
-    database_url = crash_url
+    database_url, token = crash_url, crash_token
     path, counts = large_manifest
-    token = make_token(database_url, "crash-writer", "write")
     env = os.environ | {"DATABASE_URL": database_url}
     command = [sys.executable, "-m", "app", "import", str(path), "--dataset", "ds", "--json"]
     with live_server(database_url, tmp_path) as server:
