@@ -1,6 +1,5 @@
 """Bodies past the limits (gzip bombs, oversized manifests and JSON, with or without a length):
-refused early by a real server, with flat memory.
-"""
+refused early by a real server, with flat memory."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """Hostile filter values: SQL, patterns, near misses and thousands of names match exactly what
-they name, in a body, in a URL and against a real server.
-"""
+they name, in a body, in a URL and against a real server."""
 
 from __future__ import annotations
 

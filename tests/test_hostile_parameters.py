@@ -1,6 +1,5 @@
 """Hostile query parameters and bodies: unknown names and values out of range are refused by
-name; absurd but valid numbers give the exact answer.
-"""
+name; absurd but valid numbers give the exact answer."""
 
 from __future__ import annotations
 

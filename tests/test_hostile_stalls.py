@@ -1,6 +1,5 @@
 """Large bodies and long filters are parsed and keyed off the event loop, so one request cannot
-stall the others.
-"""
+stall the others."""
 
 from __future__ import annotations
 

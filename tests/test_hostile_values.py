@@ -1,6 +1,5 @@
 """Values the database cannot hold (NUL, lone surrogates, numbers past 64 bits): a 4xx naming
-them, never a 500, and nothing changes.
-"""
+them, never a 500, and nothing changes."""
 
 from __future__ import annotations
 

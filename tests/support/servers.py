@@ -60,7 +60,7 @@ class ServerProcess:
         assert self.process is not None
         return self.process.pid
 
-    def start(self, *, ready: bool = True, timeout: float = 30) -> None:
+    def start(self, *, ready: bool = True, timeout: float = 60) -> None:
         """Start the process; return once `ready_path` answers 200 (or anything, if not `ready`)."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -148,7 +148,7 @@ Server = TypeVar("Server", bound=ServerProcess)
 
 
 @contextmanager
-def serving(server: Server, *, timeout: float = 30) -> Iterator[Server]:
+def serving(server: Server, *, timeout: float = 60) -> Iterator[Server]:
     """The server started and ready, stopped afterwards whatever happened."""
     try:
         server.start(timeout=timeout)
