@@ -159,9 +159,11 @@ def test_kill_the_command_line_during_an_import(
     with live_server(database_url, tmp_path) as server:
         before = load_previous(server.url, token)
         state_before = snapshot_state(database_url, "ds")
-        process = subprocess.Popen(
-            command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+        # Its output to a file: a pipe nobody reads would stall the import once it filled.
+        with (tmp_path / "import.log").open("wb") as log:
+            process = subprocess.Popen(
+                command, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+            )
         try:
             wait_until(writing_started(database_url), 60, "the import writing its windows")
         finally:
