@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,7 @@ import h11
 import httpx
 
 from bench.generate import write_manifest
+from tests.support.servers import LiveServer, serving
 
 DATASET = "demo-train"
 LARGE = "large"
@@ -335,12 +335,6 @@ async def storm(url: str, diffs: int, snapshots: tuple[int, int]) -> Phase:
     return await with_probe(url, phase, asyncio.gather(*(one() for _ in range(diffs))))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def own_server(database_url: str | None, large_windows: int = 0) -> Iterator[str]:
     """A service of this run's own, with the demo (and large) datasets; stopped afterwards."""
@@ -356,27 +350,9 @@ def own_server(database_url: str | None, large_windows: int = 0) -> Iterator[str
             imported = [*app, "import", str(manifest), "--dataset", LARGE]
             subprocess.run(imported, env=env, check=True, capture_output=True)
             manifest.unlink()
-        port = free_port()
-        with (Path(workdir) / "server.log").open("wb") as log:
-            process = subprocess.Popen(
-                [*app, "serve", "--port", str(port)], env=env, stdout=log, stderr=log
-            )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the service did not start")
-                time.sleep(0.1)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+        server = LiveServer(url_of_db, Path(workdir), {"SEIZURE_STATS_LOG_LEVEL": "WARNING"})
+        with serving(server) as ready:
+            yield ready.url
 
 
 def table(phases: list[Phase]) -> str:

@@ -80,16 +80,14 @@ def cli(database_url: str, *args: str) -> tuple[float, int, str]:
     return seconds, usage.ru_maxrss // 1024, output
 
 
-def fresh_postgres(name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    return POSTGRES_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-
-
 # -- questions ------------------------------------------------------------------------------------
+
+
+def fresh_postgres() -> str:
+    """The benchmark's Postgres database, empty; kept afterwards for a look at what it measured."""
+    from tests.support.postgres import create_database
+
+    return create_database(POSTGRES_ADMIN, "seizure_stats_bench", replace=True)
 
 
 def recording_names(sqlite_path: Path) -> list[tuple[str, str, str]]:
@@ -402,7 +400,7 @@ def main() -> None:
     sqlite_path = DATA / "bench.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{sqlite_path}{suffix}").unlink(missing_ok=True)
-    urls = {"sqlite": f"sqlite:///{sqlite_path}", "postgres": fresh_postgres("seizure_stats_bench")}
+    urls = {"sqlite": f"sqlite:///{sqlite_path}", "postgres": fresh_postgres()}
     import psycopg
 
     with psycopg.connect(POSTGRES_ADMIN) as admin:

@@ -7,68 +7,29 @@ is an error, not a skip.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+import app.models  # noqa: F401  (registers every table on Base.metadata)
 from app.auth import create_token
 from app.config import Settings
-from app.db import make_engine, make_session_factory, write_session
+from app.db import Base, make_engine, make_session_factory, write_session
 from app.main import create_app
 from app.storage.migrations import upgrade
-
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-IN_CI = os.environ.get("CI", "").lower() == "true"
-TABLES_CHILD_FIRST = (
-    "scan_issues",
-    "scan_parts",
-    "scans",
-    "scan_files",
-    "windows",
-    "snapshot_columns",
-    "recording_rollups",
-    "recordings",
-    "snapshots",
-    "datasets",
-    "api_tokens",
-)
-
-
-def _postgres_available() -> str | None:
-    try:
-        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
-            return None
-    except psycopg.Error as exc:
-        return str(exc).strip()
+from tests.support.postgres import throwaway_database
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh, migrated Postgres database for this test run."""
-    problem = _postgres_available()
-    if problem:
-        if IN_CI:
-            pytest.fail(f"CI=true but Postgres is unreachable at {POSTGRES_ADMIN_URL}: {problem}")
-        pytest.skip(f"Postgres unreachable: {problem}")
-    name = f"seizure_stats_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-    url = f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-    upgrade(url)
-    yield url
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database("seizure_stats_test") as url:
+        upgrade(url)
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -85,8 +46,8 @@ def database_url(request: pytest.FixtureRequest) -> str:
     engine = make_engine(url)
     try:
         with engine.begin() as connection:
-            for table in TABLES_CHILD_FIRST:
-                connection.execute(text(f"DELETE FROM {table}"))
+            for table in reversed(Base.metadata.sorted_tables):
+                connection.execute(table.delete())
     finally:
         engine.dispose()
     return url

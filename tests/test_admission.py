@@ -16,7 +16,7 @@ from app.db import make_engine, make_session_factory
 from app.errors import BusyError
 from app.ingest.importer import import_manifest
 from bench.generate import write_manifest
-from tests.live import live_server
+from tests.support.servers import live_server
 
 WINDOWS = 300_000  # per snapshot: a diff of two takes about a second here, alone
 HEAVY_REQUESTS = 44  # more than the 40 worker threads and connections the service has

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
-from tests import manifests
+from tests.support import manifests
 
 CONTRACT_ROUTES = {
     ("get", "/healthz"),

@@ -28,9 +28,10 @@ from app.config import Settings
 from app.db import write_session
 from app.main import create_app
 from app.models import ApiToken
-from tests import manifests
 from tests.conftest import make_token
-from tests.live import live_server
+from tests.support import manifests
+from tests.support.servers import live_server
+from tests.support.uploads import load
 
 MANIFEST = json.dumps(manifests.SMALL)
 # POST routes that only read: their filters are too long for a URL.
@@ -401,10 +402,7 @@ def test_no_body_is_read_before_its_token_is_checked(database_url: str, tmp_path
     size = 279 * 1024**2
     env = {"SEIZURE_STATS_REQUIRE_READ_TOKEN": "true"}
     with live_server(database_url, tmp_path, env) as server:
-        imported = httpx.post(
-            f"{server.url}/api/v1/datasets/small/snapshots", content=MANIFEST, headers=bearer(token)
-        )
-        assert imported.status_code == 201
+        load(server.url, "small", manifests.SMALL, token=token)
         baseline = server.peak_rss_bytes()
         # Answered while almost all of the body is still to come.
         for path, presented, status in [

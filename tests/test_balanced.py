@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.balance import NothingToBalanceError, select_balanced
-from tests import manifests, oracle
-from tests.test_stats import load
+from tests.support import manifests, oracle
+from tests.support.uploads import load
 
 
 def index_of(client: TestClient, dataset: str, params: Any = None) -> list[tuple[str, int]]:

@@ -16,8 +16,8 @@ from app.api.reports import text_cell
 from app.ingest.importer import store_parsed
 from app.ingest.manifest import parse_manifest
 from app.schemas.reports import BREAKDOWN_SORTS
-from tests import manifests, oracle
-from tests.test_stats import load
+from tests.support import manifests, oracle
+from tests.support.uploads import load
 
 SORT_FIELDS = BREAKDOWN_SORTS
 

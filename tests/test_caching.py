@@ -19,18 +19,17 @@ from app.db import make_engine, make_session_factory, write_session
 from app.ingest.presence import apply_presence
 from app.main import create_app
 from app.schemas.questions import StatsQuery
-from tests import manifests, oracle
 from tests.conftest import make_token
-from tests.live import live_server
+from tests.support import manifests, oracle
+from tests.support.servers import live_server
+from tests.support.uploads import load
 
 STATS = "/api/v1/datasets/ds/stats"
 SNAPSHOTS = "/api/v1/datasets/ds/snapshots"
 
 
 def post(client: TestClient, manifest: dict[str, object]) -> int:
-    response = client.post("/api/v1/datasets/ds/snapshots", content=json.dumps(manifest))
-    assert response.status_code in (200, 201), response.text
-    return int(response.json()["id"])
+    return load(client, "ds", manifest, expect=(200, 201))
 
 
 def test_the_cache_is_bounded_by_bytes_and_evicts_the_least_recent() -> None:
@@ -185,12 +184,7 @@ def test_long_filter_answers_leave_memory_bounded(database_url: str, tmp_path: P
     not the filters, so the process does not grow with every one (it grew ~20 MB a question)."""
     token = make_token(database_url, "cache-writer", "write")
     with live_server(database_url, tmp_path) as server, httpx.Client(timeout=120) as http:
-        loaded = http.post(
-            f"{server.url}{SNAPSHOTS}",
-            content=json.dumps(manifests.SMALL),
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        assert loaded.status_code == 201, loaded.text
+        load(server.url, "ds", manifests.SMALL, token=token)
         expected = oracle.expected_stats(manifests.SMALL, set(), {"recording": ["nothing"]})
 
         def ask(number: int) -> httpx.Response:

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli import main
-from tests import manifests, oracle
+from tests.support import manifests, oracle
 
 
 @pytest.fixture

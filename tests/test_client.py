@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from app.client import APIError, SeizureStatsClient, ServiceUnavailableError
-from tests import manifests, oracle
 from tests.conftest import make_token
-from tests.live import running_server
+from tests.support import manifests, oracle
+from tests.support.servers import running_server
 
 
 @pytest.fixture

@@ -27,10 +27,11 @@ from app.db import make_engine, make_session_factory
 from app.ingest.importer import import_manifest
 from app.main import create_app
 from bench.generate import write_manifest
-from tests import manifests, oracle
 from tests.conftest import make_token
-from tests.integrity import integrity_problems
-from tests.live import live_server
+from tests.support import manifests, oracle
+from tests.support.integrity import integrity_problems
+from tests.support.servers import live_server
+from tests.support.uploads import post_manifest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -61,12 +62,6 @@ def server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, s
         yield live.url, {"Authorization": f"Bearer {token}"}
 
 
-def post_manifest(url: str, auth: dict[str, str], dataset: str, body: bytes) -> httpx.Response:
-    return httpx.post(
-        f"{url}/api/v1/datasets/{dataset}/snapshots", content=body, headers=auth, timeout=300
-    )
-
-
 def total(counts: dict[str, int]) -> int:
     return counts["partial_seizure"] + counts["full_seizure"] + counts["no_seizure"]
 
@@ -75,7 +70,7 @@ def test_readers_see_old_or_new_totals_never_a_mix(
     server: tuple[str, dict[str, str]], database_url: str, large: Manifest
 ) -> None:
     url, auth = server
-    first = post_manifest(url, auth, "ds", json.dumps(manifests.SMALL).encode())
+    first = post_manifest(url, "ds", manifests.SMALL, headers=auth, timeout=300)
     assert first.status_code == 201
     old = (first.json()["id"], first.json()["content_hash"], 12)
     seen: list[list[tuple[int, str, int]]] = [[] for _ in range(4)]
@@ -105,7 +100,7 @@ def test_readers_see_old_or_new_totals_never_a_mix(
         reader.start()
     time.sleep(0.3)
     body, counts = large
-    imported = post_manifest(url, auth, "ds", body)
+    imported = post_manifest(url, "ds", body, headers=auth, timeout=300)
     done.set()
     for reader in readers:
         reader.join(60)
@@ -129,10 +124,15 @@ def test_two_different_imports_racing_make_two_whole_snapshots(
     url, auth = server
     for dataset in ("ds", "brand-new"):  # an existing dataset, and one the race creates
         if dataset == "ds":
-            base = post_manifest(url, auth, "ds", json.dumps(manifests.SMALL).encode())
+            base = post_manifest(url, "ds", manifests.SMALL, headers=auth, timeout=300)
             assert base.status_code == 201
         with ThreadPoolExecutor(2) as pool:
-            results = list(pool.map(lambda m, d=dataset: post_manifest(url, auth, d, m[0]), rivals))
+            results = list(
+                pool.map(
+                    lambda m, d=dataset: post_manifest(url, d, m[0], headers=auth, timeout=300),
+                    rivals,
+                )
+            )
         assert [r.status_code for r in results] == [201, 201], [r.text for r in results]
         ids = [r.json()["id"] for r in results]
         assert len(set(ids)) == 2
@@ -163,7 +163,11 @@ def test_the_same_import_racing_itself_makes_one_snapshot(
     # First into a dataset the race creates, then again once the content exists.
     for expected in ([200, 200, 201], [200, 200, 200]):
         with ThreadPoolExecutor(3) as pool:
-            results = list(pool.map(lambda _: post_manifest(url, auth, "fresh", body), range(3)))
+            results = list(
+                pool.map(
+                    lambda _: post_manifest(url, "fresh", body, headers=auth, timeout=300), range(3)
+                )
+            )
         statuses = sorted(r.status_code for r in results)
         assert statuses == expected, [r.text for r in results]
         assert len({r.json()["id"] for r in results}) == 1
@@ -274,7 +278,7 @@ def test_imports_racing_readers_leave_every_answer_exact(
     base = manifests.generated(41, recordings=150, odd_names=False)
     extra = [manifests.generated(500 + i, recordings=30, odd_names=False) for i in range(40)]
     extra = [m for m in extra if m["partial_seizure"]][:20]
-    first = post_manifest(url, auth, "race", json.dumps(base).encode())
+    first = post_manifest(url, "race", base, headers=auth, timeout=300)
     assert first.status_code == 201
     pinned = first.json()["id"]
     by_snapshot: dict[int, Any] = {pinned: base}
@@ -299,7 +303,7 @@ def test_imports_racing_readers_leave_every_answer_exact(
         readers = [pool.submit(read, worker) for worker in range(3)]
         try:
             for manifest in extra:
-                imported = post_manifest(url, auth, "race", json.dumps(manifest).encode())
+                imported = post_manifest(url, "race", manifest, headers=auth, timeout=300)
                 assert imported.status_code == 201, imported.text
                 by_snapshot[imported.json()["id"]] = manifest
         finally:

@@ -22,10 +22,11 @@ from sqlalchemy import text
 from app.db import make_engine
 from app.storage.migrations import upgrade
 from bench.generate import write_manifest
-from tests import manifests
 from tests.conftest import make_token
-from tests.integrity import integrity_problems, snapshot_state
-from tests.live import LiveServer, live_server
+from tests.support import manifests
+from tests.support.integrity import integrity_problems, snapshot_state
+from tests.support.servers import LiveServer, live_server
+from tests.support.uploads import load, post_manifest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -48,6 +49,12 @@ def crash_url(database_url: str, tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'crash.db'}"
     upgrade(url)
     return url
+
+
+@pytest.fixture
+def crash_token(crash_url: str) -> str:
+    """A write token in the test database."""
+    return make_token(crash_url, "crash-writer", "write")
 
 
 def sqlite_file(database_url: str) -> Path:
@@ -84,12 +91,7 @@ def wait_until(probe: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def load_previous(url: str, token: str) -> dict[str, object]:
-    response = httpx.post(
-        f"{url}/api/v1/datasets/ds/snapshots",
-        content=json.dumps(manifests.SMALL),
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert response.status_code == 201, response.text
+    load(url, "ds", manifests.SMALL, token=token)
     return answers(url)
 
 
@@ -102,16 +104,6 @@ def answers(url: str) -> dict[str, object]:
     }
 
 
-def upload(url: str, token: str, path: Path, timeout: float = 120) -> httpx.Response:
-    with path.open("rb") as body:
-        return httpx.post(
-            f"{url}/api/v1/datasets/ds/snapshots",
-            content=body.read(),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-        )
-
-
 def assert_reimport_succeeds(response: httpx.Response, counts: dict[str, int]) -> None:
     assert response.status_code == 201, response.text
     assert response.json()["counts"]["total"] == LARGE_WINDOWS
@@ -119,11 +111,10 @@ def assert_reimport_succeeds(response: httpx.Response, counts: dict[str, int]) -
 
 
 def test_kill_the_server_during_an_import(
-    crash_url: str, tmp_path: Path, large_manifest: tuple[Path, dict[str, int]]
+    crash_url: str, tmp_path: Path, large_manifest: tuple[Path, dict[str, int]], crash_token: str
 ) -> None:
-    database_url = crash_url
+    database_url, token = crash_url, crash_token
     path, counts = large_manifest
-    token = make_token(database_url, "crash-writer", "write")
     server = LiveServer(database_url, tmp_path)
     try:
         server.start()
@@ -133,7 +124,7 @@ def test_kill_the_server_during_an_import(
 
         def send() -> None:
             try:
-                outcome.append(upload(server.url, token, path))
+                outcome.append(post_manifest(server.url, "ds", path.read_bytes(), token=token))
             except httpx.HTTPError as exc:
                 outcome.append(exc)
 
@@ -149,7 +140,8 @@ def test_kill_the_server_during_an_import(
         assert answers(server.url) == before
         assert snapshot_state(database_url, "ds") == state_before
         assert integrity_problems(database_url) == []
-        assert_reimport_succeeds(upload(server.url, token, path), counts)
+        again = post_manifest(server.url, "ds", path.read_bytes(), token=token)
+        assert_reimport_succeeds(again, counts)
         assert integrity_problems(database_url) == []
         stats = httpx.get(f"{server.url}/api/v1/datasets/ds/stats").json()
         assert stats["counts"]["total"] == LARGE_WINDOWS
@@ -158,19 +150,20 @@ def test_kill_the_server_during_an_import(
 
 
 def test_kill_the_command_line_during_an_import(
-    crash_url: str, tmp_path: Path, large_manifest: tuple[Path, dict[str, int]]
+    crash_url: str, tmp_path: Path, large_manifest: tuple[Path, dict[str, int]], crash_token: str
 ) -> None:
-    database_url = crash_url
+    database_url, token = crash_url, crash_token
     path, counts = large_manifest
-    token = make_token(database_url, "crash-writer", "write")
     env = os.environ | {"DATABASE_URL": database_url}
     command = [sys.executable, "-m", "app", "import", str(path), "--dataset", "ds", "--json"]
     with live_server(database_url, tmp_path) as server:
         before = load_previous(server.url, token)
         state_before = snapshot_state(database_url, "ds")
-        process = subprocess.Popen(
-            command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+        # Its output to a file: a pipe nobody reads would stall the import once it filled.
+        with (tmp_path / "import.log").open("wb") as log:
+            process = subprocess.Popen(
+                command, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+            )
         try:
             wait_until(writing_started(database_url), 60, "the import writing its windows")
         finally:

@@ -18,8 +18,8 @@ from app.dashboard.formatting import format_count, format_percent, format_weight
 from app.dashboard.snippets import curl_snippet, python_snippet
 from app.schemas.questions import StatsQuery
 from app.schemas.reports import HistogramBin, HistogramResponse
-from tests import manifests, oracle
-from tests.test_stats import load
+from tests.support import manifests, oracle
+from tests.support.uploads import load
 
 
 class Values(HTMLParser):
@@ -178,7 +178,7 @@ def test_diff_page_and_compare_form(client: TestClient) -> None:
     changed = json.loads(json.dumps(manifests.SMALL))
     changed["no_seizure"].pop()
     changed["partial_seizure"].append(changed["no_seizure"].pop(0))
-    b = client.post("/api/v1/datasets/small/snapshots", content=json.dumps(changed)).json()["id"]
+    b = load(client, "small", changed)
     redirect = client.get(f"/datasets/small/diff?a={a}&b={b}", follow_redirects=False)
     assert redirect.status_code == 303
     assert redirect.headers["location"] == f"/datasets/small/snapshots/{a}/diff/{b}"

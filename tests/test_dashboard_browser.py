@@ -12,10 +12,8 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +21,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests import manifests, oracle
-from tests.conftest import IN_CI, make_token
+from tests.conftest import make_token
+from tests.support import manifests, oracle, servers
+from tests.support.ci import cannot_run
+from tests.support.uploads import load
 from tests.test_diff import edited
 
 pytestmark = pytest.mark.e2e
@@ -35,12 +35,6 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"CI=true but the browser tests cannot run: {reason}")
-    pytest.skip(reason)
-
-
 # Module scope: Playwright's sync API keeps an event loop running in this thread while it is
 # open, which would break later tests that start one of their own (asyncio.run).
 @pytest.fixture(scope="module")
@@ -48,62 +42,20 @@ def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        unavailable("playwright is not installed (pip install -e '.[dev]')")
+        cannot_run("playwright is not installed (pip install -e '.[dev]')")
     if not CHROMIUM.exists():
-        unavailable(f"{CHROMIUM} is missing (scripts/test installs Debian's chromium)")
+        cannot_run(f"{CHROMIUM} is missing (scripts/test installs Debian's chromium)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def live_server(database_url: str, tmp_path: Path) -> Iterator[str]:
     """`seizure-stats serve` on a free port, on the test's (emptied, migrated) database."""
-    port = free_port()
-    command = Path(sys.executable).parent / "seizure-stats"
-    argv = [str(command)] if command.exists() else [sys.executable, "-m", "app"]
-    env = os.environ | {"DATABASE_URL": database_url}
-    log = (tmp_path / "server.log").open("w+")
-    server = subprocess.Popen(
-        [*argv, "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"the server exited with {server.returncode}:\n{log.read()}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"the server did not become ready in 60 s:\n{log.read()}")
-            time.sleep(0.2)
-        yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+    with servers.live_server(database_url, tmp_path) as server:
+        yield server.url
 
 
 @pytest.fixture
@@ -220,14 +172,6 @@ def run_curl(snippet: str) -> dict[str, Any]:
     return get(words[2].split("/api/")[0], "/api/" + words[2].split("/api/")[1], pairs)
 
 
-def post(base: str, path: str, token: str, **kwargs: Any) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"}
-    response = httpx.post(f"{base}{path}", timeout=60, headers=headers, **kwargs)
-    assert response.status_code in (200, 201), response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
 def get(base: str, path: str, params: Any = None) -> Any:
     response = httpx.get(f"{base}{path}", params=params, timeout=60)
     assert response.status_code == 200, response.text
@@ -246,16 +190,10 @@ def test_dataset_page_in_a_real_browser(
     token = make_token(database_url, "browser-test", "write")
     old = manifests.generated(17, recordings=70, with_samples=True, odd_names=False)
     new = relabelled(edited(old, 17))
-    first = post(base, "/api/v1/datasets/tusz-dev/snapshots", token, content=json.dumps(old))["id"]
-    second = post(base, "/api/v1/datasets/tusz-dev/snapshots", token, content=json.dumps(new))["id"]
+    first = load(base, "tusz-dev", old, token=token)
     names = manifests.recordings_of(new)
     missing = {names[5], names[11]}
-    post(
-        base,
-        "/api/v1/datasets/tusz-dev/presence",
-        token,
-        json={"missing": sorted(missing), "present": sorted(set(names) - missing)},
-    )
+    second = load(base, "tusz-dev", new, missing, token=token)
 
     # The datasets page.
     page.goto("/")

@@ -13,23 +13,21 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from app.client import SeizureStatsClient
 from app.storage.migrations import head_revision
-from tests import manifests, oracle
-from tests.conftest import POSTGRES_ADMIN_URL, _postgres_available
+from tests.support import manifests, oracle
+from tests.support.postgres import throwaway_database
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -201,29 +199,11 @@ def test_entrypoint_is_a_valid_executable_shell_script() -> None:
 # -- end to end against the local Postgres ---------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def fresh_postgres() -> Iterator[str]:
     """A new, empty database (no schema): the state of a first `docker compose up`."""
-    problem = _postgres_available()
-    if problem:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but Postgres is unreachable: {problem}")
-        pytest.skip(f"Postgres unreachable: {problem}")
-    name = f"seizure_stats_e2e_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
-    finally:
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database("seizure_stats_e2e") as url:
+        yield url
 
 
 def container_env(database_url: str) -> dict[str, str]:

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import copy
-import json
 import random
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests import manifests, oracle
-from tests.test_stats import load
+from tests.support import manifests, oracle
+from tests.support.uploads import load
 
 CATEGORIES = oracle.CATEGORIES
-
-
-def import_snapshot(client: TestClient, dataset: str, manifest: dict[str, Any]) -> int:
-    response = client.post(f"/api/v1/datasets/{dataset}/snapshots", content=json.dumps(manifest))
-    assert response.status_code in (200, 201), response.text
-    return int(response.json()["id"])
 
 
 def edited(manifest: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -85,7 +78,7 @@ def test_diff_matches_brute_force_both_ways(client: TestClient, seed: int) -> No
     old = manifests.generated(seed, recordings=40)
     new = edited(old, seed)
     a = load(client, "gen", old, set())
-    b = import_snapshot(client, "gen", new)
+    b = load(client, "gen", new)
     forward = client.get(f"/api/v1/datasets/gen/snapshots/{a}/diff/{b}").json()
     check(forward, old, new)
     assert (forward["a"], forward["b"]) == (a, b)
@@ -112,7 +105,7 @@ def test_recording_list_is_cut_at_the_limit(client: TestClient) -> None:
     new = {c: [] for c in CATEGORIES}
     a = load(client, "gen", old, set())
     new["no_seizure"] = [{"cache_file": "other_s001_t000.npz", "window_idx": 0}]
-    b = import_snapshot(client, "gen", new)
+    b = load(client, "gen", new)
     answer = client.get(f"/api/v1/datasets/gen/snapshots/{a}/diff/{b}?limit=5").json()
     assert answer["recordings_total"] == 31
     assert answer["truncated"] is True

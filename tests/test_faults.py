@@ -15,16 +15,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from app.client import APIError, SeizureStatsClient, ServiceUnavailableError
 from app.storage.migrations import upgrade
-from tests import manifests
-from tests.conftest import IN_CI, make_token
-from tests.integrity import integrity_problems
-from tests.live import LiveServer
-from tests.pgcluster import ThrowawayPostgres, unavailable_reason
+from tests.conftest import make_token
+from tests.support import manifests
+from tests.support.ci import cannot_run
+from tests.support.integrity import integrity_problems
+from tests.support.pgcluster import ThrowawayPostgres, unavailable_reason
+from tests.support.postgres import create_database
+from tests.support.servers import LiveServer
+from tests.support.uploads import load
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -33,9 +35,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 def cluster() -> Iterator[ThrowawayPostgres]:
     reason = unavailable_reason()
     if reason:
-        if IN_CI:
-            pytest.fail(f"CI=true but no throwaway Postgres cluster can be made: {reason}")
-        pytest.skip(f"no throwaway Postgres cluster: {reason}")
+        cannot_run(f"no throwaway Postgres cluster: {reason}")
     cluster = ThrowawayPostgres()
     try:
         cluster.start()
@@ -91,9 +91,7 @@ def wait_for_status(url: str, path: str, status: int, timeout: float = 30) -> fl
 
 
 def test_postgres_restarts_while_requests_flow(cluster: ThrowawayPostgres, tmp_path: Path) -> None:
-    with psycopg.connect(cluster.admin_url, autocommit=True) as admin:
-        admin.execute("CREATE DATABASE faults")
-    database_url = cluster.url("faults")
+    database_url = create_database(cluster.admin_url, "faults")
     upgrade(database_url)
     token = make_token(database_url, "faults-writer", "write")
     auth = {"Authorization": f"Bearer {token}"}
@@ -101,10 +99,7 @@ def test_postgres_restarts_while_requests_flow(cluster: ThrowawayPostgres, tmp_p
     server.start()
     try:
         url = server.url
-        created = httpx.post(
-            f"{url}/api/v1/datasets/ds/snapshots", content=json.dumps(manifests.SMALL), headers=auth
-        )
-        assert created.status_code == 201, created.text
+        load(url, "ds", manifests.SMALL, token=token)
         baseline = httpx.get(f"{url}/api/v1/datasets/ds/stats").json()
         pid = server.pid
         faults = 0

@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app.config import Settings
 from app.main import create_app
-from tests import manifests
+from tests.support import manifests
 
 pytestmark = pytest.mark.slow
 

@@ -20,9 +20,8 @@ from app.api.upload import _Spool
 from app.cli import main
 from app.errors import PayloadTooLargeError, UnreadableManifestError
 from app.ingest.gunzip import INFLATE_PIECE, GzipInflater, open_gunzipped
-from tests import manifests
-from tests.conftest import make_token
-from tests.live import live_server
+from tests.support import manifests
+from tests.support.servers import live_server
 
 
 def padded_json(manifest: dict[str, list[dict[str, Any]]]) -> bytes:
@@ -181,10 +180,9 @@ def test_bad_and_truncated_local_gzip_name_the_file_and_the_problem(
 
 @pytest.mark.e2e
 def test_a_real_server_answers_every_case_and_stays_healthy(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, write_token: str
 ) -> None:
-    token = make_token(database_url, "gzip-writer", "write")
-    auth = {"Authorization": f"Bearer {token}", "Content-Encoding": "gzip"}
+    auth = {"Authorization": f"Bearer {write_token}", "Content-Encoding": "gzip"}
     with live_server(database_url, tmp_path) as server:
         try:
             for name, (body, message) in REFUSED.items():
@@ -213,7 +211,7 @@ def test_a_real_server_answers_every_case_and_stays_healthy(
             path.write_bytes(GZ + b"\n")
             runner = CliRunner()
             args = ["import", str(path), "--dataset", "cli", "--url", server.url]
-            refused = runner.invoke(main, [*args, "--token", token])
+            refused = runner.invoke(main, [*args, "--token", write_token])
             assert refused.exit_code == 1, refused.output
             assert refused.output == (
                 "Error: 400 unreadable_manifest: body: 1 byte of trailing data after the "
@@ -221,7 +219,7 @@ def test_a_real_server_answers_every_case_and_stays_healthy(
             )
             assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
             path.write_bytes(FIRST + SECOND)
-            accepted = runner.invoke(main, [*args, "--token", token])
+            accepted = runner.invoke(main, [*args, "--token", write_token])
             assert accepted.exit_code == 0, accepted.output
             assert f"windows {WINDOWS:,}" in accepted.output
         finally:

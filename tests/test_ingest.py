@@ -17,7 +17,7 @@ from app.errors import ManifestError
 from app.ingest.importer import import_manifest
 from app.ingest.manifest import parse_manifest
 from app.models import Recording, Snapshot, Window
-from tests import manifests
+from tests.support import manifests
 
 GOOD = {"cache_file": "p_s001_t000_windows.npz", "window_idx": 0}
 

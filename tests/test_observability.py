@@ -30,8 +30,8 @@ from app.observability.logs import (
     configure_logging,
     use_json,
 )
-from tests import manifests
-from tests.live import LiveServer
+from tests.support import manifests
+from tests.support.servers import LiveServer
 
 MANIFEST = json.dumps(manifests.SMALL)
 BROKEN = '{"partial_seizure": 3}'

@@ -25,8 +25,8 @@ from app.scan import npz
 from app.scan.cache_reader import list_cache_dir, plan_scan, scan_part
 from app.scan.file_result import IssueCode, parse_shard, shard_of
 from app.schemas.scans import IssueCodeName
-from tests import scan_cache
-from tests.scan_cache import BAD_FILES
+from tests.support import scan_cache
+from tests.support.scan_cache import BAD_FILES
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import make_token
-from tests.live import LiveServer, live_server
+from tests.support.servers import LiveServer, live_server
 
 pytestmark = pytest.mark.e2e
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import json
 import random
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests import manifests, oracle
+from tests.support import manifests, oracle
+from tests.support.uploads import load
 
 STATS_FIELDS = (
     "counts",
@@ -22,21 +22,6 @@ STATS_FIELDS = (
     "missing_windows",
     "missing_recordings",
 )
-
-
-def load(client: TestClient, dataset: str, manifest: dict[str, Any], missing: set[str]) -> int:
-    response = client.post(f"/api/v1/datasets/{dataset}/snapshots", content=json.dumps(manifest))
-    assert response.status_code == 201, response.text
-    if missing:
-        presence = client.post(
-            f"/api/v1/datasets/{dataset}/presence",
-            json={
-                "missing": sorted(missing),
-                "present": sorted(set(manifests.recordings_of(manifest)) - missing),
-            },
-        )
-        assert presence.status_code == 200, presence.text
-    return int(response.json()["id"])
 
 
 def assert_matches(answer: dict[str, Any], expected: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.live import free_port
+from tests.support.servers import free_port
 
 
 def find_bindir() -> Path | None:
@@ -63,9 +63,6 @@ class ThrowawayPostgres:
     @property
     def admin_url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def url(self, database: str) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
     def _run(self, tool: str, *args: str) -> None:
         command = [*self.as_user, str(self.bindir / tool), *args]
