@@ -15,13 +15,14 @@ from fastapi.testclient import TestClient
 
 from app.cli import main
 from app.client import SeizureStatsClient
-from tests import manifests, oracle
 from tests.conftest import make_token
-from tests.live import running_server
+from tests.support import manifests, oracle
+from tests.support.servers import running_server
+from tests.support.uploads import load
 from tests.test_balanced import check as check_balanced
 from tests.test_breakdown import params_of
 from tests.test_dashboard import parse
-from tests.test_stats import assert_matches, load
+from tests.test_stats import assert_matches
 
 Manifest = dict[str, Any]
 

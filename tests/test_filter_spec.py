@@ -21,8 +21,8 @@ from app.client import SeizureStatsClient
 from app.labels import Weighting
 from app.schemas.filters import FILTER_FIELDS, FILTERS, NAME_FILTERS
 from app.schemas.questions import WEIGHTINGS
-from tests import manifests
-from tests.test_stats import load
+from tests.support import manifests
+from tests.support.uploads import load
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 QUESTIONS = ("stats", "balanced", "balanced/index", "breakdown", "histogram")

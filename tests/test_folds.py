@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from typing import Any
 
@@ -16,8 +15,9 @@ from app import catalog
 from app.errors import InvalidRequestError
 from app.folds import FoldError, assign_folds
 from app.queries.folds import FoldCache, snapshot_folds
-from tests import manifests
-from tests.oracle import names_of
+from tests.support import manifests
+from tests.support.oracle import names_of
+from tests.support.uploads import load
 
 CLASSES = ("full_seizure", "no_seizure", "partial_seizure")  # sorted, as sklearn sees them
 
@@ -146,8 +146,7 @@ def test_a_snapshots_folds_equal_sklearns_over_its_windows(
     client: TestClient, factory: sessionmaker[Session], stratify: str
 ) -> None:
     manifest = manifests.generated(11, recordings=160)
-    response = client.post("/api/v1/datasets/cv/snapshots", content=json.dumps(manifest))
-    assert response.status_code == 201, response.text
+    load(client, "cv", manifest)
     cache = FoldCache()
     with factory() as session:
         snapshot = catalog.dataset_snapshot(session, "cv", None)[1]
@@ -169,8 +168,7 @@ def test_a_snapshots_folds_equal_sklearns_over_its_windows(
 def test_folds_of_a_snapshot_refuse_what_cannot_be(
     client: TestClient, factory: sessionmaker[Session]
 ) -> None:
-    response = client.post("/api/v1/datasets/small/snapshots", content=json.dumps(manifests.SMALL))
-    assert response.status_code == 201, response.text
+    load(client, "small", manifests.SMALL)
     with factory() as session:
         snapshot = catalog.dataset_snapshot(session, "small", None)[1]
         with pytest.raises(
