@@ -15,7 +15,7 @@ from app.api.answer_path import answer, send_answer
 from app.api.bodies import BodyGuardRoute
 from app.api.deps import ReadAccess, only_params
 from app.api.heavy import ask_diff_question
-from app.api.stats import ERRORS, Values
+from app.api.stats import ERRORS, NOT_MODIFIED, Values
 from app.api.streams import stream_breakdown_csv
 from app.queries.diff import DEFAULT_RECORDING_LIMIT, diff_snapshots
 from app.schemas.questions import FILTER_FIELDS, SnapshotId
@@ -111,9 +111,11 @@ async def answer_breakdown(
     return await answer(request, "breakdown", dataset, query)
 
 
-BREAKDOWN_RESPONSES = ERRORS | {
-    200: {"content": {"application/json": {}, "text/csv": {}}, "model": BreakdownResponse}
-}
+BREAKDOWN_RESPONSES = (
+    ERRORS
+    | NOT_MODIFIED
+    | {200: {"content": {"application/json": {}, "text/csv": {}}, "model": BreakdownResponse}}
+)
 
 
 @router.get(
@@ -155,7 +157,7 @@ async def answer_histogram(request: Request, dataset: str, query: HistogramQuery
     "/{dataset}/histogram",
     summary="How many windows of a subset have each seizure fraction (n_pos / n_samples)",
     description="Needs per-window sample counts (a scanned snapshot): 422 otherwise.",
-    responses=ERRORS,
+    responses=ERRORS | NOT_MODIFIED,
     response_model=HistogramResponse,
     dependencies=[Depends(only_params(*HISTOGRAM_PARAMS))],
 )
@@ -170,7 +172,7 @@ async def get_histogram(
 @router.post(
     "/{dataset}/histogram",
     summary="The same as GET, with the filter in a JSON body",
-    responses=ERRORS,
+    responses=ERRORS | NOT_MODIFIED,
     response_model=HistogramResponse,
     dependencies=[Depends(only_params())],
 )
@@ -181,7 +183,7 @@ async def post_histogram(dataset: str, request: Request, query: HistogramQuery) 
 @router.get(
     "/{dataset}/snapshots/{a}/diff/{b}",
     summary="Windows added, removed and changed in category from snapshot a to snapshot b",
-    responses=ERRORS,
+    responses=ERRORS | NOT_MODIFIED,
     response_model=SnapshotDiff,
     dependencies=[Depends(only_params("limit"))],
 )
