@@ -40,10 +40,18 @@ def find_dataset(session: Session, name: str) -> Dataset | None:
     return session.scalars(select(Dataset).where(Dataset.name == name)).one_or_none()
 
 
+def no_such_dataset(name: str) -> NotFoundError:
+    return NotFoundError(f"dataset {name[:140]!r} does not exist")
+
+
+def no_snapshot_yet(name: str) -> NotFoundError:
+    return NotFoundError(f"dataset {name!r} has no snapshot yet: import a manifest")
+
+
 def get_dataset(session: Session, name: str) -> Dataset:
     dataset = find_dataset(session, name)
     if dataset is None:
-        raise NotFoundError(f"dataset {name[:140]!r} does not exist")
+        raise no_such_dataset(name)
     return dataset
 
 
@@ -90,7 +98,7 @@ def resolve_snapshot(session: Session, dataset: Dataset, snapshot_id: int | None
     if snapshot_id is not None:
         return get_snapshot(session, dataset, snapshot_id)
     if dataset.current_snapshot_id is None:
-        raise NotFoundError(f"dataset {dataset.name!r} has no snapshot yet: import a manifest")
+        raise no_snapshot_yet(dataset.name)
     return get_snapshot(session, dataset, dataset.current_snapshot_id)
 
 

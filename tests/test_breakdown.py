@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.api.reports import text_cell
+from app.api.streams import text_cell
 from app.ingest.importer import store_parsed
 from app.ingest.manifest import parse_manifest
 from app.schemas.reports import BREAKDOWN_SORTS

@@ -13,7 +13,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from app import catalog
-from app.api.answer_cache import ENTRY_OVERHEAD_BYTES, AnswerCache, DatasetState, make_question
+from app.api.answer_cache import (
+    ENTRY_OVERHEAD_BYTES,
+    Answer,
+    AnswerCache,
+    DatasetState,
+    make_question,
+)
 from app.config import Settings
 from app.db import make_engine, make_session_factory, write_session
 from app.ingest.presence import apply_presence
@@ -35,24 +41,24 @@ def post(client: TestClient, manifest: dict[str, object]) -> int:
 def test_the_cache_is_bounded_by_bytes_and_evicts_the_least_recent() -> None:
     cost = 1000 + ENTRY_OVERHEAD_BYTES
     cache = AnswerCache(max_entries=100, max_bytes=3 * cost)
-    keys = [("stats", 1, 1, 0, f"{n:064x}") for n in range(5)]
+    keys = [("stats", 1, (1,), 0, f"{n:064x}") for n in range(5)]
     for key in keys[:3]:
-        cache.put(key, b"x" * 1000)
+        cache.put(key, Answer(b"x" * 1000))
     assert (len(cache), cache.size_bytes) == (3, 3 * cost)
-    assert cache.get(keys[0]) == b"x" * 1000  # now the most recent
-    cache.put(keys[3], b"y" * 1000)
+    assert cache.get(keys[0]) == Answer(b"x" * 1000)  # now the most recent
+    cache.put(keys[3], Answer(b"y" * 1000))
     assert (len(cache), cache.size_bytes) == (3, 3 * cost)
     assert cache.get(keys[1]) is None  # the least recent went
     assert [cache.get(k) is not None for k in (keys[0], keys[2], keys[3])] == [True] * 3
-    cache.put(keys[3], b"z" * 10)  # replacing an entry counts its new size only
+    cache.put(keys[3], Answer(b"z" * 10))  # replacing an entry counts its new size only
     assert cache.size_bytes == 2 * cost + 10 + ENTRY_OVERHEAD_BYTES
-    cache.put(keys[4], b"w" * (3 * cost))  # larger than the whole budget: not kept
+    cache.put(keys[4], Answer(b"w" * (3 * cost)))  # larger than the whole budget: not kept
     assert cache.get(keys[4]) is None
     assert len(cache) == 3
     by_entries = AnswerCache(max_entries=2, max_bytes=10**9)
     for key in keys[:3]:
-        by_entries.put(key, b"v")
-    assert [by_entries.get(k) for k in keys[:3]] == [None, b"v", b"v"]
+        by_entries.put(key, Answer(b"v"))
+    assert [by_entries.get(k) for k in keys[:3]] == [None, Answer(b"v"), Answer(b"v")]
     assert AnswerCache(max_entries=0).get(keys[0]) is None
 
 

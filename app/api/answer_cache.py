@@ -2,7 +2,8 @@
 
 Snapshots are immutable, so an answer can only change when the question resolves to another
 snapshot (the current pointer moved) or when presence changes (each presence update bumps the
-dataset's `presence_version`). Both are in the key, and so in the ETag.
+dataset's `presence_version`). Both are in the key, and so in the ETag; a question whose answer
+does not depend on presence (a diff of two snapshots) keys None instead of the version.
 
 Which snapshot is current, and the presence version, are themselves kept per process while
 the database reports no commit since (app.storage.commit_signal), so a warm answer needs no
@@ -16,35 +17,57 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import catalog
 from app.db import read_session
-from app.errors import NotFoundError
 from app.models import Dataset, Snapshot
 from app.schemas.questions import FILTER_FIELDS, SubsetFilter
 from app.storage.commit_signal import ChangeSignal
 
-# (kind, dataset id, snapshot id, presence version, sha256 of the normalised question): a filter
-# of 100,000 recording names costs 64 bytes here, not megabytes for as long as the entry lives.
-CacheKey = tuple[str, int, int, int, str]
+# (kind, dataset id, snapshot ids, presence version or None, sha256 of the normalised question):
+# a filter of 100,000 recording names costs 64 bytes here, not megabytes for as long as the
+# entry lives.
+CacheKey = tuple[str, int, tuple[int, ...], int | None, str]
 
-# What an entry costs beyond its body: the key's strings and tuple, the dict slot, the bytes
-# object's header. Counted so that a budget of bytes also bounds many tiny answers.
+# What an entry costs beyond its body and headers: the key's strings and tuple, the dict slot,
+# the bytes object's header. Counted so that a budget of bytes also bounds many tiny answers.
 ENTRY_OVERHEAD_BYTES = 512
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer as sent: its bytes, their media type and the headers that describe them."""
+
+    body: bytes
+    media_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def cost(self) -> int:
+        described = sum(len(name) + len(value) for name, value in self.headers.items())
+        return len(self.body) + described + ENTRY_OVERHEAD_BYTES
+
+
+@dataclass(frozen=True)
+class StreamedAnswer:
+    """An answer sent a chunk at a time, as it is formatted."""
+
+    chunks: Iterator[bytes]
+    media_type: str
+    headers: Mapping[str, str]
 
 
 class AnswerCache:
     """A small thread-safe LRU of serialised answers, bounded by entries and by bytes."""
 
     def __init__(self, max_entries: int, max_bytes: int = 64 * 1024**2) -> None:
-        self._entries: OrderedDict[CacheKey, bytes] = OrderedDict()
+        self._entries: OrderedDict[CacheKey, Answer] = OrderedDict()
         self._max = max_entries
         self._max_bytes = max_bytes
         self._bytes = 0
@@ -58,26 +81,30 @@ class AnswerCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: CacheKey) -> bytes | None:
+    def get(self, key: CacheKey) -> Answer | None:
         with self._lock:
-            body = self._entries.get(key)
-            if body is not None:
+            answer = self._entries.get(key)
+            if answer is not None:
                 self._entries.move_to_end(key)
-            return body
+            return answer
 
-    def put(self, key: CacheKey, body: bytes) -> None:
-        cost = len(body) + ENTRY_OVERHEAD_BYTES
-        if self._max <= 0 or cost > self._max_bytes:
+    def admits(self, cost: int) -> bool:
+        """Whether an entry of this cost could be kept at all (larger ones are not)."""
+        return self._max > 0 and cost <= self._max_bytes
+
+    def put(self, key: CacheKey, answer: Answer) -> None:
+        cost = answer.cost
+        if not self.admits(cost):
             return
         with self._lock:
             replaced = self._entries.pop(key, None)
             if replaced is not None:
-                self._bytes -= len(replaced) + ENTRY_OVERHEAD_BYTES
-            self._entries[key] = body
+                self._bytes -= replaced.cost
+            self._entries[key] = answer
             self._bytes += cost
             while len(self._entries) > self._max or self._bytes > self._max_bytes:
                 _, evicted = self._entries.popitem(last=False)
-                self._bytes -= len(evicted) + ENTRY_OVERHEAD_BYTES
+                self._bytes -= evicted.cost
 
 
 @dataclass(frozen=True)
@@ -113,7 +140,7 @@ class DatasetStates:
     def load(self, name: str) -> DatasetState:
         """Ask the database (one indexed row), and remember the answer."""
         if not catalog.DATASET_NAME.match(name):  # e.g. a NUL, which Postgres refuses outright
-            raise NotFoundError(f"dataset {name[:140]!r} does not exist")
+            raise catalog.no_such_dataset(name)
         token = self._changes.token()  # taken first: a commit racing the query makes it stale
         with read_session(self._factory) as session:
             row = session.execute(
@@ -122,7 +149,7 @@ class DatasetStates:
                 )
             ).one_or_none()
         if row is None:
-            raise NotFoundError(f"dataset {name[:140]!r} does not exist")
+            raise catalog.no_such_dataset(name)
         state = DatasetState(row.id, row.current_snapshot_id, row.presence_version)
         with self._lock:
             self._known[name] = (token, state)
@@ -134,11 +161,18 @@ class Question:
     """What an answer depends on."""
 
     key: CacheKey
-    snapshot_id: int
-    pinned: bool  # the question named its snapshot, rather than "current"
+    pinned: bool  # the question named its snapshots, rather than "current"
 
     @property
-    def presence_version(self) -> int:
+    def snapshot_ids(self) -> tuple[int, ...]:
+        return self.key[2]
+
+    @property
+    def snapshot_id(self) -> int:
+        return self.key[2][0]
+
+    @property
+    def presence_version(self) -> int | None:
         return self.key[3]
 
     @property
@@ -146,33 +180,41 @@ class Question:
         return '"' + hashlib.sha256(repr(self.key).encode()).hexdigest()[:32] + '"'
 
 
+def _digest(asked: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
+
+
 def make_question(kind: str, dataset: str, state: DatasetState, query: SubsetFilter) -> Question:
     pinned = getattr(query, "snapshot", None)
     snapshot_id = pinned if pinned is not None else state.current_snapshot_id
     if snapshot_id is None:
-        raise NotFoundError(f"dataset {dataset!r} has no snapshot yet: import a manifest")
+        raise catalog.no_snapshot_yet(dataset)
     normalized: dict[str, Any] = query.normalized().model_dump()
     options = query.model_dump(exclude={*FILTER_FIELDS, "snapshot"})
-    text = json.dumps(normalized | options, sort_keys=True)
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    key = (kind, state.dataset_id, snapshot_id, state.presence_version, digest)
-    return Question(key, snapshot_id, pinned is not None)
+    digest = _digest(normalized | options)
+    key = (kind, state.dataset_id, (snapshot_id,), state.presence_version, digest)
+    return Question(key, pinned is not None)
+
+
+def make_diff_question(state: DatasetState, a: int, b: int, options: dict[str, Any]) -> Question:
+    """A diff reads windows and rollups, never presence: only its two snapshots key it."""
+    return Question(("diff", state.dataset_id, (a, b), None, _digest(options)), pinned=True)
 
 
 def compute_answer(
     factory: sessionmaker[Session],
     dataset: str,
     question: Question,
-    compute: Callable[[Session, Dataset, Snapshot], BaseModel],
-) -> tuple[bytes, bool]:
+    compute: Callable[[Session, Dataset, Snapshot], Answer | StreamedAnswer],
+) -> tuple[Answer | StreamedAnswer, bool]:
     """Compute an answer afresh (the slow path, run in a worker thread).
 
-    Returns the body and whether it may be cached under the question's key: the key names the
+    Returns the answer and whether it may be cached under the question's key: the key names the
     presence version the question was asked at, and a presence update committed since then
     is already in this answer (it reads the database as it is now), so it belongs to no key.
     """
     with read_session(factory) as session:
-        found = catalog.get_dataset(session, dataset)
-        snapshot = catalog.get_snapshot(session, found, question.snapshot_id)
-        body = compute(session, found, snapshot).model_dump_json().encode()
-        return body, found.presence_version == question.presence_version
+        found, snapshot = catalog.dataset_snapshot(session, dataset, question.snapshot_id)
+        answer = compute(session, found, snapshot)
+        asked = question.presence_version
+        return answer, asked is None or found.presence_version == asked

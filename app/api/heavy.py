@@ -11,15 +11,19 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TypeVar
 
-from fastapi import Request, Response
+from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.admission import AdmissionGate, SnapshotSizes
-from app.api.answer_cache import DatasetState, DatasetStates, Question, make_question
+from app.api.answer_cache import (
+    DatasetState,
+    DatasetStates,
+    Question,
+    make_diff_question,
+    make_question,
+)
 from app.api.deps import session_factory_of
-from app.db import read_session
 from app.queries.filters import has_long_values
 from app.schemas.questions import SubsetFilter
 
@@ -36,13 +40,6 @@ async def dataset_state(request: Request, dataset: str) -> DatasetState:
     return state
 
 
-async def snapshot_asked(request: Request, dataset: str, pinned: int | None) -> int | None:
-    """The snapshot a question is about: the pinned one, or the dataset's current one."""
-    if pinned is not None:
-        return pinned
-    return (await dataset_state(request, dataset)).current_snapshot_id
-
-
 async def ask_question(request: Request, kind: str, dataset: str, query: SubsetFilter) -> Question:
     """The question's key and ETag. Normalising and hashing a filter of 100,000 names takes
     about 0.1 s, so a long filter's is made in a worker thread, not on the event loop."""
@@ -50,6 +47,12 @@ async def ask_question(request: Request, kind: str, dataset: str, query: SubsetF
     if has_long_values(query):
         return await run_in_threadpool(make_question, kind, dataset, state, query)
     return make_question(kind, dataset, state, query)
+
+
+async def ask_diff_question(request: Request, dataset: str, a: int, b: int, limit: int) -> Question:
+    """The key and ETag of the diff from snapshot a to snapshot b."""
+    state = await dataset_state(request, dataset)
+    return make_diff_question(state, a, b, {"recording_limit": limit})
 
 
 async def run_read(request: Request, snapshot_ids: Sequence[int | None], work: Work[T]) -> T:
@@ -65,20 +68,3 @@ async def run_read(request: Request, snapshot_ids: Sequence[int | None], work: W
         return await run_in_threadpool(work, factory)
     heavy: sessionmaker[Session] = request.app.state.heavy_session_factory
     return await gate.run(partial(work, heavy))
-
-
-def json_response(answer: BaseModel) -> Response:
-    """An answer serialised where it was computed, in the worker thread: FastAPI serialises what
-    an async endpoint returns on the event loop, and a large answer (a diff's thousand
-    recordings) held up every other request there, /healthz too."""
-    return Response(answer.model_dump_json().encode(), media_type="application/json")
-
-
-def in_read_session(work: Callable[[Session], T]) -> Work[T]:
-    """Work on one session, opened (and closed) by the thread that runs it."""
-
-    def run(factory: sessionmaker[Session]) -> T:
-        with read_session(factory) as session:
-            return work(session)
-
-    return run

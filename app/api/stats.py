@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy.orm import Session
 
-from app import catalog
-from app.api.answer_cache import AnswerCache, compute_answer
+from app.api.answer_path import answer
 from app.api.bodies import BodyGuardRoute
 from app.api.deps import ReadAccess, only_params
-from app.api.heavy import ask_question, in_read_session, run_read
-from app.models import Dataset, Snapshot
-from app.queries.balanced import balanced_index, compute_balanced
-from app.queries.filters import release_filter_garbage
-from app.queries.stats import compute_stats
+from app.api.streams import stream_index
 from app.schemas.questions import (
     BalancedIndexParams,
     BalancedQuery,
@@ -46,56 +37,6 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
 INDEX_CONTENT: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/x-ndjson": {}, "application/json": {}}}
 }
-# Snapshots never change, but presence can: a pinned answer may be reused for a while, an
-# answer about "current" must be revalidated (a cheap 304 when nothing moved).
-PINNED_CACHE_CONTROL = "public, max-age=300"
-CURRENT_CACHE_CONTROL = "no-cache"
-
-
-def cache_headers(etag: str, pinned: bool) -> dict[str, str]:
-    control = PINNED_CACHE_CONTROL if pinned else CURRENT_CACHE_CONTROL
-    return {"ETag": etag, "Cache-Control": control}
-
-
-def not_modified(request: Request, etag: str) -> bool:
-    tags = request.headers.get("if-none-match", "")
-    return etag in {tag.strip() for tag in tags.split(",")} or tags.strip() == "*"
-
-
-async def answer(
-    request: Request,
-    kind: str,
-    dataset: str,
-    query: StatsQuery | BalancedQuery,
-) -> Response:
-    """Serve from memory when possible; the database is asked only for what is not known."""
-    cache: AnswerCache = request.app.state.answer_cache
-    question = await ask_question(request, kind, dataset, query)
-    headers = cache_headers(question.etag, question.pinned)
-    if not_modified(request, question.etag):
-        return Response(status_code=304, headers=headers)
-    cached = cache.get(question.key)
-    if cached is not None:
-        return Response(cached, media_type="application/json", headers=headers)
-    work = partial(
-        compute_answer, dataset=dataset, question=question, compute=partial(compute, query)
-    )
-    body, as_asked = await run_read(request, [question.snapshot_id], work)
-    release_filter_garbage(query)
-    if as_asked:
-        cache.put(question.key, body)
-    else:
-        # Newer than the question's key: no tag, or a later If-None-Match could match it.
-        headers = {"Cache-Control": "no-cache"}
-    return Response(body, media_type="application/json", headers=headers)
-
-
-def compute(
-    query: StatsQuery | BalancedQuery, session: Session, dataset: Dataset, snapshot: Snapshot
-) -> StatsResponse | BalancedResponse:
-    if isinstance(query, StatsQuery):
-        return compute_stats(session, dataset, snapshot, query)
-    return compute_balanced(session, dataset, snapshot, query)
 
 
 @router.get(
@@ -142,58 +83,6 @@ async def get_balanced(
 )
 async def post_balanced(dataset: str, request: Request, query: BalancedQuery) -> Response:
     return await answer(request, "balanced", dataset, query)
-
-
-async def stream_index(
-    request: Request, dataset: str, query: BalancedQuery, output: str
-) -> Response:
-    # The selection is computed before the first byte, so errors still get a proper status;
-    # the lines are formatted as they are sent, a chunk at a time.
-    question = await ask_question(request, f"index-{output}", dataset, query)
-    headers = cache_headers(question.etag, question.pinned)
-    if not_modified(request, question.etag):
-        return Response(status_code=304, headers=headers)
-
-    def select_entries(session: Session) -> tuple[Snapshot, Iterator[tuple[str, int]]]:
-        found = catalog.get_dataset(session, dataset)
-        snapshot = catalog.get_snapshot(session, found, question.snapshot_id)
-        return snapshot, balanced_index(session, found, snapshot, query)
-
-    snapshot, entries = await run_read(
-        request, [question.snapshot_id], in_read_session(select_entries)
-    )
-    release_filter_garbage(query)
-    headers |= {"X-Snapshot": str(snapshot.id), "X-Content-Hash": snapshot.content_hash}
-    if output == "json":
-        body, media_type = _json_array(entries), "application/json"
-    else:
-        body, media_type = _json_lines(entries), "application/x-ndjson"
-    return StreamingResponse(body, media_type=media_type, headers=headers)
-
-
-def _json_lines(entries: Iterator[tuple[str, int]]) -> Iterator[bytes]:
-    encoded: dict[str, str] = {}
-    batch: list[str] = []
-    for cache_file, window_idx in entries:
-        name = encoded.get(cache_file)
-        if name is None:
-            name = encoded[cache_file] = json.dumps(cache_file)
-        batch.append(f'{{"cache_file": {name}, "window_idx": {window_idx}}}\n')
-        if len(batch) >= 10_000:
-            yield "".join(batch).encode()
-            batch = []
-    if batch:
-        yield "".join(batch).encode()
-
-
-def _json_array(entries: Iterator[tuple[str, int]]) -> Iterator[bytes]:
-    yield b"["
-    first = True
-    for chunk in _json_lines(entries):
-        lines = chunk.decode().rstrip("\n").split("\n")
-        yield (("" if first else ",") + ",".join(lines)).encode()
-        first = False
-    yield b"]"
 
 
 @router.get(

@@ -64,12 +64,11 @@ def stats(dataset: str, url: str | None, token: str | None, as_json: bool, **opt
         else:
             from app import catalog
             from app.db import read_session
-            from app.queries.stats import compute_stats
+            from app.queries.answers import STATS
 
             with read_session(local_session_factory()) as session:
-                found = catalog.get_dataset(session, dataset)
-                snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
-                answer = compute_stats(session, found, snapshot, query)
+                found, snapshot = catalog.dataset_snapshot(session, dataset, query.snapshot)
+                answer = STATS.compute(session, found, snapshot, query)
     if as_json:
         echo_model(answer)
         return
@@ -130,14 +129,13 @@ def balanced(
         else:
             from app import catalog
             from app.db import read_session
-            from app.queries.balanced import balanced_index, compute_balanced
+            from app.queries.answers import BALANCED, BALANCED_INDEX
 
             with read_session(local_session_factory()) as session:
-                found = catalog.get_dataset(session, dataset)
-                snapshot = catalog.resolve_snapshot(session, found, query.snapshot)
-                answer = compute_balanced(session, found, snapshot, query)
+                found, snapshot = catalog.dataset_snapshot(session, dataset, query.snapshot)
+                answer = BALANCED.compute(session, found, snapshot, query)
                 if index_path:
-                    entries = list(balanced_index(session, found, snapshot, query))
+                    entries = list(BALANCED_INDEX.compute(session, found, snapshot, query))
     if index_path:
         with index_path.open("w") as out:
             for cache_file, window_idx in entries:
