@@ -66,19 +66,29 @@ def create_dataset(
     validate_full_threshold(full_threshold)
     if find_dataset(session, name) is not None:
         raise ConflictError(f"dataset {name!r} already exists")
-    dataset = Dataset(name=name, description=description, full_threshold=full_threshold)
-    session.add(dataset)
     try:
-        with session.begin_nested():
-            session.flush()
+        return _insert_dataset(session, name, description, full_threshold)
     except IntegrityError:
         raise ConflictError(f"dataset {name!r} already exists") from None
-    return dataset
 
 
 def get_or_create_dataset(session: Session, name: str) -> Dataset:
+    """The dataset, created when missing; a concurrent creation raises IntegrityError (retry)."""
     dataset = find_dataset(session, name)
-    return dataset if dataset is not None else create_dataset(session, name)
+    if dataset is not None:
+        return dataset
+    validate_dataset_name(name)
+    return _insert_dataset(session, name, "", DEFAULT_FULL_THRESHOLD)
+
+
+def _insert_dataset(
+    session: Session, name: str, description: str, full_threshold: float
+) -> Dataset:
+    dataset = Dataset(name=name, description=description, full_threshold=full_threshold)
+    session.add(dataset)
+    with session.begin_nested():
+        session.flush()
+    return dataset
 
 
 def list_snapshots(session: Session, dataset: Dataset) -> list[Snapshot]:

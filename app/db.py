@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 # Stable constraint names on every backend, so one migration history fits SQLite and Postgres.
@@ -19,6 +20,9 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -139,6 +143,32 @@ def write_session(factory: sessionmaker[Session]) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+# Concurrent first writes of one new row (a dataset, a scan, its parts, a snapshot's content)
+# collide on a unique key; the loser's next attempt finds the winner's row. Two retries are
+# enough: after one lost race the row exists.
+WRITE_ATTEMPTS = 3
+# Postgres' SQLSTATE and SQLite's extended result codes for a duplicate key.
+UNIQUE_VIOLATIONS = {"23505", "SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"}
+
+
+def is_unique_violation(error: IntegrityError) -> bool:
+    """Whether the database refused a row because its key is taken (not a foreign key or NULL)."""
+    code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "sqlite_errorname", None)
+    return code in UNIQUE_VIOLATIONS
+
+
+def run_write(factory: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """Run `work` in a write transaction of its own; in a fresh one when it loses a key race."""
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            with write_session(factory) as session:
+                return work(session)
+        except IntegrityError as error:
+            if attempt == WRITE_ATTEMPTS or not is_unique_violation(error):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @contextmanager

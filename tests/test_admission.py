@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -12,9 +13,9 @@ import httpx
 import pytest
 
 from app.api.admission import AdmissionGate
-from app.db import make_engine, make_session_factory
+from app.db import make_engine, make_session_factory, run_write
 from app.errors import BusyError
-from app.ingest.importer import import_manifest
+from app.ingest.importer import prepare_import, store_import
 from bench.generate import write_manifest
 from tests.support.servers import live_server
 
@@ -37,7 +38,9 @@ def large_snapshots(database_url: str, tmp_path: Path) -> tuple[int, int]:
             path = tmp_path / f"big-{seed}.json"
             write_manifest(path, WINDOWS, seed, None)
             with path.open("rb") as stream:
-                outcome = import_manifest(make_session_factory(engine), "big", stream)
+                factory = make_session_factory(engine)
+                prepared = prepare_import(factory, "big", stream)
+            outcome = run_write(factory, partial(store_import, prepared=prepared))
             ids.append(outcome.snapshot.id)
     finally:
         engine.dispose()

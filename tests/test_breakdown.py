@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import random
+from functools import partial
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.streams import text_cell
+from app.db import run_write
 from app.ingest.importer import store_parsed
 from app.ingest.manifest import parse_manifest
 from app.schemas.reports import BREAKDOWN_SORTS
@@ -281,7 +283,8 @@ def test_histogram_reads_every_window_when_labels_disagree(
     # one no_seizure window carries positive samples, so the rollup shortcut must not be taken.
     manifest = manifests.generated(9, recordings=20, with_samples=True)
     manifest["no_seizure"][0]["n_pos"] = 100
-    store_parsed(factory, "odd", parse_manifest(io.BytesIO(json.dumps(manifest).encode())))
+    parsed = parse_manifest(io.BytesIO(json.dumps(manifest).encode()))
+    run_write(factory, partial(store_parsed, dataset_name="odd", parsed=parsed))
     answer = client.get("/api/v1/datasets/odd/histogram?bins=10").json()
     zero, counts = oracle.expected_histogram(manifest, set(), {}, 10)
     assert answer["zero"] == zero

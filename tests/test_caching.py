@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -157,17 +158,17 @@ def test_writes_from_another_process_are_seen(client: TestClient, database_url: 
     import io
     import time
 
-    from app.db import make_engine, make_session_factory
-    from app.ingest.importer import import_manifest
+    from app.db import make_engine, make_session_factory, run_write
+    from app.ingest.importer import prepare_import, store_import
 
     post(client, manifests.SMALL)
     assert client.get(STATS).json()["counts"]["total"] == 12
     other = manifests.generated(12)
     engine = make_engine(database_url)
     try:
-        outcome = import_manifest(
-            make_session_factory(engine), "ds", io.BytesIO(json.dumps(other).encode())
-        )
+        factory = make_session_factory(engine)
+        prepared = prepare_import(factory, "ds", io.BytesIO(json.dumps(other).encode()))
+        outcome = run_write(factory, partial(store_import, prepared=prepared))
     finally:
         engine.dispose()
     # SQLite sees it on the next request; Postgres once the NOTIFY arrives (milliseconds).

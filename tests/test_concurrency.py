@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from app.config import Settings
-from app.db import make_engine, make_session_factory
-from app.ingest.importer import import_manifest
+from app.db import make_engine, make_session_factory, run_write
+from app.ingest.importer import prepare_import, store_import
 from app.main import create_app
 from bench.generate import write_manifest
 from tests.conftest import make_token
@@ -242,7 +243,8 @@ def test_an_import_between_two_statements_of_a_read_changes_nothing_it_sees(
         if armed.is_set() and re.search(r"(FROM|JOIN) recordings\b", statement) and extra:
             armed.clear()
             manifest = extra.pop()
-            outcome = import_manifest(writer, "ds", io.BytesIO(json.dumps(manifest).encode()))
+            prepared = prepare_import(writer, "ds", io.BytesIO(json.dumps(manifest).encode()))
+            outcome = run_write(writer, partial(store_import, prepared=prepared))
             by_snapshot[outcome.snapshot.id] = manifest
 
     application = create_app(settings)

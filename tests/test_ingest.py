@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import run_write
 from app.errors import ManifestError
-from app.ingest.importer import import_manifest
+from app.ingest.importer import prepare_import, store_import
 from app.ingest.manifest import parse_manifest
 from app.models import Recording, Snapshot, Window
 from tests.support import manifests
@@ -384,10 +386,12 @@ def test_failure_while_storing_rolls_back_everything(
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(store, "_insert_rollups", explode)
-    with pytest.raises(RuntimeError):
-        import_manifest(factory, "ds", io.BytesIO(json.dumps(manifests.generated(2)).encode()))
-    with pytest.raises(RuntimeError):
-        import_manifest(factory, "other", io.BytesIO(json.dumps(manifests.generated(2)).encode()))
+    for name in ("ds", "other"):
+        prepared = prepare_import(
+            factory, name, io.BytesIO(json.dumps(manifests.generated(2)).encode())
+        )
+        with pytest.raises(RuntimeError):
+            run_write(factory, partial(store_import, prepared=prepared))
     assert count_rows(factory) == before
     current = client.get("/api/v1/datasets/ds").json()["current_snapshot"]
     assert current["counts"]["total"] == 12
@@ -437,9 +441,10 @@ def test_import_with_cache_dir_records_presence(
         "stray_windows.npz",
     ):
         (cache / name).write_bytes(b"")  # existence is all that is checked
-    outcome = import_manifest(
+    prepared = prepare_import(
         factory, "ds", io.BytesIO(json.dumps(manifests.SMALL).encode()), cache_dir=cache
     )
+    outcome = run_write(factory, partial(store_import, prepared=prepared))
     assert outcome.presence is not None
     assert outcome.presence.missing == ["aaaaaaaa_s002_t000_windows.npz"]
     assert outcome.presence.unexpected == ["stray_windows.npz"]

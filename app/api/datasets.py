@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app import catalog
 from app.api.bodies import BodyGuardRoute
@@ -21,10 +23,9 @@ from app.api.deps import (
     only_params,
 )
 from app.api.upload import receive_manifest
-from app.db import read_session, write_session
-from app.errors import NotFoundError
-from app.ingest.importer import import_manifest
-from app.ingest.presence import apply_presence, recording_names
+from app.db import read_session, run_write
+from app.ingest.importer import prepare_import, store_import
+from app.ingest.presence import record_presence
 from app.models import Recording
 from app.schemas.datasets import (
     DatasetCreate,
@@ -97,11 +98,13 @@ def list_datasets(factory: SessionFactoryDep) -> list[DatasetOut]:
 def create_dataset(
     body: DatasetCreate, factory: SessionFactoryDep, writer: WriteTokenDep
 ) -> DatasetOut:
-    with write_session(factory) as session:
+    def create(session: Session) -> DatasetOut:
         dataset = catalog.create_dataset(
             session, body.name, description=body.description, full_threshold=body.full_threshold
         )
         return catalog.dataset_out(session, dataset)
+
+    return run_write(factory, create)
 
 
 @router.get(
@@ -163,11 +166,14 @@ async def import_snapshot(
         body = await receive_manifest(request, settings.max_upload_bytes)
         try:
             size = _body_size(body)
-            outcome = await run_in_threadpool(
-                import_manifest, factory, dataset, body, source=source or "http upload"
+            prepared = await run_in_threadpool(
+                prepare_import, factory, dataset, body, source=source or "http upload"
             )
         finally:
             body.close()
+        outcome = await run_in_threadpool(
+            run_write, factory, partial(store_import, prepared=prepared)
+        )
     except Exception:
         metrics.observe_import("failed", time.perf_counter() - started, size, None)
         raise
@@ -221,11 +227,4 @@ def update_presence(
     dataset: str, body: PresenceUpdate, factory: SessionFactoryDep, writer: WriteTokenDep
 ) -> PresenceResult:
     presence = dict.fromkeys(body.present, True) | dict.fromkeys(body.missing, False)
-    with write_session(factory) as session:
-        found = catalog.get_dataset(session, dataset)
-        known = set(recording_names(session, found))
-        if not known:
-            raise NotFoundError(f"dataset {dataset!r} has no recordings yet: import a manifest")
-        updated = apply_presence(session, found, presence)
-        unknown = sorted(set(presence) - known)
-    return PresenceResult(dataset=dataset, updated=updated, unknown=unknown[:1000])
+    return run_write(factory, partial(record_presence, name=dataset, presence=presence))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -20,15 +21,11 @@ from app.api.deps import (
     only_params,
 )
 from app.api.upload import receive_manifest
+from app.db import run_write
 from app.errors import InvalidRequestError
 from app.scan.file_records import list_records
-from app.scan.parts import (
-    get_scan,
-    list_scans,
-    scan_out,
-    snapshot_scan_issues,
-    submit_part,
-)
+from app.scan.parts import prepare_part, submit_part
+from app.scan.status import get_scan, list_scans, scan_out, snapshot_scan_issues
 from app.schemas.questions import ErrorResponse, SnapshotId
 from app.schemas.scans import (
     SCAN_ID_PATTERN,
@@ -81,7 +78,8 @@ async def push_scan_part(
         part = await run_in_threadpool(parse_part, body)
     finally:
         body.close()
-    outcome = await run_in_threadpool(submit_part, factory, dataset, part)
+    prepared = await run_in_threadpool(prepare_part, dataset, part)
+    outcome = await run_in_threadpool(run_write, factory, partial(submit_part, prepared=prepared))
     if not outcome.scan.complete:
         response.status_code = 202
     return outcome.scan

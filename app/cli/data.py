@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +18,9 @@ from app.cli import (
     main,
     reported_errors,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 @main.command("import")
@@ -54,16 +59,18 @@ def import_command(
                     client.report_presence(dataset, present=report.present, missing=report.missing)
                     _echo_presence(report.present, report.missing, report.unexpected)
         else:
-            from app.ingest.importer import import_manifest, open_manifest_file
+            from app.db import run_write
+            from app.ingest.importer import open_manifest_file, prepare_import, store_import
 
             factory = local_session_factory(create=True)
             with (
                 open_manifest_file(manifest) as stream,
                 byte_progress("parsing", manifest.stat().st_size) as advance,
             ):
-                outcome = import_manifest(
+                prepared = prepare_import(
                     factory, dataset, stream, source=source, cache_dir=cache_dir, progress=advance
                 )
+            outcome = run_write(factory, partial(store_import, prepared=prepared))
             from app.catalog import snapshot_out
             from app.schemas.datasets import ImportResponse
 
@@ -128,13 +135,16 @@ def verify(cache_dir: Path, dataset: str, url: str | None, token: str | None) ->
                 client.report_presence(dataset, present=report.present, missing=report.missing)
         else:
             from app import catalog
-            from app.db import write_session
-            from app.ingest.presence import apply_presence, recording_names
+            from app.db import run_write
+            from app.ingest.presence import PresenceReport, apply_presence, recording_names
 
-            with write_session(local_session_factory()) as session:
+            def verify_local(session: Session) -> PresenceReport:
                 found = catalog.get_dataset(session, dataset)
-                report = check_presence(cache_dir, recording_names(session, found))
-                apply_presence(session, found, report.as_mapping())
+                checked = check_presence(cache_dir, recording_names(session, found))
+                apply_presence(session, found, checked.as_mapping())
+                return checked
+
+            report = run_write(local_session_factory(), verify_local)
     _echo_presence(report.present, report.missing, report.unexpected)
 
 
@@ -158,18 +168,20 @@ def demo(dataset: str, recordings: int, seed: int, url: str | None, token: str |
                 client.report_presence(dataset, missing=missing)
                 snapshot_id, total = result.id, result.counts.total
         else:
+            from app.db import run_write
             from app.ingest.importer import store_parsed
             from app.ingest.manifest import parse_manifest
             from app.labels import DEFAULT_FULL_THRESHOLD
 
             parsed = parse_manifest(io.BytesIO(body), full_threshold=DEFAULT_FULL_THRESHOLD)
-            outcome = store_parsed(
-                local_session_factory(create=True),
-                dataset,
-                parsed,
+            store = partial(
+                store_parsed,
+                dataset_name=dataset,
+                parsed=parsed,
                 source="demo",
                 presence=dict.fromkeys(missing, False),
             )
+            outcome = run_write(local_session_factory(create=True), store)
             snapshot_id, total = outcome.snapshot.id, parsed.total_windows
     click.echo(
         f"{dataset}: snapshot {snapshot_id}, {total:,} windows from {recordings} recordings "

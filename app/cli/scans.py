@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,9 @@ def scan(
                     assembly = _remote_assembly(client, dataset, records, plan.reused, fresh)
                 result = client.push_scan_part(dataset, part)
         else:
+            from app.db import run_write
             from app.scan.file_records import known_files_of
-            from app.scan.parts import submit_part
+            from app.scan.parts import prepare_part, submit_part
 
             factory = local_session_factory(create=True)
             plan = plan_scan(listing, known_files_of(factory, dataset))
@@ -91,7 +93,8 @@ def scan(
                 part, _ = scan_part(
                     plan, scan_id=scan_id, shard=shard, workers=workers, on_result=on_result
                 )
-            outcome = submit_part(factory, dataset, part)
+            prepared = prepare_part(dataset, part)
+            outcome = run_write(factory, partial(submit_part, prepared=prepared))
             result, assembly = outcome.scan, outcome.assembly
         if not sys.stderr.isatty():
             click.echo(tally.summary(len(plan.reused)), err=True)

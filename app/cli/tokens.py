@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import click
 
@@ -20,10 +21,12 @@ def token() -> None:
 def token_create(name: str, scope: str) -> None:
     """Create a token and print it once; only its hash is stored."""
     from app.auth import create_token
-    from app.db import write_session
+    from app.db import run_write
 
-    with reported_errors(), write_session(local_session_factory(create=True)) as session:
-        new = create_token(session, name, scope)
+    with reported_errors():
+        new = run_write(
+            local_session_factory(create=True), partial(create_token, name=name, scope=scope)
+        )
     click.echo(f"token {new.identity.id} {name!r} ({scope}), shown only now:", err=True)
     click.echo(new.token)
 
@@ -65,9 +68,10 @@ def token_list(as_json: bool) -> None:
 def token_revoke(name_or_id: str) -> None:
     """Revoke the active token(s) with this name, or the token with this id."""
     from app.auth import revoke_tokens
-    from app.db import write_session
+    from app.db import run_write
 
-    with reported_errors(), write_session(local_session_factory()) as session:
-        revoked = [(row.id, row.name) for row in revoke_tokens(session, name_or_id)]
+    with reported_errors():
+        rows = run_write(local_session_factory(), partial(revoke_tokens, name_or_id=name_or_id))
+    revoked = [(row.id, row.name) for row in rows]
     for token_id, name in revoked:
         click.echo(f"revoked token {token_id} {name!r}")

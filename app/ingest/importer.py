@@ -1,4 +1,9 @@
-"""Importing a manifest end to end: parse (outside any transaction), then store atomically."""
+"""Importing a manifest: parse it outside any transaction, then store it in the caller's.
+
+A large manifest takes seconds to parse; parsed inside a write transaction it would hold the
+write lock that long. Storing only flushes: the caller's one transaction (app.db.run_write)
+makes the import all or nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.catalog import find_dataset, get_or_create_dataset, validate_dataset_name
-from app.db import read_session, write_session
-from app.errors import ConflictError, InvalidRequestError
+from app.db import read_session
+from app.errors import InvalidRequestError
 from app.ingest.gunzip import GZIP_MAGIC, open_gunzipped
 from app.ingest.manifest import ParsedManifest, ProgressCallback, parse_manifest
 from app.ingest.presence import PresenceReport, apply_presence, check_presence
 from app.ingest.snapshot_store import store_snapshot
 from app.labels import DEFAULT_FULL_THRESHOLD
 from app.models import Dataset, Snapshot
-
-# Concurrent first imports into one new dataset, or of one content, collide on a unique key;
-# the loser retries and then finds the winner's row.
-ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,23 @@ def open_manifest_file(path: Path) -> IO[bytes]:
     return path.open("rb")
 
 
+@dataclass(frozen=True)
+class PreparedImport:
+    """A manifest parsed for a dataset, ready to store: the slow part, done outside transactions."""
+
+    dataset_name: str
+    parsed: ParsedManifest
+    source: str = ""
+    presence: PresenceReport | None = None
+
+
 def dataset_threshold(factory: sessionmaker[Session], name: str) -> float:
     with read_session(factory) as session:
         dataset = find_dataset(session, name)
         return dataset.full_threshold if dataset is not None else DEFAULT_FULL_THRESHOLD
 
 
-def import_manifest(
+def prepare_import(
     factory: sessionmaker[Session],
     dataset_name: str,
     stream: IO[bytes],
@@ -61,25 +71,31 @@ def import_manifest(
     source: str = "",
     cache_dir: Path | None = None,
     progress: ProgressCallback | None = None,
-) -> ImportOutcome:
-    """Parse a manifest stream and store it as the dataset's current snapshot."""
+) -> PreparedImport:
+    """Parse a manifest stream with the dataset's threshold; check presence in `cache_dir`."""
     validate_dataset_name(dataset_name)
     parsed = parse_manifest(
         stream, full_threshold=dataset_threshold(factory, dataset_name), progress=progress
     )
     presence = check_presence(cache_dir, parsed.recordings) if cache_dir is not None else None
+    return PreparedImport(dataset_name, parsed, source, presence)
+
+
+def store_import(session: Session, prepared: PreparedImport) -> ImportOutcome:
+    """Store a prepared import as the dataset's current snapshot, with its presence report."""
+    report = prepared.presence
     return store_parsed(
-        factory,
-        dataset_name,
-        parsed,
-        source=source,
-        presence=presence.as_mapping() if presence else None,
-        report=presence,
+        session,
+        prepared.dataset_name,
+        prepared.parsed,
+        source=prepared.source,
+        presence=report.as_mapping() if report is not None else None,
+        report=report,
     )
 
 
 def store_parsed(
-    factory: sessionmaker[Session],
+    session: Session,
     dataset_name: str,
     parsed: ParsedManifest,
     *,
@@ -87,16 +103,9 @@ def store_parsed(
     presence: Mapping[str, bool] | None = None,
     report: PresenceReport | None = None,
 ) -> ImportOutcome:
-    """Store an already parsed manifest in one transaction (with presence, if given)."""
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            with write_session(factory) as session:
-                dataset = get_or_create_dataset(session, dataset_name)
-                result = store_snapshot(session, dataset, parsed, source=source)
-                if presence:
-                    apply_presence(session, dataset, presence)
-            return ImportOutcome(dataset, result.snapshot, result.created, report)
-        except (IntegrityError, ConflictError):
-            if attempt == ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    """Store an already parsed manifest (with presence, if given); flushes, never commits."""
+    dataset = get_or_create_dataset(session, dataset_name)
+    result = store_snapshot(session, dataset, parsed, source=source)
+    if presence:
+        apply_presence(session, dataset, presence)
+    return ImportOutcome(dataset, result.snapshot, result.created, report)

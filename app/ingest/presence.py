@@ -11,8 +11,12 @@ from pathlib import Path
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from app.errors import InvalidRequestError
+from app.catalog import get_dataset
+from app.errors import InvalidRequestError, NotFoundError
 from app.models import Dataset, Recording
+from app.schemas.datasets import PresenceResult
+
+UNKNOWN_SHOWN = 1000
 
 
 @dataclass(frozen=True)
@@ -65,3 +69,14 @@ def recording_names(session: Session, dataset: Dataset) -> list[str]:
     """Cache file names of every recording the dataset has known."""
     query = select(Recording.cache_file).where(Recording.dataset_id == dataset.id)
     return sorted(session.scalars(query))
+
+
+def record_presence(session: Session, name: str, presence: Mapping[str, bool]) -> PresenceResult:
+    """Record a presence report for dataset `name`; names it does not know are listed back."""
+    found = get_dataset(session, name)
+    known = set(recording_names(session, found))
+    if not known:
+        raise NotFoundError(f"dataset {name!r} has no recordings yet: import a manifest")
+    updated = apply_presence(session, found, presence)
+    unknown = sorted(set(presence) - known)
+    return PresenceResult(dataset=name, updated=updated, unknown=unknown[:UNKNOWN_SHOWN])

@@ -1,10 +1,11 @@
 """Receiving scan parts and assembling a snapshot once every part of a scan has arrived.
 
-One transaction per part. The scan's row is locked first, so of two last parts arriving at once
-one assembles and the other sees a complete scan. The part that completes a scan assembles the
-manifest, stores the snapshot (store_snapshot, the import path), records presence, refreshes the
-per-file records and lists the files left out, all in that same transaction: until it commits
-nobody sees any of it, afterwards everything at once. An unsharded scan is one part of one.
+One transaction per part, the caller's (app.db.run_write). The scan's row is locked first, so
+of two last parts arriving at once one assembles and the other sees a complete scan. The part
+that completes a scan assembles the manifest, stores the snapshot (store_snapshot, the import
+path), records presence, refreshes the per-file records and lists the files left out, all in
+that same transaction: until it commits nobody sees any of it, afterwards everything at once.
+An unsharded scan is one part of one.
 
 A part sent again is a no-op when identical; before assembly a different copy replaces it,
 after assembly it is refused (409: use a new scan id).
@@ -21,16 +22,14 @@ from datetime import UTC, datetime
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from app import catalog
-from app.db import write_session
-from app.errors import ConflictError, InvalidRequestError, NotFoundError
+from app.errors import ConflictError, InvalidRequestError
 from app.ingest.names import cache_file_problem
 from app.ingest.presence import apply_presence, recording_names
 from app.ingest.snapshot_store import store_snapshot
-from app.models import Dataset, Scan, ScanIssue, ScanPart, Snapshot
+from app.models import Dataset, Scan, ScanIssue, ScanPart
 from app.scan.assembly import Assembly, assemble
 from app.scan.file_records import (
     forget_records,
@@ -39,10 +38,8 @@ from app.scan.file_records import (
     save_records,
 )
 from app.scan.file_result import OK, REUSED, FileResult, from_wire, shard_of
-from app.schemas.scans import ScanIssueOut, ScanOut, ScanPartIn, SnapshotScanIssues
-
-ATTEMPTS = 3
-MAX_ISSUES_SHOWN = 10_000
+from app.scan.status import scan_out
+from app.schemas.scans import ScanOut, ScanPartIn
 
 
 @dataclass(frozen=True)
@@ -51,21 +48,19 @@ class PartOutcome:
     assembly: Assembly | None  # set when this part completed the scan
 
 
-def submit_part(factory: sessionmaker[Session], dataset_name: str, part: ScanPartIn) -> PartOutcome:
-    """Record one part of a scan; assemble and store the snapshot when it is the last one."""
+@dataclass(frozen=True)
+class PreparedPart:
+    """A part checked and digested, outside any transaction: ready to submit."""
+
+    dataset_name: str
+    part: ScanPartIn
+    results: list[FileResult]
+    digest: str
+
+
+def prepare_part(dataset_name: str, part: ScanPartIn) -> PreparedPart:
     catalog.validate_dataset_name(dataset_name)
-    results = validate_part(part)
-    digest = part_digest(part)
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            with write_session(factory) as session:
-                return _submit(session, dataset_name, part, results, digest)
-        except IntegrityError:
-            # Concurrent first parts (or first scans of a new dataset) collide on a unique key;
-            # the retry finds the winner's row.
-            if attempt == ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    return PreparedPart(dataset_name, part, validate_part(part), part_digest(part))
 
 
 def validate_part(part: ScanPartIn) -> list[FileResult]:
@@ -130,14 +125,14 @@ def part_digest(part: ScanPartIn) -> str:
     return "sha256:" + hashlib.sha256(canonical.model_dump_json().encode()).hexdigest()
 
 
-def _submit(
-    session: Session,
-    dataset_name: str,
-    part: ScanPartIn,
-    results: list[FileResult],
-    digest: str,
-) -> PartOutcome:
-    dataset = catalog.get_or_create_dataset(session, dataset_name)
+def submit_part(session: Session, prepared: PreparedPart) -> PartOutcome:
+    """Record one part of a scan; assemble and store the snapshot when it is the last one.
+
+    Flushes, never commits. Concurrent first parts (or first scans of a new dataset) collide on
+    a unique key: run it with app.db.run_write, whose retry finds the winner's row.
+    """
+    part, results, digest = prepared.part, prepared.results, prepared.digest
+    dataset = catalog.get_or_create_dataset(session, prepared.dataset_name)
     scan = _locked_scan(session, dataset, part.scan_id)
     if scan is None:
         scan = Scan(dataset_id=dataset.id, scan_key=part.scan_id, shard_count=part.shard_count)
@@ -260,79 +255,3 @@ def _decode(payload: bytes) -> tuple[list[FileResult], list[str]]:
         for f in data["files"]
     ]
     return files, list(data["others"])
-
-
-# -- reading scans back --------------------------------------------------------------------------
-
-
-def scan_out(session: Session, dataset: Dataset, scan: Scan) -> ScanOut:
-    parts = session.scalars(
-        select(ScanPart.shard_index).where(ScanPart.scan_id == scan.id).order_by("shard_index")
-    )
-    snapshot = (
-        catalog.snapshot_out(catalog.get_snapshot(session, dataset, scan.snapshot_id), dataset)
-        if scan.snapshot_id is not None
-        else None
-    )
-    return ScanOut(
-        dataset=dataset.name,
-        scan_id=scan.scan_key,
-        shard_count=scan.shard_count,
-        parts_received=list(parts),
-        complete=scan.completed_at is not None,
-        created_at=scan.created_at,
-        completed_at=scan.completed_at,
-        snapshot=snapshot,
-        snapshot_created=scan.snapshot_created,
-        files=scan.files,
-        read=scan.files_read,
-        reused=scan.files_reused,
-        skipped=scan.files_skipped,
-        missing=scan.recordings_missing,
-        issues=scan_issues(session, scan),
-    )
-
-
-def scan_issues(session: Session, scan: Scan) -> list[ScanIssueOut]:
-    query = (
-        select(ScanIssue)
-        .where(ScanIssue.scan_id == scan.id)
-        .order_by(ScanIssue.cache_file)
-        .limit(MAX_ISSUES_SHOWN)
-    )
-    return [
-        ScanIssueOut(cache_file=i.cache_file, code=i.code, reason=i.reason)
-        for i in session.scalars(query)
-    ]
-
-
-def get_scan(session: Session, dataset: Dataset, scan_key: str) -> Scan:
-    query = select(Scan).where(Scan.dataset_id == dataset.id, Scan.scan_key == scan_key)
-    scan = session.scalars(query).one_or_none()
-    if scan is None:
-        raise NotFoundError(f"dataset {dataset.name!r} has no scan {scan_key[:80]!r}")
-    return scan
-
-
-def list_scans(session: Session, dataset: Dataset, limit: int = 100) -> list[Scan]:
-    query = select(Scan).where(Scan.dataset_id == dataset.id).order_by(Scan.id.desc()).limit(limit)
-    return list(session.scalars(query))
-
-
-def snapshot_scan_issues(
-    session: Session, dataset: Dataset, snapshot: Snapshot
-) -> SnapshotScanIssues:
-    """The files left out by the latest scan that produced (or found again) `snapshot`."""
-    query = (
-        select(Scan)
-        .where(Scan.dataset_id == dataset.id, Scan.snapshot_id == snapshot.id)
-        .order_by(Scan.completed_at.desc(), Scan.id.desc())
-        .limit(1)
-    )
-    scan = session.scalars(query).one_or_none()
-    return SnapshotScanIssues(
-        dataset=dataset.name,
-        snapshot=snapshot.id,
-        scan_id=scan.scan_key if scan is not None else None,
-        issues=scan_issues(session, scan) if scan is not None else [],
-    )
