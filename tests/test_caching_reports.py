@@ -3,7 +3,6 @@ and the answer cache, with presence in the key of every answer that reads it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,16 +12,15 @@ from fastapi.testclient import TestClient
 
 from app.api import answer_path
 from app.api.answer_cache import ENTRY_OVERHEAD_BYTES, Answer, AnswerCache, StreamedAnswer
-from tests import manifests, oracle
+from tests.support import manifests, oracle
+from tests.support.uploads import load
 
 BASE = "/api/v1/datasets/ds"
 MISSING = "aaaaaaaa_s002_t000_windows.npz"
 
 
 def post(client: TestClient, manifest: dict[str, Any]) -> int:
-    response = client.post(f"{BASE}/snapshots", content=json.dumps(manifest))
-    assert response.status_code in (200, 201), response.text
-    return int(response.json()["id"])
+    return load(client, "ds", manifest, expect=(200, 201))
 
 
 @pytest.fixture
