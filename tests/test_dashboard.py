@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.dashboard.charts import histogram_chart, tick_step
+from app.dashboard.charts import full_per_bin, histogram_chart, tick_step
 from app.dashboard.formatting import (
     code_spans,
     format_count,
@@ -254,7 +254,7 @@ def test_histogram_bars_show_their_full_seizure_windows_stacked() -> None:
             dataset="d", snapshot=1, content_hash="h", zero=0, bins=bins, total=0, missing_windows=0
         )
 
-    chart = histogram_chart(response([400, 1324]), response([0, 1280]))
+    chart = histogram_chart(response([400, 1324]), [0, 1280])
     assert chart is not None
     mixed = chart.bars[1]
     assert (mixed.partial, mixed.full) == (44, 1280)
@@ -262,9 +262,38 @@ def test_histogram_bars_show_their_full_seizure_windows_stacked() -> None:
     assert (chart.bars[0].partial, chart.bars[0].full_height) == (400, 0)
 
 
+def test_full_seizure_windows_of_each_bin_follow_from_the_threshold() -> None:
+    def response(counts: list[int]) -> HistogramResponse:
+        n = len(counts)
+        bins = [HistogramBin(lower=i / n, upper=(i + 1) / n, count=c) for i, c in enumerate(counts)]
+        return HistogramResponse(
+            dataset="d", snapshot=1, content_hash="h", zero=0, bins=bins, total=0, missing_windows=0
+        )
+
+    # Twenty bins, threshold 0.99: the last bin [0.95, 1] holds 44 partial and 1,280 full.
+    counts = [5] * 19 + [1324]
+    assert full_per_bin(response(counts), 0.99, 1280) == [0] * 19 + [1280]
+    # Threshold on an edge: the bins from it up are all full, none straddles.
+    assert full_per_bin(response([3, 4, 6, 2]), 0.5, 8) == [0, 0, 6, 2]
+    # Counts that cannot come from consistent categories: no guess.
+    assert full_per_bin(response([3, 4, 6, 2]), 0.5, 9) is None
+    assert full_per_bin(response(counts), 0.99, 1325) is None
+    assert full_per_bin(response(counts), 0.99, -1) is None
+
+
 @pytest.mark.parametrize(
     ("largest", "step"),
-    [(1, 1), (4, 1), (5, 2), (9, 5), (27, 10), (97, 50), (1000, 500), (1320, 500), (45_000, 20_000)],
+    [
+        (1, 1),
+        (4, 1),
+        (5, 2),
+        (9, 5),
+        (27, 10),
+        (97, 50),
+        (1000, 500),
+        (1320, 500),
+        (45_000, 20_000),
+    ],
 )
 def test_histogram_ticks_are_round(largest: int, step: int) -> None:
     assert tick_step(largest) == step

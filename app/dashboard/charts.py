@@ -63,18 +63,37 @@ def tick_step(largest: int) -> int:
     return next(m * power for m in (1, 2, 5, 10) if m * power >= rough)
 
 
+def full_per_bin(histogram: HistogramResponse, threshold: float, full: int) -> list[int] | None:
+    """How many of each bin's windows are full seizures, given the subset's `full` count.
+
+    A seizure window is full exactly when its fraction reaches the threshold (imports check
+    it), so a bin wholly above the threshold is all full, one below it all partial, and the one
+    that straddles it holds the rest. None when the numbers do not add up to that.
+    """
+    above = [b.lower >= threshold for b in histogram.bins]
+    straddling = [b.lower < threshold < b.upper for b in histogram.bins]
+    rest = full - sum(b.count for b, up in zip(histogram.bins, above, strict=True) if up)
+    split = []
+    for b, up, mixed in zip(histogram.bins, above, straddling, strict=True):
+        split.append(b.count if up else rest if mixed else 0)
+    mixed_bins = [b for b, mixed in zip(histogram.bins, straddling, strict=True) if mixed]
+    if rest < 0 or (rest and not mixed_bins) or any(rest > b.count for b in mixed_bins):
+        return None
+    return split
+
+
 def histogram_chart(
-    histogram: HistogramResponse, full: HistogramResponse | None = None
+    histogram: HistogramResponse, full_counts: list[int] | None = None
 ) -> HistogramChart | None:
     """Bars scaled to the tallest one, or to the second tallest when one towers over the rest.
 
-    `full` is the same histogram of the subset's full-seizure windows only: each bar shows how
-    many of its windows are full and how many partial (a bin can straddle the threshold).
+    `full_counts` says how many of each bin's windows are full seizures: each bar shows them
+    stacked on the partial ones (a bin can straddle the threshold).
     """
     counts = [b.count for b in histogram.bins]
     if not any(counts):
         return None
-    full_counts = [b.count for b in full.bins] if full is not None else [0] * len(counts)
+    full_counts = full_counts or [0] * len(counts)
     ordered = sorted(counts, reverse=True)
     tallest = ordered[0]
     if len(ordered) > 1 and ordered[1] > 0 and ordered[0] > CUT_FACTOR * ordered[1]:

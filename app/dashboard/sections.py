@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy.orm import Session
 
-from app.dashboard.charts import histogram_chart
+from app.dashboard.charts import full_per_bin, histogram_chart
 from app.models import Dataset, Snapshot
 from app.queries.breakdown import compute_breakdown
 from app.queries.histogram import compute_histogram
@@ -71,18 +71,27 @@ def page_links(total: int, limit: int, offset: int) -> list[tuple[int, int | Non
 
 
 def histogram_context(
-    session: Session, dataset: Dataset, snapshot: Snapshot, subset: SubsetFilter, bins: int
+    session: Session,
+    dataset: Dataset,
+    snapshot: Snapshot,
+    subset: SubsetFilter,
+    bins: int,
+    full_windows: int,
 ) -> dict[str, Any]:
-    """The subset's histogram, each bin split into its partial and full-seizure windows."""
+    """The subset's histogram, each bin split into its partial and full-seizure windows.
+
+    `full_windows` (the subset's full-seizure count) places them; only if it does not fit are
+    the full-seizure windows binned on their own, which reads them all a second time.
+    """
     if not snapshot.has_sample_counts:
         return {"histogram": None, "chart": None}
     filters = subset.model_dump(include=set(FILTER_FIELDS))
     query = HistogramQuery.model_validate(filters | {"bins": bins})
     histogram = compute_histogram(session, dataset, snapshot, query)
-    full = None
-    if "full_seizure" in query.selected_categories():
+    full = full_per_bin(histogram, dataset.full_threshold, full_windows)
+    if full is None:
         only_full = query.model_copy(update={"category": ["full_seizure"]})
-        full = compute_histogram(session, dataset, snapshot, only_full)
+        full = [b.count for b in compute_histogram(session, dataset, snapshot, only_full).bins]
     return {"histogram": histogram, "chart": histogram_chart(histogram, full)}
 
 
