@@ -19,6 +19,7 @@ from app.dashboard import formatting, snippets
 from app.dashboard.balanced import BALANCED_OPTIONS, balanced_context
 from app.dashboard.diff_rates import rate_change
 from app.dashboard.sections import (
+    composition_context,
     hidden_fields,
     histogram_context,
     page_links,
@@ -27,7 +28,6 @@ from app.dashboard.sections import (
 )
 from app.errors import AppError, InvalidRequestError
 from app.models import Dataset, Snapshot
-from app.queries.breakdown import compute_breakdown
 from app.queries.diff import diff_snapshots
 from app.queries.filters import describe
 from app.queries.stats import compute_stats
@@ -36,7 +36,6 @@ from app.schemas.reports import (
     BREAKDOWN_SORTS,
     GROUP_BY,
     BreakdownQuery,
-    BreakdownResponse,
     Offset,
 )
 
@@ -199,7 +198,7 @@ def _dataset_page(name: str, request: Request, session: Session) -> HTMLResponse
         return templates_of(request).TemplateResponse(request, "dataset.html", context)
     snapshot = _chosen_snapshot(session, dataset, snapshots, state)
     context |= _subset_context(request, session, dataset, snapshot, state)
-    composition = _composition(session, dataset, snapshot, context)
+    composition = composition_context(session, dataset, snapshot, context)
     context |= {"snapshot": snapshot, "composition": composition}
     context |= scan_issues_context(session, dataset, snapshot)
     context |= balanced_context(
@@ -214,36 +213,6 @@ def _chosen_snapshot(
     if state.snapshot_id is not None:
         return catalog.get_snapshot(session, dataset, state.snapshot_id)
     return catalog.resolve_snapshot(session, dataset, None)
-
-
-def _composition(
-    session: Session, dataset: Dataset, snapshot: Snapshot, subset: dict[str, Any]
-) -> dict[str, Any]:
-    """The whole snapshot: its manifest counts, what is present, and how many patients.
-
-    When the subset is the whole snapshot its answers are these: asked again, they doubled the
-    time of the page's most common view (a second of a 10M-window snapshot).
-    """
-    whole = StatsQuery(snapshot=snapshot.id)
-    everything = subset.get("stats")
-    if everything is None or subset.get("stats_query") != whole:
-        everything = compute_stats(session, dataset, snapshot, whole)
-    by_patient = BreakdownQuery(snapshot=snapshot.id, limit=1)
-    grouping = {*FILTER_FIELDS, "by"}
-    asked: BreakdownQuery | None = subset.get("breakdown_query")
-    breakdown: BreakdownResponse | None = subset.get("breakdown")
-    if (
-        breakdown is None
-        or asked is None
-        or subset.get("searched")
-        or asked.model_dump(include=grouping) != by_patient.model_dump(include=grouping)
-    ):
-        breakdown = compute_breakdown(session, dataset, snapshot, by_patient)
-    return {
-        "manifest": catalog.snapshot_out(snapshot, dataset).counts,
-        "stats": everything,
-        "patients": breakdown.total_groups,
-    }
 
 
 def _subset_context(

@@ -1,5 +1,5 @@
-"""What the dataset page's sections show besides the subset's stats: the breakdown (searchable,
-paged), the histogram split by category, and the files a scan skipped."""
+"""What the dataset page's sections show besides the subset's stats: the composition, the
+breakdown (searchable, paged), the histogram split by category, and the files a scan skipped."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy.orm import Session
 
+from app import catalog
 from app.dashboard.charts import full_per_bin, histogram_chart
 from app.models import Dataset, Snapshot
 from app.queries.breakdown import compute_breakdown
 from app.queries.histogram import compute_histogram
+from app.queries.stats import compute_stats
 from app.scan.parts import snapshot_scan_issues
-from app.schemas.questions import FILTER_FIELDS, SubsetFilter
+from app.schemas.questions import FILTER_FIELDS, StatsQuery, SubsetFilter
 from app.schemas.reports import (
     MAX_BREAKDOWN_LIMIT,
     BreakdownQuery,
@@ -23,6 +25,36 @@ from app.schemas.reports import (
 
 # Page links shown on either side of the current page, besides the first and the last.
 PAGES_AROUND = 2
+
+
+def composition_context(
+    session: Session, dataset: Dataset, snapshot: Snapshot, subset: dict[str, Any]
+) -> dict[str, Any]:
+    """The whole snapshot: its manifest counts, what is present, and how many patients.
+
+    When the subset is the whole snapshot its answers are these: asked again, they doubled the
+    time of the page's most common view (a second of a 10M-window snapshot).
+    """
+    whole = StatsQuery(snapshot=snapshot.id)
+    everything = subset.get("stats")
+    if everything is None or subset.get("stats_query") != whole:
+        everything = compute_stats(session, dataset, snapshot, whole)
+    by_patient = BreakdownQuery(snapshot=snapshot.id, limit=1)
+    grouping = {*FILTER_FIELDS, "by"}
+    asked: BreakdownQuery | None = subset.get("breakdown_query")
+    breakdown: BreakdownResponse | None = subset.get("breakdown")
+    if (
+        breakdown is None
+        or asked is None
+        or subset.get("searched")
+        or asked.model_dump(include=grouping) != by_patient.model_dump(include=grouping)
+    ):
+        breakdown = compute_breakdown(session, dataset, snapshot, by_patient)
+    return {
+        "manifest": catalog.snapshot_out(snapshot, dataset).counts,
+        "stats": everything,
+        "patients": breakdown.total_groups,
+    }
 
 
 def search_breakdown(
