@@ -174,10 +174,12 @@ def backend_of(url: str) -> str:
     return "sqlite" if url.startswith("sqlite") else "postgres"
 
 
-def save_screenshot(page: Any, name: str, capsys: pytest.CaptureFixture[str]) -> Path:
+def save_screenshot(
+    page: Any, name: str, capsys: pytest.CaptureFixture[str], full_page: bool = True
+) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     with capsys.disabled():
         print(f"\nscreenshot: {path.relative_to(ROOT)}")
     return path

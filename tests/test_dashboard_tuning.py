@@ -161,8 +161,9 @@ def test_histogram_composition_ticks_and_threshold(
     assert "full seizure ≥" in page.locator("svg.histogram .threshold-label").text_content()
     # Readable on a laptop: the page fits the width of a 1366 by 768 screen.
     assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    save_screenshot(page, f"dashboard-laptop-{backend_of(database_url)}", capsys, full_page=False)
     page.locator("#histogram").scroll_into_view_if_needed()
-    save_screenshot(page, f"dashboard-laptop-{backend_of(database_url)}", capsys)
+    save_screenshot(page, f"dashboard-laptop-histogram-{backend_of(database_url)}", capsys, False)
 
 
 def test_history_explains_listed_against_present(
