@@ -1,10 +1,13 @@
 """Seeded TUSZ-like manifests at benchmark scale, written as manifest.json without holding them.
 
 Usage: python -m bench.generate OUT.json --windows 10000000 [--seed 1] [--cache-dir DIR]
+                                [--with-samples]
 
 About 330 windows a recording; most recordings seizure-free; seizure recordings carry runs of
 partial and full windows. With --cache-dir, an empty file per recording is created there (the
 old in-process way checks file existence, so it needs them; contents are never read).
+With --with-samples, every window carries n_pos and n_samples, as a scanned snapshot does (the
+dashboard's histogram needs them).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 CATEGORIES = ("partial_seizure", "full_seizure", "no_seizure")
+SAMPLES = 15360  # 60 s at 256 Hz
 
 
 def recording_names(n: int, rng: np.random.Generator) -> list[str]:
@@ -38,7 +42,18 @@ def categories_of(n_windows: int, rng: np.random.Generator) -> np.ndarray:
     return cats
 
 
-def write_manifest(out: Path, windows: int, seed: int, cache_dir: Path | None) -> dict[str, int]:
+def sample_counts(category: str, n: int, rng: np.random.Generator) -> list[int]:
+    """Positive label samples per window, agreeing with the category (full: all of them)."""
+    if category == "no_seizure":
+        return [0] * n
+    if category == "full_seizure":
+        return [SAMPLES] * n
+    return rng.integers(1, int(SAMPLES * 0.99), size=n).tolist()
+
+
+def write_manifest(
+    out: Path, windows: int, seed: int, cache_dir: Path | None, with_samples: bool = False
+) -> dict[str, int]:
     rng = np.random.default_rng(seed)
     per_recording = 330
     names = recording_names(max(1, windows // per_recording), rng)
@@ -56,7 +71,12 @@ def write_manifest(out: Path, windows: int, seed: int, cache_dir: Path | None) -
             idx = np.flatnonzero(cats == code)
             if idx.size == 0:
                 continue
-            text = ", ".join(f'{{"cache_file": {quoted}, "window_idx": {k}}}' for k in idx.tolist())
+            positives = sample_counts(category, idx.size, rng) if with_samples else None
+            text = ", ".join(
+                f'{{"cache_file": {quoted}, "window_idx": {k}'
+                + (f', "n_pos": {positives[j]}, "n_samples": {SAMPLES}}}' if positives else "}")
+                for j, k in enumerate(idx.tolist())
+            )
             handles[category].write((", " if counts[category] else "") + text)
             counts[category] += int(idx.size)
         if cache_dir is not None:
@@ -82,10 +102,11 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=330_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cache-dir", type=Path)
+    parser.add_argument("--with-samples", action="store_true")
     args = parser.parse_args()
     if args.cache_dir:
         args.cache_dir.mkdir(parents=True, exist_ok=True)
-    counts = write_manifest(args.out, args.windows, args.seed, args.cache_dir)
+    counts = write_manifest(args.out, args.windows, args.seed, args.cache_dir, args.with_samples)
     print(json.dumps({"file": str(args.out), "bytes": args.out.stat().st_size} | counts))
 
 

@@ -326,10 +326,10 @@ def test_client_sends_the_token_from_the_argument_or_the_environment(
     assert seen == ["Bearer from-env", "Bearer explicit", None]
 
 
-def security_of(client: TestClient) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def security_of(client: TestClient) -> dict[tuple[str, str], Any]:
     spec = client.get("/openapi.json").json()
     return {
-        (method, path): operation.get("security", [])
+        (method, path): operation.get("security", "not declared")
         for path, methods in spec["paths"].items()
         for method, operation in methods.items()
         if path.startswith("/api/")
@@ -339,7 +339,7 @@ def security_of(client: TestClient) -> dict[tuple[str, str], list[dict[str, Any]
 def test_openapi_says_which_operations_need_a_token(
     anonymous: TestClient, settings: Settings
 ) -> None:
-    """Open reads document the token as optional (an empty requirement); writes require it."""
+    """Open reads document no requirement (no padlock in Swagger UI); writes require the token."""
     open_reads = security_of(anonymous)
     writes = {("post", p) for m, p in open_reads if m == "post" and p not in READS_BY_POST}
     assert len(writes) == 4  # datasets, snapshots, presence, scan-parts
@@ -347,7 +347,7 @@ def test_openapi_says_which_operations_need_a_token(
         if operation in writes:
             assert security == [{"HTTPBearer": []}], operation
         else:
-            assert security == [{"HTTPBearer": []}, {}], operation
+            assert security == [], operation
     strict = settings.model_copy(update={"require_read_token": True})
     with TestClient(create_app(strict)) as guarded:
         assert all(s == [{"HTTPBearer": []}] for s in security_of(guarded).values())

@@ -13,8 +13,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.dashboard.charts import histogram_chart
-from app.dashboard.formatting import format_count, format_percent, format_weight
+from app.dashboard.charts import full_per_bin, histogram_chart, tick_step
+from app.dashboard.formatting import (
+    code_spans,
+    format_count,
+    format_percent,
+    format_quantity,
+    format_weight,
+)
 from app.dashboard.snippets import curl_snippet, python_snippet
 from app.schemas.questions import StatsQuery
 from app.schemas.reports import HistogramBin, HistogramResponse
@@ -226,15 +232,71 @@ def test_histogram_chart_cuts_a_towering_bar() -> None:
 
     chart = histogram_chart(response([10, 20, 5, 1000]))
     assert chart is not None
-    assert chart.scale_max == 27  # the second tallest bar, with some headroom
+    # The second tallest bar with some headroom (27), up to the next round tick.
+    assert chart.scale_max == 30
+    assert [value for value, _ in chart.y_ticks] == [0, 10, 20, 30]
     assert [bar.cut for bar in chart.bars] == [False, False, False, True]
     assert chart.bars[1].height < chart.bars[3].height == chart.height - chart.top
     even = histogram_chart(response([10, 20, 30]))
     assert even is not None
     assert even.scale_max == 30
     assert not any(bar.cut for bar in even.bars)
-    assert [value for value, _ in even.y_ticks] == [0, 15, 30]
+    assert [value for value, _ in even.y_ticks] == [0, 10, 20, 30]
+    # The histogram: ticks of 0/48/97 became 0/50/100.
+    assert [value for value, _ in histogram_chart(response([97, 60])).y_ticks] == [0, 50, 100]
     assert histogram_chart(response([0, 0])) is None
+
+
+def test_histogram_bars_show_their_full_seizure_windows_stacked() -> None:
+    def response(counts: list[int]) -> HistogramResponse:
+        bins = [HistogramBin(lower=i / 2, upper=(i + 1) / 2, count=c) for i, c in enumerate(counts)]
+        return HistogramResponse(
+            dataset="d", snapshot=1, content_hash="h", zero=0, bins=bins, total=0, missing_windows=0
+        )
+
+    chart = histogram_chart(response([400, 1324]), [0, 1280])
+    assert chart is not None
+    mixed = chart.bars[1]
+    assert (mixed.partial, mixed.full) == (44, 1280)
+    assert mixed.full_height == pytest.approx(mixed.height * 1280 / 1324)
+    assert (chart.bars[0].partial, chart.bars[0].full_height) == (400, 0)
+
+
+def test_full_seizure_windows_of_each_bin_follow_from_the_threshold() -> None:
+    def response(counts: list[int]) -> HistogramResponse:
+        n = len(counts)
+        bins = [HistogramBin(lower=i / n, upper=(i + 1) / n, count=c) for i, c in enumerate(counts)]
+        return HistogramResponse(
+            dataset="d", snapshot=1, content_hash="h", zero=0, bins=bins, total=0, missing_windows=0
+        )
+
+    # Twenty bins, threshold 0.99: the last bin [0.95, 1] holds 44 partial and 1,280 full.
+    counts = [5] * 19 + [1324]
+    assert full_per_bin(response(counts), 0.99, 1280) == [0] * 19 + [1280]
+    # Threshold on an edge: the bins from it up are all full, none straddles.
+    assert full_per_bin(response([3, 4, 6, 2]), 0.5, 8) == [0, 0, 6, 2]
+    # Counts that cannot come from consistent categories: no guess.
+    assert full_per_bin(response([3, 4, 6, 2]), 0.5, 9) is None
+    assert full_per_bin(response(counts), 0.99, 1325) is None
+    assert full_per_bin(response(counts), 0.99, -1) is None
+
+
+@pytest.mark.parametrize(
+    ("largest", "step"),
+    [
+        (1, 1),
+        (4, 1),
+        (5, 2),
+        (9, 5),
+        (27, 10),
+        (97, 50),
+        (1000, 500),
+        (1320, 500),
+        (45_000, 20_000),
+    ],
+)
+def test_histogram_ticks_are_round(largest: int, step: int) -> None:
+    assert tick_step(largest) == step
 
 
 PAGE_POLICY = (
@@ -317,3 +379,18 @@ def test_blank_form_boxes_mean_no_filter_but_empty_values_are_shown_as_errors(
             f"{detail}: leave the parameter out (or send []) for no filter"
         ], query
         assert 'id="subset-results"' not in page.text
+
+
+def test_nouns_agree_with_their_number() -> None:
+    assert format_quantity(1, "window") == "1 window"
+    assert format_quantity(0, "window") == "0 windows"
+    assert format_quantity(55_872, "snapshot") == "55,872 snapshots"
+
+
+def test_help_text_backticks_become_code() -> None:
+    text = "these sessions (`s018` in any patient, or `patient_s018` in one): <b>"
+    assert str(code_spans(text)) == (
+        "these sessions (<code>s018</code> in any patient, or <code>patient_s018</code> in one)"
+        ": &lt;b&gt;"
+    )
+    assert str(code_spans("a ` b")) == "a ` b"

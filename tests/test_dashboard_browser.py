@@ -126,10 +126,12 @@ def backend_of(url: str) -> str:
     return "sqlite" if url.startswith("sqlite") else "postgres"
 
 
-def save_screenshot(page: Any, name: str, capsys: pytest.CaptureFixture[str]) -> Path:
+def save_screenshot(
+    page: Any, name: str, capsys: pytest.CaptureFixture[str], full_page: bool = True
+) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     with capsys.disabled():
         print(f"\nscreenshot: {path.relative_to(ROOT)}")
     return path
@@ -307,6 +309,7 @@ def test_dataset_page_in_a_real_browser(
 
 def test_api_docs_work_offline(
     page: Any,
+    live_server: str,
     database_url: str,
     elsewhere: list[str],
     refused: list[str],
@@ -321,6 +324,18 @@ def test_api_docs_work_offline(
     paths = page.locator(".opblock-summary-path").all_inner_texts()
     assert any("/breakdown" in p for p in paths)
     assert any("/snapshots/{a}/diff/{b}" in p.replace("\u200b", "") for p in paths)
+    # A padlock on exactly the operations that need a token: the writes, reads being open.
+    operations = page.locator(".opblock").evaluate_all(
+        """ops => ops.map(o => [
+            o.querySelector('.opblock-summary-method').innerText.toLowerCase(),
+            o.querySelector('.opblock-summary-path').innerText.replaceAll('\u200b', ''),
+            o.querySelector('.opblock-summary .authorization__btn') !== null])"""
+    )
+    spec = get(live_server, "/openapi.json")
+    locked = {(m, p) for m, p, lock in operations if lock}
+    assert locked == {(m, p) for m, p, _ in operations if spec["paths"][p][m].get("security")}
+    assert ("post", "/api/v1/datasets/{dataset}/snapshots") in locked
+    assert not any(m == "get" for m, _ in locked)
     if backend_of(database_url) == "sqlite":
         page.goto("/docs")
         page.wait_for_selector(".swagger-ui .opblock-summary-path")

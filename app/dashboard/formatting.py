@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+from markupsafe import Markup, escape
+
 
 def format_count(value: int | None) -> str:
     """12345 -> '12,345'; unknown -> '—'."""
@@ -44,3 +46,21 @@ def format_time(value: datetime) -> str:
 def exact(value: float | int | None) -> str:
     """The full-precision value, for tooltips and data attributes."""
     return "" if value is None else repr(value)
+
+
+def format_quantity(value: int, noun: str, plural: str = "") -> str:
+    """1 -> '1 window', 1234 -> '1,234 windows': the noun agrees with the number."""
+    return f"{value:,} {noun_for(value, noun, plural)}"
+
+
+def code_spans(text: str) -> Markup:
+    """Help text written for docs (`s018` in backticks) as HTML: the quoted parts as code."""
+    pieces = str(escape(text)).split("`")
+    if len(pieces) % 2 == 0:  # an unpaired backtick: no code, just the text
+        return Markup("`".join(pieces))
+    return Markup("".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(pieces)))
+
+
+def noun_for(value: int, noun: str, plural: str = "") -> str:
+    """The noun alone, agreeing with a number shown elsewhere (in its own element)."""
+    return noun if value == 1 else plural or noun + "s"

@@ -16,13 +16,20 @@ from sqlalchemy.orm import Session
 from app import catalog
 from app.api.deps import ReadAccess, ReadSessionDep
 from app.dashboard import formatting, snippets
-from app.dashboard.charts import histogram_chart
+from app.dashboard.balanced import BALANCED_OPTIONS, balanced_context
+from app.dashboard.diff_rates import rate_change
+from app.dashboard.sections import (
+    composition_context,
+    hidden_fields,
+    histogram_context,
+    page_links,
+    scan_issues_context,
+    search_breakdown,
+)
 from app.errors import AppError, InvalidRequestError
 from app.models import Dataset, Snapshot
-from app.queries.breakdown import compute_breakdown
 from app.queries.diff import diff_snapshots
 from app.queries.filters import describe
-from app.queries.histogram import compute_histogram
 from app.queries.stats import compute_stats
 from app.schemas.filters import FILTER_FIELDS, NAME_FILTERS
 from app.schemas.questions import BASES, WEIGHTINGS, SnapshotId, StatsQuery, StatsResponse
@@ -30,9 +37,6 @@ from app.schemas.reports import (
     BREAKDOWN_SORTS,
     GROUP_BY,
     BreakdownQuery,
-    BreakdownResponse,
-    HistogramQuery,
-    HistogramResponse,
     Offset,
 )
 
@@ -44,7 +48,17 @@ HISTOGRAM_BINS = 20
 # The filters typed in as names (the form's text boxes); categories are ticked.
 TEXT_FILTERS: tuple[str, ...] = tuple(spec.name for spec in NAME_FILTERS)
 # The page's own parameters, besides the filters: kept across sorting and paging links.
-OPTIONS = ("snapshot", "weighting", "basis", "beta", "by", "sort", "order", "offset")
+OPTIONS: tuple[str, ...] = (
+    "snapshot",
+    "weighting",
+    "basis",
+    "beta",
+    "by",
+    "sort",
+    "order",
+    "offset",
+)
+OPTIONS += ("find", *BALANCED_OPTIONS)
 SNAPSHOT_ID: TypeAdapter[int] = TypeAdapter(SnapshotId)
 OFFSET: TypeAdapter[int] = TypeAdapter(Offset)
 
@@ -58,7 +72,14 @@ def make_templates() -> Jinja2Templates:
         "share": formatting.format_share,
         "time": formatting.format_time,
         "exact": formatting.exact,
+        "count": formatting.format_quantity,
+        "noun": formatting.noun_for,
+        "code_spans": formatting.code_spans,
     }
+    templates.env.globals["hidden_fields"] = hidden_fields
+    # Compiled now rather than by the first page asked for: a third of a second.
+    for name in templates.env.list_templates(extensions=["html"]):
+        templates.env.get_template(name)
     return templates
 
 
@@ -180,8 +201,13 @@ def _dataset_page(name: str, request: Request, session: Session) -> HTMLResponse
     if not snapshots:
         return templates_of(request).TemplateResponse(request, "dataset.html", context)
     snapshot = _chosen_snapshot(session, dataset, snapshots, state)
-    context |= {"snapshot": snapshot, "composition": _composition(session, dataset, snapshot)}
     context |= _subset_context(request, session, dataset, snapshot, state)
+    composition = composition_context(session, dataset, snapshot, context)
+    context |= {"snapshot": snapshot, "composition": composition}
+    context |= scan_issues_context(session, dataset, snapshot)
+    context |= balanced_context(
+        session, dataset, snapshot, state.filter_data(), state.values, state.link(offset=None)
+    )
     return templates_of(request).TemplateResponse(request, "dataset.html", context)
 
 
@@ -193,54 +219,55 @@ def _chosen_snapshot(
     return catalog.resolve_snapshot(session, dataset, None)
 
 
-def _composition(session: Session, dataset: Dataset, snapshot: Snapshot) -> dict[str, Any]:
-    """The whole snapshot: its manifest counts, what is present, and how many patients."""
-    everything = compute_stats(session, dataset, snapshot, StatsQuery(snapshot=snapshot.id))
-    patients = compute_breakdown(
-        session, dataset, snapshot, BreakdownQuery(snapshot=snapshot.id, limit=1)
-    )
-    return {
-        "manifest": catalog.snapshot_out(snapshot, dataset).counts,
-        "stats": everything,
-        "patients": patients.total_groups,
-    }
-
-
 def _subset_context(
     request: Request, session: Session, dataset: Dataset, snapshot: Snapshot, state: PageState
 ) -> dict[str, Any]:
-    """The chosen subset's stats, breakdown and histogram, or the reason it has none."""
-    context: dict[str, Any] = {"errors": []}
+    """The chosen subset's stats, breakdown and histogram, or the reason it has none.
+
+    A wrong option (weighting, basis, β) spoils only the numbers it shapes: the stats. The
+    breakdown and histogram depend on the filter alone and are shown all the same.
+    """
+    context: dict[str, Any] = {"errors": [], "field_errors": {}}
     try:
-        query = state.stats_query(snapshot.id)
         breakdown_query = state.breakdown_query(snapshot.id)
     except ValidationError as exc:
         context["errors"] = [_problem(error) for error in exc.errors()]
         return context
-    context["description"] = describe(query)
-    stats: StatsResponse | None = None
+    context["description"] = describe(breakdown_query)
+    query: StatsQuery | None = None
     try:
-        stats = compute_stats(session, dataset, snapshot, query)
-    except AppError as exc:
-        context["errors"].append(exc.detail)
-    breakdown: BreakdownResponse = compute_breakdown(session, dataset, snapshot, breakdown_query)
-    histogram: HistogramResponse | None = None
-    if snapshot.has_sample_counts:
-        histogram_query = HistogramQuery.model_validate(
-            query.model_dump(include=set(FILTER_FIELDS)) | {"bins": HISTOGRAM_BINS}
-        )
-        histogram = compute_histogram(session, dataset, snapshot, histogram_query)
-    base_url = str(request.base_url).rstrip("/")
+        query = state.stats_query(snapshot.id)
+    except ValidationError as exc:
+        context["field_errors"] = {str(e["loc"][0]): e.get("msg", "invalid") for e in exc.errors()}
+    stats: StatsResponse | None = None
+    if query is not None:
+        try:
+            stats = compute_stats(session, dataset, snapshot, query)
+        except AppError as exc:
+            context["errors"].append(exc.detail)
+    prefix = state.values["find"]
+    breakdown = search_breakdown(session, dataset, snapshot, breakdown_query, prefix)
+    pages = page_links(breakdown.total_groups, PAGE_SIZE, breakdown.offset)
+    full_windows = breakdown.totals.full_seizure
+    context |= histogram_context(
+        session, dataset, snapshot, breakdown_query, HISTOGRAM_BINS, full_windows
+    )
     context |= {
         "stats": stats,
+        "stats_query": query,
+        "breakdown_query": breakdown_query,
+        "searched": bool(prefix.strip()),
         "breakdown": breakdown,
-        "histogram": histogram,
-        "chart": histogram_chart(histogram) if histogram else None,
-        "curl": snippets.curl_snippet(base_url, dataset.name, query),
-        "python": snippets.python_snippet(base_url, dataset.name, query),
+        "pages": pages,
         "csv_url": _api_url(dataset, "breakdown", breakdown_query, format="csv"),
-        "stats_url": _api_url(dataset, "stats", query),
     }
+    if query is not None:
+        base_url = str(request.base_url).rstrip("/")
+        context |= {
+            "curl": snippets.curl_snippet(base_url, dataset.name, query),
+            "python": snippets.python_snippet(base_url, dataset.name, query),
+            "stats_url": _api_url(dataset, "stats", query),
+        }
     return context
 
 
@@ -269,11 +296,13 @@ def diff_page(name: str, a: str, b: str, request: Request, session: ReadSessionD
         old = catalog.get_snapshot(session, dataset, old_id)
         new = catalog.get_snapshot(session, dataset, new_id)
         diff = diff_snapshots(session, dataset, old, new)
+        rates = rate_change(session, dataset, old, new)
     except AppError as exc:
         return error_page(request, exc)
     context = {
         "dataset": dataset,
         "diff": diff,
+        "rates": rates,
         "old": catalog.snapshot_out(old, dataset),
         "new": catalog.snapshot_out(new, dataset),
         "api_url": f"/api/v1/datasets/{dataset.name}/snapshots/{old_id}/diff/{new_id}",
