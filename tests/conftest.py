@@ -23,6 +23,9 @@ from app.main import create_app
 from app.storage.migrations import upgrade
 from tests.support.postgres import throwaway_database
 
+# The browser tests' fixtures (chromium, a live server, a watched page).
+pytest_plugins = ("tests.support.browser",)
+
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:

@@ -14,21 +14,12 @@ from typing import Any
 
 import pytest
 
-from tests import manifests, oracle
 from tests.conftest import make_token
-from tests.test_dashboard_browser import (
-    backend_of,
-    check_metric,
-    get,
-    post,
-    relabelled,
-    save_screenshot,
-)
+from tests.support import manifests, oracle
+from tests.support.browser import backend_of, check_metric, get, post, relabelled, save_screenshot
 from tests.test_diff import edited
 
 pytestmark = pytest.mark.e2e
-# The browser, the live server and the page with its watchers of requests and policy refusals.
-pytest_plugins = ("tests.test_dashboard_browser",)
 DATASET = "/api/v1/datasets/tusz-dev"
 # A number followed by a plural noun it does not agree with: "1 windows".
 BAD_PLURAL = re.compile(r"(?<![\d,.])1 (windows|snapshots|recordings|groups|files|patients)\b")
