@@ -31,7 +31,7 @@ from app.models import Dataset, Snapshot
 from app.queries.diff import diff_snapshots
 from app.queries.filters import describe
 from app.queries.stats import compute_stats
-from app.schemas.filters import FILTER_FIELDS, NAME_FILTERS
+from app.schemas.filters import NAME_FILTERS
 from app.schemas.questions import BASES, WEIGHTINGS, SnapshotId, StatsQuery, StatsResponse
 from app.schemas.reports import (
     BREAKDOWN_SORTS,
