@@ -185,7 +185,11 @@ def _group_from_row(row: Any, by: str, snapshot: Snapshot, subset_total: int) ->
         values["full_seizure", "windows"],
         values["no_seizure", "windows"],
     )
-    samples, sample_ratio = _samples(snapshot, values)
+    samples, sample_ratio = _samples(
+        snapshot,
+        sum(values[c, "pos"] for c in CATEGORY_NAMES),
+        sum(values[c, "samples"] for c in CATEGORY_NAMES),
+    )
     return BreakdownGroup(
         key=row["key"],
         patient=row["patient"],
@@ -201,13 +205,9 @@ def _group_from_row(row: Any, by: str, snapshot: Snapshot, subset_total: int) ->
     )
 
 
-def _samples(
-    snapshot: Snapshot, values: dict[tuple[str, str], int]
-) -> tuple[SampleCounts, float | None]:
+def _samples(snapshot: Snapshot, positive: int, total: int) -> tuple[SampleCounts, float | None]:
     if not snapshot.has_sample_counts:
         return SampleCounts(positive=None, total=None), None
-    positive = sum(values[c, "pos"] for c in CATEGORY_NAMES)
-    total = sum(values[c, "samples"] for c in CATEGORY_NAMES)
     return SampleCounts(positive=positive, total=total), ratio(positive, total)
 
 
@@ -224,13 +224,7 @@ def _category_groups(
             numbers.windows if c == "full_seizure" else 0,
             numbers.windows if c == "no_seizure" else 0,
         )
-        values = {(name, kind): 0 for name in CATEGORY_NAMES for kind in KINDS}
-        values |= {
-            (c, "windows"): numbers.windows,
-            (c, "pos"): numbers.positive_samples,
-            (c, "samples"): numbers.samples,
-        }
-        samples, sample_ratio = _samples(snapshot, values)
+        samples, sample_ratio = _samples(snapshot, numbers.positive_samples, numbers.samples)
         groups.append(
             BreakdownGroup(
                 key=c,
