@@ -83,7 +83,7 @@ def compute_breakdown(
     Without a `limit` in the query, a page holds DEFAULT_BREAKDOWN_LIMIT groups, or every
     group when `unpaged` (exports).
     """
-    subset = count_subset(session, snapshot, query)
+    subset = count_subset(session, snapshot, query, recordings_by_category=query.by == "category")
     w = subset.windows
     totals = make_counts(w["partial_seizure"], w["full_seizure"], w["no_seizure"])
     limit = query.limit
@@ -216,15 +216,16 @@ def _category_groups(
 ) -> list[BreakdownGroup]:
     """One group per selected category that has windows, from the subset's totals."""
     groups = []
-    for c, numbers in subset.categories.items():
-        if numbers.windows == 0 and numbers.missing_windows == 0:
+    for c, recordings in subset.recordings_by_category.items():
+        windows, missing = subset.windows[c], subset.missing_by_category[c]
+        if windows == 0 and missing == 0:
             continue
         counts = make_counts(
-            numbers.windows if c == "partial_seizure" else 0,
-            numbers.windows if c == "full_seizure" else 0,
-            numbers.windows if c == "no_seizure" else 0,
+            windows if c == "partial_seizure" else 0,
+            windows if c == "full_seizure" else 0,
+            windows if c == "no_seizure" else 0,
         )
-        samples, sample_ratio = _samples(snapshot, numbers.positive_samples, numbers.samples)
+        samples, sample_ratio = _samples(snapshot, subset.positive_samples[c], subset.samples[c])
         groups.append(
             BreakdownGroup(
                 key=c,
@@ -234,8 +235,8 @@ def _category_groups(
                 share=ratio(counts.total, subset_total),
                 samples=samples,
                 sample_ratio=sample_ratio,
-                recordings=numbers.recordings,
-                missing_windows=numbers.missing_windows,
+                recordings=recordings,
+                missing_windows=missing,
             )
         )
     return groups

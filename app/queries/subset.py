@@ -18,6 +18,12 @@ guarantees:
   the database plans a single join whatever the question.
 
 `count_subset` is the subset's totals, split by presence, from one pass over its rollups.
+
+Where later work plugs in: a recording-level filter goes to `filters` and reaches every question
+through `Subset`; a narrowing that is not a filter (a cross-validation fold) becomes a field of
+`Subset` added to both reads' WHERE; a faster route to the same totals (stored per-snapshot
+totals, an exclusion counted as the snapshot's totals minus the excluded recordings') belongs in
+`count_subset`, whose answers must not change.
 """
 
 from __future__ import annotations
@@ -112,42 +118,26 @@ class Subset:
 
 
 @dataclass(frozen=True)
-class CategoryTotals:
-    """One category's numbers in a subset: its present recordings' and its missing windows."""
-
-    windows: int
-    positive_samples: int
-    samples: int
-    recordings: int
-    missing_windows: int
-
-
-NO_WINDOWS = CategoryTotals(0, 0, 0, 0, 0)
-
-
-@dataclass(frozen=True)
 class SubsetCounts:
-    """Window and sample counts of a subset, split by whether the recording is present."""
+    """Counts of a subset by category (zero where not chosen), split by recording presence."""
 
-    categories: dict[str, CategoryTotals]  # every category; zeros where not chosen
+    windows: dict[str, int]
+    positive_samples: dict[str, int]
+    samples: dict[str, int]
+    missing_by_category: dict[str, int]  # windows of missing recordings
+    recordings_by_category: dict[str, int]  # present recordings with windows; only when asked
     recordings: int
     missing_windows: int
     missing_recordings: int
 
-    @property
-    def windows(self) -> dict[str, int]:
-        return {c: totals.windows for c, totals in self.categories.items()}
 
-    @property
-    def positive_samples(self) -> dict[str, int]:
-        return {c: totals.positive_samples for c, totals in self.categories.items()}
-
-    @property
-    def samples(self) -> dict[str, int]:
-        return {c: totals.samples for c, totals in self.categories.items()}
-
-
-def count_subset(session: Session, snapshot: Snapshot, subset: SubsetFilter) -> SubsetCounts:
+def count_subset(
+    session: Session,
+    snapshot: Snapshot,
+    subset: SubsetFilter,
+    *,
+    recordings_by_category: bool = False,
+) -> SubsetCounts:
     """Sum the rollups of the subset's recordings in one query, grouped by presence."""
     chosen = Subset.of(session, snapshot, subset)
     selected = chosen.selected_windows()
@@ -156,31 +146,42 @@ def count_subset(session: Session, snapshot: Snapshot, subset: SubsetFilter) -> 
         func.sum(rollup_column(c, kind)).label(f"{c}_{kind}")
         for c in chosen.categories
         for kind in KINDS
-    ] + [
-        func.sum(case((rollup_column(c, "windows") > 0, 1), else_=0)).label(f"{c}_recordings")
-        for c in chosen.categories
     ]
+    if recordings_by_category:
+        sums += [
+            func.sum(case((rollup_column(c, "windows") > 0, 1), else_=0)).label(f"{c}_recordings")
+            for c in chosen.categories
+        ]
     query = chosen.rollups(
         present,
         func.sum(case((selected > 0, 1), else_=0)).label("recordings"),
         func.sum(selected).label("selected"),
         *sums,
     ).group_by(present)
-    found = {c: dict.fromkeys((*KINDS, "recordings", "missing"), 0) for c in chosen.categories}
+    windows, positive, samples, missing = (dict.fromkeys(CATEGORY_NAMES, 0) for _ in range(4))
+    by_category = dict.fromkeys(chosen.categories, 0) if recordings_by_category else {}
     recordings = missing_windows = missing_recordings = 0
     for row in session.execute(query).mappings():
         if not row["present"]:
             missing_windows += int(row["selected"] or 0)
             missing_recordings += int(row["recordings"] or 0)
-            for c, numbers in found.items():
-                numbers["missing"] += int(row[f"{c}_windows"] or 0)
+            for c in chosen.categories:
+                missing[c] += int(row[f"{c}_windows"] or 0)
             continue
         recordings += int(row["recordings"] or 0)
-        for c, numbers in found.items():
-            for kind in (*KINDS, "recordings"):
-                numbers[kind] += int(row[f"{c}_{kind}"] or 0)
-    categories = dict.fromkeys(CATEGORY_NAMES, NO_WINDOWS) | {
-        c: CategoryTotals(n["windows"], n["pos"], n["samples"], n["recordings"], n["missing"])
-        for c, n in found.items()
-    }
-    return SubsetCounts(categories, recordings, missing_windows, missing_recordings)
+        for c in chosen.categories:
+            windows[c] += int(row[f"{c}_windows"] or 0)
+            positive[c] += int(row[f"{c}_pos"] or 0)
+            samples[c] += int(row[f"{c}_samples"] or 0)
+        for c in by_category:
+            by_category[c] += int(row[f"{c}_recordings"] or 0)
+    return SubsetCounts(
+        windows,
+        positive,
+        samples,
+        missing,
+        by_category,
+        recordings,
+        missing_windows,
+        missing_recordings,
+    )
