@@ -17,7 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.labels import ratio
 from app.models import Dataset, Recording, Snapshot
-from app.queries.stats import make_counts
+from app.queries.stats import make_counts, sample_counts
 from app.queries.subset import (
     KINDS,
     Subset,
@@ -28,7 +28,7 @@ from app.queries.subset import (
     when_missing,
     when_present,
 )
-from app.schemas.questions import CATEGORY_NAMES, CategoryName, SampleCounts
+from app.schemas.questions import CATEGORY_NAMES, CategoryName
 from app.schemas.reports import (
     DEFAULT_BREAKDOWN_LIMIT,
     BreakdownGroup,
@@ -185,7 +185,7 @@ def _group_from_row(row: Any, by: str, snapshot: Snapshot, subset_total: int) ->
         values["full_seizure", "windows"],
         values["no_seizure", "windows"],
     )
-    samples, sample_ratio = _samples(
+    samples, sample_ratio = sample_counts(
         snapshot,
         sum(values[c, "pos"] for c in CATEGORY_NAMES),
         sum(values[c, "samples"] for c in CATEGORY_NAMES),
@@ -205,12 +205,6 @@ def _group_from_row(row: Any, by: str, snapshot: Snapshot, subset_total: int) ->
     )
 
 
-def _samples(snapshot: Snapshot, positive: int, total: int) -> tuple[SampleCounts, float | None]:
-    if not snapshot.has_sample_counts:
-        return SampleCounts(positive=None, total=None), None
-    return SampleCounts(positive=positive, total=total), ratio(positive, total)
-
-
 def _category_groups(
     subset: SubsetCounts, snapshot: Snapshot, subset_total: int
 ) -> list[BreakdownGroup]:
@@ -225,7 +219,9 @@ def _category_groups(
             windows if c == "full_seizure" else 0,
             windows if c == "no_seizure" else 0,
         )
-        samples, sample_ratio = _samples(snapshot, subset.positive_samples[c], subset.samples[c])
+        samples, sample_ratio = sample_counts(
+            snapshot, subset.positive_samples[c], subset.samples[c]
+        )
         groups.append(
             BreakdownGroup(
                 key=c,

@@ -34,6 +34,16 @@ def make_counts(partial: int, full: int, background: int) -> Counts:
     )
 
 
+def sample_counts(
+    snapshot: Snapshot, positive: int, total: int
+) -> tuple[SampleCounts, float | None]:
+    """Positive and total samples with their ratio, or "unknown" when the snapshot lacks them."""
+    if not snapshot.has_sample_counts:
+        # A manifest carries no label counts: say "unknown" rather than a made-up 0.
+        return SampleCounts(positive=None, total=None), None
+    return SampleCounts(positive=positive, total=total), ratio(positive, total)
+
+
 def subset_warnings(counts: Counts, missing_windows: int) -> list[str]:
     """The warnings that travel with every answer (docs/design.md)."""
     warnings = []
@@ -70,14 +80,9 @@ def compute_stats(
     seizure_ratio = ratio(counts.seizure, counts.total)
     warnings = subset_warnings(counts, subset.missing_windows)
 
-    if snapshot.has_sample_counts:
-        positive, total = sum(subset.positive_samples.values()), sum(subset.samples.values())
-        samples = SampleCounts(positive=positive, total=total)
-        sample_ratio: float | None = ratio(positive, total)
-    else:
-        samples = SampleCounts(positive=None, total=None)
-        # A manifest carries no label counts: say "unknown" rather than a made-up 0.
-        sample_ratio = None
+    samples, sample_ratio = sample_counts(
+        snapshot, sum(subset.positive_samples.values()), sum(subset.samples.values())
+    )
 
     if basis is Basis.SAMPLE:
         positive, total = samples.positive or 0, samples.total or 0
