@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, case, func, literal, select
+from sqlalchemy import Select, case, func, literal, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -53,7 +53,9 @@ def rollup_column(category: str, kind: str) -> ColumnElement[Any]:
 
 def is_present() -> ColumnElement[bool]:
     """Whether a recording counts: unless known missing (never checked counts as present)."""
-    return func.coalesce(Recording.present, True)
+    # A literal, not a bound parameter: every use then renders the same SQL, so a statement
+    # carries one expression for presence however many sums test it.
+    return func.coalesce(Recording.present, true())
 
 
 def when_present(value: ColumnElement[Any]) -> ColumnElement[Any]:
