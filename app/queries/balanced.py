@@ -14,8 +14,8 @@ from app.balance import BalancedSelection, NothingToBalanceError, select_balance
 from app.errors import InvalidRequestError
 from app.labels import Category, Weighting, pos_weight, ratio
 from app.models import Dataset, Recording, Snapshot, SnapshotColumns
-from app.queries.filters import recording_clause
 from app.queries.stats import make_counts, subset_warnings
+from app.queries.subset import Subset, is_present
 from app.schemas.questions import BalancedQuery, BalancedResponse, SubsetFilter
 
 
@@ -40,31 +40,25 @@ class SubsetLists:
         return flags
 
 
-def load_subset_lists(
-    session: Session, dataset: Dataset, snapshot: Snapshot, subset: SubsetFilter
-) -> SubsetLists:
+def load_subset_lists(session: Session, snapshot: Snapshot, subset: SubsetFilter) -> SubsetLists:
     """The three ordered category lists of the subset, and presence of their recordings.
 
     The lists come from the snapshot's packed columns; the filter is applied in numpy through
-    a per-recording mask, since every filter selects whole recordings.
+    a mask of the subset's recordings, since every filter selects whole recordings.
     """
     recordings = session.execute(
-        select(Recording.id, Recording.cache_file, Recording.present).where(
-            Recording.dataset_id == dataset.id
+        Subset.of(session, snapshot, subset).rollups(
+            Recording.id, Recording.cache_file, is_present().label("present")
         )
     ).all()
-    size = max((row.id for row in recordings), default=0) + 1
+    # One slot past the largest chosen id stays False: ids beyond it (recordings the filter
+    # leaves out) are clipped onto it below, so the mask needs no size from elsewhere.
+    size = max((row.id for row in recordings), default=0) + 2
+    chosen = np.zeros(size, dtype=bool)
     present = np.zeros(size, dtype=bool)
     for row in recordings:
-        present[row.id] = row.present is not False
-    chosen_ids = session.scalars(
-        select(Recording.id).where(
-            Recording.dataset_id == dataset.id,
-            recording_clause(subset, session.get_bind().dialect.name),
-        )
-    ).all()
-    chosen = np.zeros(size, dtype=bool)
-    chosen[np.asarray(chosen_ids, dtype=np.int64)] = True
+        chosen[row.id] = True
+        present[row.id] = bool(row.present)
     names = {row.id: row.cache_file for row in recordings}
 
     wanted = {Category.from_key(key) for key in subset.selected_categories()}
@@ -83,7 +77,7 @@ def load_subset_lists(
             continue
         recording_ids = np.frombuffer(packed.recording_ids, dtype="<i4")
         window_idx = np.frombuffer(packed.window_idx, dtype="<i4")
-        keep = chosen[recording_ids]
+        keep = chosen.take(recording_ids, mode="clip")
         lists[category] = CategoryList(recording_ids[keep], window_idx[keep])
     return SubsetLists(lists, present, names)
 
@@ -108,7 +102,7 @@ def compute_balanced(
     session: Session, dataset: Dataset, snapshot: Snapshot, query: BalancedQuery
 ) -> BalancedResponse:
     """Counts, ratio and pos_weight of what the balanced training dataset would keep."""
-    selection = run_selection(load_subset_lists(session, dataset, snapshot, query), query)
+    selection = run_selection(load_subset_lists(session, snapshot, query), query)
     partial, full, background = selection.kept_per_category
     counts = make_counts(partial, full, background)
     seizure_ratio = ratio(counts.seizure, counts.total)
@@ -139,7 +133,7 @@ def balanced_index(
     session: Session, dataset: Dataset, snapshot: Snapshot, query: BalancedQuery
 ) -> Iterator[tuple[str, int]]:
     """The kept (cache_file, window_idx) entries in dataset order."""
-    lists = load_subset_lists(session, dataset, snapshot, query)
+    lists = load_subset_lists(session, snapshot, query)
     return iter_entries(*kept_entries(lists, run_selection(lists, query)), lists.names)
 
 

@@ -16,10 +16,19 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.labels import ratio
-from app.models import Dataset, Recording, RecordingRollup, Snapshot
-from app.queries.filters import recording_clause
-from app.queries.stats import count_subset, make_counts
-from app.schemas.questions import CATEGORY_NAMES, CategoryName, SampleCounts
+from app.models import Dataset, Recording, Snapshot
+from app.queries.stats import make_counts, sample_counts
+from app.queries.subset import (
+    KINDS,
+    Subset,
+    SubsetCounts,
+    added,
+    count_subset,
+    rollup_column,
+    when_missing,
+    when_present,
+)
+from app.schemas.questions import CATEGORY_NAMES, CategoryName
 from app.schemas.reports import (
     DEFAULT_BREAKDOWN_LIMIT,
     BreakdownGroup,
@@ -27,14 +36,7 @@ from app.schemas.reports import (
     BreakdownResponse,
 )
 
-COLUMN_PREFIX = {"partial_seizure": "partial", "full_seizure": "full", "no_seizure": "no_seizure"}
-KINDS = ("windows", "pos", "samples")
 SQLColumn = ColumnElement[Any] | InstrumentedAttribute[Any]
-
-
-def rollup_column(category: str, kind: str) -> ColumnElement[Any]:
-    column: ColumnElement[Any] = getattr(RecordingRollup, f"{COLUMN_PREFIX[category]}_{kind}")
-    return column
 
 
 @dataclass(frozen=True)
@@ -81,14 +83,14 @@ def compute_breakdown(
     Without a `limit` in the query, a page holds DEFAULT_BREAKDOWN_LIMIT groups, or every
     group when `unpaged` (exports).
     """
-    subset = count_subset(session, snapshot, query)
+    subset = count_subset(session, snapshot, query, recordings_by_category=query.by == "category")
     w = subset.windows
     totals = make_counts(w["partial_seizure"], w["full_seizure"], w["no_seizure"])
     limit = query.limit
     if limit is None and not unpaged:
         limit = DEFAULT_BREAKDOWN_LIMIT
     if query.by == "category":
-        everything = _category_groups(session, snapshot, query, totals.total)
+        everything = _category_groups(subset, snapshot, totals.total)
         groups = _sort_in_memory(everything, query.sort, query.order)
         total_groups = len(groups)
         groups = groups[query.offset :][:limit]
@@ -120,46 +122,23 @@ def compute_breakdown(
     )
 
 
-def _added(columns: list[ColumnElement[Any]]) -> ColumnElement[Any]:
-    """`a + b + ...` of SQL expressions, 0 for none."""
-    if not columns:
-        return literal(0)
-    total = columns[0]
-    for column in columns[1:]:
-        total = total + column
-    return total
-
-
-def _selected_windows(query: BreakdownQuery) -> ColumnElement[Any]:
-    return _added([rollup_column(c, "windows") for c in query.selected_categories()])
-
-
 def _grouped_select(session: Session, snapshot: Snapshot, query: BreakdownQuery) -> Select[Any]:
-    dialect = session.get_bind().dialect.name
-    grouping = _grouping(query.by, dialect)
-    present = func.coalesce(Recording.present, True)
-    selected = _selected_windows(query)
-    categories = query.selected_categories()
-
-    def when_present(value: ColumnElement[Any]) -> ColumnElement[Any]:
-        return case((present, value), else_=0)
-
+    subset = Subset.of(session, snapshot, query)
+    grouping = _grouping(query.by, subset.dialect)
+    selected = subset.selected_windows()
     sums = [
         func.sum(when_present(rollup_column(c, kind))).label(f"{c}_{kind}")
-        for c in categories
+        for c in subset.categories
         for kind in KINDS
     ]
     return (
-        select(
+        subset.rollups(
             *grouping.columns,
             grouping.key.label("key"),
             *sums,
             func.sum(when_present(case((selected > 0, 1), else_=0))).label("recordings"),
-            func.sum(case((present, 0), else_=selected)).label("missing_windows"),
+            func.sum(when_missing(selected)).label("missing_windows"),
         )
-        .join(Recording, Recording.id == RecordingRollup.recording_id)
-        .where(RecordingRollup.snapshot_id == snapshot.id)
-        .where(recording_clause(query, dialect))
         .group_by(*grouping.columns)
         .having(func.sum(selected) > 0)
     )
@@ -169,15 +148,12 @@ def _ordered(grouped: Select[Any], query: BreakdownQuery, dialect: str) -> Selec
     """ORDER BY the whitelisted sort field, then the key, so pages never overlap."""
     key = _grouping(query.by, dialect).key
     categories = query.selected_categories()
-    present = func.coalesce(Recording.present, True)
 
     def present_sum(names: tuple[str, ...]) -> ColumnElement[Any]:
-        return _added(
-            [
-                func.sum(case((present, rollup_column(name, "windows")), else_=0))
-                for name in names
-                if name in categories
-            ]
+        return added(
+            func.sum(when_present(rollup_column(name, "windows")))
+            for name in names
+            if name in categories
         )
 
     seizure = present_sum(("partial_seizure", "full_seizure"))
@@ -209,7 +185,11 @@ def _group_from_row(row: Any, by: str, snapshot: Snapshot, subset_total: int) ->
         values["full_seizure", "windows"],
         values["no_seizure", "windows"],
     )
-    samples, sample_ratio = _samples(snapshot, values)
+    samples, sample_ratio = sample_counts(
+        snapshot,
+        sum(values[c, "pos"] for c in CATEGORY_NAMES),
+        sum(values[c, "samples"] for c in CATEGORY_NAMES),
+    )
     return BreakdownGroup(
         key=row["key"],
         patient=row["patient"],
@@ -225,60 +205,23 @@ def _group_from_row(row: Any, by: str, snapshot: Snapshot, subset_total: int) ->
     )
 
 
-def _samples(
-    snapshot: Snapshot, values: dict[tuple[str, str], int]
-) -> tuple[SampleCounts, float | None]:
-    if not snapshot.has_sample_counts:
-        return SampleCounts(positive=None, total=None), None
-    positive = sum(values[c, "pos"] for c in CATEGORY_NAMES)
-    total = sum(values[c, "samples"] for c in CATEGORY_NAMES)
-    return SampleCounts(positive=positive, total=total), ratio(positive, total)
-
-
 def _category_groups(
-    session: Session, snapshot: Snapshot, query: BreakdownQuery, subset_total: int
+    subset: SubsetCounts, snapshot: Snapshot, subset_total: int
 ) -> list[BreakdownGroup]:
-    """One group per selected category that has windows, from one pass over the rollups."""
-    dialect = session.get_bind().dialect.name
-    present = func.coalesce(Recording.present, True).label("present")
-    categories = query.selected_categories()
-    columns = [
-        func.sum(rollup_column(c, kind)).label(f"{c}_{kind}") for c in categories for kind in KINDS
-    ] + [
-        func.sum(case((rollup_column(c, "windows") > 0, 1), else_=0)).label(f"{c}_recordings")
-        for c in categories
-    ]
-    rows = session.execute(
-        select(present, *columns)
-        .join(Recording, Recording.id == RecordingRollup.recording_id)
-        .where(RecordingRollup.snapshot_id == snapshot.id)
-        .where(recording_clause(query, dialect))
-        .group_by(present)
-    ).mappings()
-    found: dict[str, dict[str, int]] = {
-        c: dict.fromkeys(("windows", "pos", "samples", "recordings", "missing"), 0)
-        for c in categories
-    }
-    for row in rows:
-        for c in categories:
-            if row["present"]:
-                for kind in (*KINDS, "recordings"):
-                    found[c][kind] += int(row[f"{c}_{kind}"] or 0)
-            else:
-                found[c]["missing"] += int(row[f"{c}_windows"] or 0)
+    """One group per selected category that has windows, from the subset's totals."""
     groups = []
-    for c in categories:
-        numbers = found[c]
-        if numbers["windows"] == 0 and numbers["missing"] == 0:
+    for c, recordings in subset.recordings_by_category.items():
+        windows, missing = subset.windows[c], subset.missing_by_category[c]
+        if windows == 0 and missing == 0:
             continue
         counts = make_counts(
-            numbers["windows"] if c == "partial_seizure" else 0,
-            numbers["windows"] if c == "full_seizure" else 0,
-            numbers["windows"] if c == "no_seizure" else 0,
+            windows if c == "partial_seizure" else 0,
+            windows if c == "full_seizure" else 0,
+            windows if c == "no_seizure" else 0,
         )
-        values = {(name, kind): 0 for name in CATEGORY_NAMES for kind in KINDS}
-        values |= {(c, kind): numbers[kind] for kind in KINDS}
-        samples, sample_ratio = _samples(snapshot, values)
+        samples, sample_ratio = sample_counts(
+            snapshot, subset.positive_samples[c], subset.samples[c]
+        )
         groups.append(
             BreakdownGroup(
                 key=c,
@@ -288,8 +231,8 @@ def _category_groups(
                 share=ratio(counts.total, subset_total),
                 samples=samples,
                 sample_ratio=sample_ratio,
-                recordings=numbers["recordings"],
-                missing_windows=numbers["missing"],
+                recordings=recordings,
+                missing_windows=missing,
             )
         )
     return groups

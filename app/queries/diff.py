@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.labels import Category
 from app.models import Dataset, Recording, RecordingRollup, Snapshot, Window
+from app.queries.subset import added, rollup_column
 from app.schemas.questions import CATEGORY_NAMES, CategoryName
 from app.schemas.reports import (
     CategoryChange,
@@ -86,13 +87,7 @@ def diff_snapshots(
         categories=categories,
         moves=[
             CategoryMove(from_category=_name(old), to_category=_name(new), windows=n)
-            for (old, new), n in sorted(
-                moves.items(),
-                key=lambda item: (
-                    CATEGORY_NAMES.index(item[0][0]),
-                    CATEGORY_NAMES.index(item[0][1]),
-                ),
-            )
+            for (old, new), n in sorted(moves.items(), key=lambda item: _move_order(*item[0]))
         ],
         recordings=recordings,
         recordings_total=len(per_recording),
@@ -176,7 +171,7 @@ def _recording_changes(
     )
     chosen = sorted(per_recording, key=lambda rec_id: names[rec_id])[:limit]
     r = RecordingRollup
-    windows = r.partial_windows + r.full_windows + r.no_seizure_windows
+    windows = added(rollup_column(c, "windows") for c in CATEGORY_NAMES)
     totals: dict[tuple[int, int], int] = {
         (snapshot_id, recording_id): int(total)
         for snapshot_id, recording_id, total in session.execute(

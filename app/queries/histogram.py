@@ -16,10 +16,8 @@ from sqlalchemy import BigInteger, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidRequestError
-from app.labels import Category
-from app.models import Dataset, Recording, Snapshot, Window
-from app.queries.filters import recording_clause
-from app.queries.stats import count_subset
+from app.models import Dataset, Snapshot, Window
+from app.queries.subset import Subset, count_subset
 from app.schemas.reports import HistogramBin, HistogramQuery, HistogramResponse
 
 ZERO_BIN = -1
@@ -68,20 +66,14 @@ def _binned(
     if not categories:
         return []
     bins = query.bins
-    dialect = session.get_bind().dialect.name
     bin_index = case(
         (Window.n_pos <= 0, ZERO_BIN),
         (Window.n_pos >= Window.n_samples, bins - 1),
         else_=cast(Window.n_pos, BigInteger) * bins // Window.n_samples,
     ).label("bin")
-    codes = [int(Category.from_key(c)) for c in categories]
     windows = (
-        select(bin_index)
-        .select_from(Window)
-        .join(Recording, Recording.id == Window.recording_id)
-        .where(Window.snapshot_id == snapshot.id, Window.category.in_(codes))
-        .where(func.coalesce(Recording.present, True))
-        .where(recording_clause(query, dialect))
+        Subset.of(session, snapshot, query)
+        .windows(bin_index, categories=categories)
         .subquery("binned")
     )
     # Grouped outside, by the subquery's column: Postgres cannot match a GROUP BY expression

@@ -1,14 +1,12 @@
-"""The exact-statistics core: counts of a subset summed in the database from per-recording rollups.
+"""Exact statistics of a subset: counts, ratios and pos_weight from the subset's rollup totals.
 
 Every filter is recording-level (plus a choice of categories), so a subset's counts are sums of
-the rollup rows of its recordings: the cost follows the number of recordings, not of windows.
+the rollup rows of its recordings (`subset.count_subset`): the cost follows the number of
+recordings, not of windows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidRequestError
@@ -20,72 +18,9 @@ from app.labels import (
     pos_weight,
     ratio,
 )
-from app.models import Dataset, Recording, RecordingRollup, Snapshot
-from app.queries.filters import recording_clause
-from app.schemas.questions import (
-    CATEGORY_NAMES,
-    Counts,
-    SampleCounts,
-    StatsQuery,
-    StatsResponse,
-    SubsetFilter,
-)
-
-_COLUMN_PREFIX = {"partial_seizure": "partial", "full_seizure": "full", "no_seizure": "no_seizure"}
-
-
-@dataclass(frozen=True)
-class SubsetCounts:
-    """Window and sample counts of a subset, split by whether the recording is present."""
-
-    windows: dict[str, int]
-    positive_samples: dict[str, int]
-    samples: dict[str, int]
-    recordings: int
-    missing_windows: int
-    missing_recordings: int
-
-
-def count_subset(session: Session, snapshot: Snapshot, subset: SubsetFilter) -> SubsetCounts:
-    """Sum the rollups of the subset's recordings in one query, grouped by presence."""
-    categories = subset.selected_categories()
-    rollup = RecordingRollup
-    selected_windows = sum(
-        (getattr(rollup, f"{_COLUMN_PREFIX[c]}_windows") for c in categories),
-    )
-    present = func.coalesce(Recording.present, True).label("present")
-    columns = [
-        func.sum(getattr(rollup, f"{_COLUMN_PREFIX[c]}_{kind}")).label(f"{c}_{kind}")
-        for c in CATEGORY_NAMES
-        for kind in ("windows", "pos", "samples")
-    ]
-    query = (
-        select(
-            present,
-            func.sum(case((selected_windows > 0, 1), else_=0)).label("recordings"),
-            func.sum(selected_windows).label("selected"),
-            *columns,
-        )
-        .join(Recording, Recording.id == rollup.recording_id)
-        .where(rollup.snapshot_id == snapshot.id)
-        .where(recording_clause(subset, session.get_bind().dialect.name))
-        .group_by(present)
-    )
-    windows = dict.fromkeys(CATEGORY_NAMES, 0)
-    positive = dict.fromkeys(CATEGORY_NAMES, 0)
-    samples = dict.fromkeys(CATEGORY_NAMES, 0)
-    recordings = missing_windows = missing_recordings = 0
-    for row in session.execute(query).mappings():
-        if not row["present"]:
-            missing_windows += int(row["selected"] or 0)
-            missing_recordings += int(row["recordings"] or 0)
-            continue
-        recordings += int(row["recordings"] or 0)
-        for c in categories:
-            windows[c] += int(row[f"{c}_windows"] or 0)
-            positive[c] += int(row[f"{c}_pos"] or 0)
-            samples[c] += int(row[f"{c}_samples"] or 0)
-    return SubsetCounts(windows, positive, samples, recordings, missing_windows, missing_recordings)
+from app.models import Dataset, Snapshot
+from app.queries.subset import count_subset
+from app.schemas.questions import Counts, SampleCounts, StatsQuery, StatsResponse
 
 
 def make_counts(partial: int, full: int, background: int) -> Counts:
@@ -97,6 +32,16 @@ def make_counts(partial: int, full: int, background: int) -> Counts:
         seizure=seizure,
         total=seizure + background,
     )
+
+
+def sample_counts(
+    snapshot: Snapshot, positive: int, total: int
+) -> tuple[SampleCounts, float | None]:
+    """Positive and total samples with their ratio, or "unknown" when the snapshot lacks them."""
+    if not snapshot.has_sample_counts:
+        # A manifest carries no label counts: say "unknown" rather than a made-up 0.
+        return SampleCounts(positive=None, total=None), None
+    return SampleCounts(positive=positive, total=total), ratio(positive, total)
 
 
 def subset_warnings(counts: Counts, missing_windows: int) -> list[str]:
@@ -135,14 +80,9 @@ def compute_stats(
     seizure_ratio = ratio(counts.seizure, counts.total)
     warnings = subset_warnings(counts, subset.missing_windows)
 
-    if snapshot.has_sample_counts:
-        positive, total = sum(subset.positive_samples.values()), sum(subset.samples.values())
-        samples = SampleCounts(positive=positive, total=total)
-        sample_ratio: float | None = ratio(positive, total)
-    else:
-        samples = SampleCounts(positive=None, total=None)
-        # A manifest carries no label counts: say "unknown" rather than a made-up 0.
-        sample_ratio = None
+    samples, sample_ratio = sample_counts(
+        snapshot, sum(subset.positive_samples.values()), sum(subset.samples.values())
+    )
 
     if basis is Basis.SAMPLE:
         positive, total = samples.positive or 0, samples.total or 0

@@ -1,0 +1,189 @@
+"""The subset a question is about: the rollups of a snapshot's recordings that a filter selects.
+
+Every question (stats, breakdown, histogram, balanced) builds its queries from a `Subset`, which
+guarantees:
+
+- **Rows.** `Subset.rollups` reads one rollup row per recording of the snapshot that the filter
+  selects, through `filters.recording_clause` alone: every filter is recording-level, so no
+  other condition widens or narrows the subset. `Subset.windows` reads the same recordings'
+  windows of the chosen categories (the windows read model, for what the rollups do not sum).
+- **Presence.** A recording counts unless it is known to be missing from the volume (`present`
+  NULL, never checked, counts as present): `is_present()` is that rule, and the only place it
+  is written. Rollup reads keep the missing recordings' rows, so each question can count their
+  windows apart; window reads leave them out.
+- **Categories.** Choosing categories never removes a row: it chooses the rollup columns that
+  `rollup_column` names and `selected_windows` adds up.
+- **Shape.** Each read is one `SELECT ... FROM recording_rollups JOIN recordings WHERE ...` (or
+  `windows JOIN recordings`) to which the caller adds its columns, GROUP BY and ORDER BY, so
+  the database plans a single join whatever the question.
+
+`count_subset` is the subset's totals, split by presence, from one pass over its rollups.
+
+Where later work plugs in: a recording-level filter goes to `filters` and reaches every question
+through `Subset`; a narrowing that is not a filter (a cross-validation fold) becomes a field of
+`Subset` added to both reads' WHERE; a faster route to the same totals (stored per-snapshot
+totals, an exclusion counted as the snapshot's totals minus the excluded recordings') belongs in
+`count_subset`, whose answers must not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, case, func, literal, select, true
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.labels import Category
+from app.models import Recording, RecordingRollup, Snapshot, Window
+from app.queries.filters import recording_clause
+from app.schemas.questions import CATEGORY_NAMES, SubsetFilter
+
+COLUMN_PREFIX = {"partial_seizure": "partial", "full_seizure": "full", "no_seizure": "no_seizure"}
+KINDS = ("windows", "pos", "samples")
+
+
+def rollup_column(category: str, kind: str) -> ColumnElement[Any]:
+    """The rollup column of one category and kind (`windows`, `pos` or `samples`)."""
+    column: ColumnElement[Any] = getattr(RecordingRollup, f"{COLUMN_PREFIX[category]}_{kind}")
+    return column
+
+
+def is_present() -> ColumnElement[bool]:
+    """Whether a recording counts: unless known missing (never checked counts as present)."""
+    # A literal, not a bound parameter: every use then renders the same SQL, so a statement
+    # carries one expression for presence however many sums test it.
+    return func.coalesce(Recording.present, true())
+
+
+def when_present(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """`value` for a present recording's row, 0 for a missing one's."""
+    return case((is_present(), value), else_=0)
+
+
+def when_missing(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """`value` for a missing recording's row, 0 for a present one's."""
+    return case((is_present(), 0), else_=value)
+
+
+def added(columns: Iterable[ColumnElement[Any]]) -> ColumnElement[Any]:
+    """`a + b + ...` of SQL expressions, 0 for none."""
+    total: ColumnElement[Any] | None = None
+    for column in columns:
+        total = column if total is None else total + column
+    return literal(0) if total is None else total
+
+
+@dataclass(frozen=True)
+class Subset:
+    """One snapshot's recordings that one filter selects, as the starting point of a query."""
+
+    snapshot_id: int
+    filter: SubsetFilter
+    dialect: str
+
+    @classmethod
+    def of(cls, session: Session, snapshot: Snapshot, subset: SubsetFilter) -> Subset:
+        return cls(snapshot.id, subset, session.get_bind().dialect.name)
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return self.filter.selected_categories()
+
+    def selected_windows(self) -> ColumnElement[Any]:
+        """A rollup row's windows in the chosen categories."""
+        return added(rollup_column(c, "windows") for c in self.categories)
+
+    def rollups(self, *columns: Any) -> Select[Any]:
+        """SELECT `columns` over the subset's rollup rows, missing recordings' rows included."""
+        return (
+            select(*columns)
+            .select_from(RecordingRollup)
+            .join(Recording, Recording.id == RecordingRollup.recording_id)
+            .where(RecordingRollup.snapshot_id == self.snapshot_id)
+            .where(recording_clause(self.filter, self.dialect))
+        )
+
+    def windows(self, *columns: Any, categories: Sequence[str]) -> Select[Any]:
+        """SELECT `columns` over the present recordings' windows in these categories."""
+        codes = [int(Category.from_key(c)) for c in categories]
+        return (
+            select(*columns)
+            .select_from(Window)
+            .join(Recording, Recording.id == Window.recording_id)
+            .where(Window.snapshot_id == self.snapshot_id, Window.category.in_(codes))
+            .where(is_present())
+            .where(recording_clause(self.filter, self.dialect))
+        )
+
+
+@dataclass(frozen=True)
+class SubsetCounts:
+    """Counts of a subset by category (zero where not chosen), split by recording presence."""
+
+    windows: dict[str, int]
+    positive_samples: dict[str, int]
+    samples: dict[str, int]
+    missing_by_category: dict[str, int]  # windows of missing recordings
+    recordings_by_category: dict[str, int]  # present recordings with windows; only when asked
+    recordings: int
+    missing_windows: int
+    missing_recordings: int
+
+
+def count_subset(
+    session: Session,
+    snapshot: Snapshot,
+    subset: SubsetFilter,
+    *,
+    recordings_by_category: bool = False,
+) -> SubsetCounts:
+    """Sum the rollups of the subset's recordings in one query, grouped by presence."""
+    chosen = Subset.of(session, snapshot, subset)
+    selected = chosen.selected_windows()
+    present = is_present().label("present")
+    sums = [
+        func.sum(rollup_column(c, kind)).label(f"{c}_{kind}")
+        for c in chosen.categories
+        for kind in KINDS
+    ]
+    if recordings_by_category:
+        sums += [
+            func.sum(case((rollup_column(c, "windows") > 0, 1), else_=0)).label(f"{c}_recordings")
+            for c in chosen.categories
+        ]
+    query = chosen.rollups(
+        present,
+        func.sum(case((selected > 0, 1), else_=0)).label("recordings"),
+        func.sum(selected).label("selected"),
+        *sums,
+    ).group_by(present)
+    windows, positive, samples, missing = (dict.fromkeys(CATEGORY_NAMES, 0) for _ in range(4))
+    by_category = dict.fromkeys(chosen.categories, 0) if recordings_by_category else {}
+    recordings = missing_windows = missing_recordings = 0
+    for row in session.execute(query).mappings():
+        if not row["present"]:
+            missing_windows += int(row["selected"] or 0)
+            missing_recordings += int(row["recordings"] or 0)
+            for c in chosen.categories:
+                missing[c] += int(row[f"{c}_windows"] or 0)
+            continue
+        recordings += int(row["recordings"] or 0)
+        for c in chosen.categories:
+            windows[c] += int(row[f"{c}_windows"] or 0)
+            positive[c] += int(row[f"{c}_pos"] or 0)
+            samples[c] += int(row[f"{c}_samples"] or 0)
+        for c in by_category:
+            by_category[c] += int(row[f"{c}_recordings"] or 0)
+    return SubsetCounts(
+        windows,
+        positive,
+        samples,
+        missing,
+        by_category,
+        recordings,
+        missing_windows,
+        missing_recordings,
+    )
