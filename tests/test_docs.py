@@ -50,3 +50,26 @@ def test_every_setting_is_documented() -> None:
     for name, _field in Settings.model_fields.items():
         variable = "DATABASE_URL" if name == "database_url" else f"SEIZURE_STATS_{name.upper()}"
         assert f"`{variable}`" in README, variable
+
+
+ROOT = Path(__file__).resolve().parent.parent
+DESIGN = (ROOT / "docs" / "design.md").read_text()
+
+
+def test_design_notes_name_only_what_exists() -> None:
+    """Every file or package the design notes point at is there: a move must update the map."""
+    named = set(re.findall(r"`((?:app|tests)/[\w/.]*)`", DESIGN))
+    assert len(named) > 20
+    missing = sorted(path for path in named if not (ROOT / path).exists())
+    assert missing == []
+
+
+def test_design_notes_cover_every_package_of_the_app() -> None:
+    packages = {
+        f"app/{path.parent.relative_to(ROOT / 'app')}/"
+        for path in (ROOT / "app").rglob("__init__.py")
+        if path.parent != ROOT / "app"
+    }
+    assert packages, "no packages found"
+    missing = sorted(package for package in packages if f"`{package}`" not in DESIGN)
+    assert missing == []
