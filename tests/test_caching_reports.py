@@ -171,7 +171,7 @@ def test_streamed_answers_are_kept_only_while_they_fit() -> None:
         b"abc",
         b"def",
     ]
-    assert cache.get(key) == Answer(b"abcdef", "text/csv", headers)
+    assert cache.get(key) == Answer(b"abcdef", "text/csv", headers, streamed=True)
     assert cache.size_bytes == fits == 6 + len("X-Snapshot") + 1 + ENTRY_OVERHEAD_BYTES
     other = ("csv", 1, (2,), 0, "0" * 64)
     assert list(answer_path.kept_once_sent(cache, other, streamed(b"abc", b"defg"))) == [

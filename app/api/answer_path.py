@@ -89,6 +89,9 @@ async def send_answer(
     cached = cache.get(question.key)
     if cached is not None:
         headers |= cached.headers
+        if cached.streamed:
+            body = iter((cached.body,))
+            return StreamingResponse(body, media_type=cached.media_type, headers=headers)
         return Response(cached.body, media_type=cached.media_type, headers=headers)
     work = partial(compute_answer, dataset=dataset, question=question, compute=compute)
     try:
@@ -127,4 +130,4 @@ def kept_once_sent(cache: AnswerCache, key: CacheKey, streamed: StreamedAnswer) 
     if kept is not None:
         body = b"".join(kept)
         kept.clear()
-        cache.put(key, Answer(body, streamed.media_type, streamed.headers))
+        cache.put(key, Answer(body, streamed.media_type, streamed.headers, streamed=True))
