@@ -15,7 +15,7 @@ from app.errors import InvalidRequestError
 from app.labels import Category, Weighting, pos_weight, ratio
 from app.models import Dataset, Recording, Snapshot, SnapshotColumns
 from app.queries.stats import make_counts, subset_warnings
-from app.queries.subset import Subset, is_present
+from app.queries.subset import Subset, answer_source, is_present
 from app.schemas.questions import BalancedQuery, BalancedResponse, SubsetFilter
 
 
@@ -114,9 +114,7 @@ def compute_balanced(
         beta=query.beta,
     )
     return BalancedResponse(
-        dataset=dataset.name,
-        snapshot=snapshot.id,
-        content_hash=snapshot.content_hash,
+        **answer_source(dataset, snapshot),
         counts=counts,
         seizure_ratio=seizure_ratio,
         weighting=query.weighting,

@@ -23,6 +23,7 @@ from app.queries.subset import (
     Subset,
     SubsetCounts,
     added,
+    answer_source,
     count_subset,
     rollup_column,
     when_missing,
@@ -107,9 +108,7 @@ def compute_breakdown(
             for row in session.execute(page).mappings()
         ]
     return BreakdownResponse(
-        dataset=dataset.name,
-        snapshot=snapshot.id,
-        content_hash=snapshot.content_hash,
+        **answer_source(dataset, snapshot),
         by=query.by,
         sort=query.sort,
         order=query.order,

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidRequestError
 from app.models import Dataset, Snapshot, Window
-from app.queries.subset import Subset, count_subset
+from app.queries.subset import Subset, answer_source, count_subset
 from app.schemas.reports import HistogramBin, HistogramQuery, HistogramResponse
 
 ZERO_BIN = -1
@@ -46,9 +46,7 @@ def compute_histogram(
             counts[index] += windows
     bins = query.bins
     return HistogramResponse(
-        dataset=dataset.name,
-        snapshot=snapshot.id,
-        content_hash=snapshot.content_hash,
+        **answer_source(dataset, snapshot),
         zero=zero,
         bins=[
             HistogramBin(lower=i / bins, upper=(i + 1) / bins, count=count)

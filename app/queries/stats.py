@@ -19,7 +19,7 @@ from app.labels import (
     ratio,
 )
 from app.models import Dataset, Snapshot
-from app.queries.subset import count_subset
+from app.queries.subset import answer_source, count_subset
 from app.schemas.questions import Counts, SampleCounts, StatsQuery, StatsResponse
 
 
@@ -92,9 +92,7 @@ def compute_stats(
         p, n_positive, n_negative = seizure_ratio, counts.seizure, counts.no_seizure
     weight = pos_weight(p, weighting, n_positive=n_positive, n_negative=n_negative, beta=query.beta)
     return StatsResponse(
-        dataset=dataset.name,
-        snapshot=snapshot.id,
-        content_hash=snapshot.content_hash,
+        **answer_source(dataset, snapshot),
         counts=counts,
         samples=samples,
         seizure_ratio=seizure_ratio,

@@ -30,14 +30,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import Select, case, func, literal, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.labels import Category
-from app.models import Recording, RecordingRollup, Snapshot, Window
+from app.models import Dataset, Recording, RecordingRollup, Snapshot, Window
 from app.queries.filters import recording_clause
 from app.schemas.questions import CATEGORY_NAMES, SubsetFilter
 
@@ -74,6 +74,19 @@ def added(columns: Iterable[ColumnElement[Any]]) -> ColumnElement[Any]:
     for column in columns:
         total = column if total is None else total + column
     return literal(0) if total is None else total
+
+
+class AnswerSource(TypedDict):
+    """What every answer says it is about, so a training run can log where its numbers came
+    from: the dataset, the snapshot, and that snapshot's content hash."""
+
+    dataset: str
+    snapshot: int
+    content_hash: str
+
+
+def answer_source(dataset: Dataset, snapshot: Snapshot) -> AnswerSource:
+    return {"dataset": dataset.name, "snapshot": snapshot.id, "content_hash": snapshot.content_hash}
 
 
 @dataclass(frozen=True)
