@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
 from app import catalog
 from app.api.deps import ReadAccess, ReadSessionDep
-from app.dashboard import formatting, snippets
+from app.dashboard import snippets
 from app.dashboard.balanced import BALANCED_OPTIONS, balanced_context
 from app.dashboard.diff_rates import rate_change
 from app.dashboard.sections import (
     composition_context,
-    hidden_fields,
     histogram_context,
     page_links,
     scan_issues_context,
     search_breakdown,
 )
+from app.dashboard.templating import templates_of
 from app.errors import AppError, InvalidRequestError
 from app.models import Dataset, Snapshot
 from app.queries.diff import diff_snapshots
@@ -42,7 +40,6 @@ from app.schemas.reports import (
 
 # Pages show what the API would: closed too when reads need a token.
 router = APIRouter(include_in_schema=False, dependencies=[ReadAccess])
-TEMPLATES = Path(__file__).parent / "templates"
 PAGE_SIZE = 25
 HISTOGRAM_BINS = 20
 # The filters typed in as names (the form's text boxes); categories are ticked.
@@ -61,31 +58,6 @@ OPTIONS: tuple[str, ...] = (
 OPTIONS += ("find", *BALANCED_OPTIONS)
 SNAPSHOT_ID: TypeAdapter[int] = TypeAdapter(SnapshotId)
 OFFSET: TypeAdapter[int] = TypeAdapter(Offset)
-
-
-def make_templates() -> Jinja2Templates:
-    templates = Jinja2Templates(directory=TEMPLATES)
-    templates.env.filters |= {
-        "num": formatting.format_count,
-        "percent": formatting.format_percent,
-        "weight": formatting.format_weight,
-        "share": formatting.format_share,
-        "time": formatting.format_time,
-        "exact": formatting.exact,
-        "count": formatting.format_quantity,
-        "noun": formatting.noun_for,
-        "code_spans": formatting.code_spans,
-    }
-    templates.env.globals["hidden_fields"] = hidden_fields
-    # Compiled now rather than by the first page asked for: a third of a second.
-    for name in templates.env.list_templates(extensions=["html"]):
-        templates.env.get_template(name)
-    return templates
-
-
-def templates_of(request: Request) -> Jinja2Templates:
-    templates: Jinja2Templates = request.app.state.templates
-    return templates
 
 
 def parse_number(adapter: TypeAdapter[int], name: str, raw: str) -> int:

@@ -11,7 +11,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.api.middleware.security_headers import content_security_policy, inline_script_hashes
-from app.dashboard.routes import make_templates, router
+from app.dashboard.routes import router
+from app.dashboard.templating import make_templates
 
 STATIC = Path(__file__).parent / "static"
 STATIC_URL = "/static"
