@@ -282,3 +282,35 @@ def test_scan_issues_and_diff_rates(
         assert values == [old[field], new[field], new[field] - old[field]], row
     assert_plurals_agree(page)
     save_screenshot(page, f"dashboard-diff-rates-{backend_of(database_url)}", capsys)
+
+
+def test_the_comma_form_of_category_keeps_its_filter(
+    page: Any,
+    live_server: str,
+    database_url: str,
+    elsewhere: list[str],
+    refused: list[str],
+) -> None:
+    """`category=a,b`, as the README writes it: the boxes are ticked, and asking again keeps it."""
+    base = live_server
+    load(base, database_url)
+    chosen = ["partial_seizure", "no_seizure"]
+    expected = get(base, f"{DATASET}/stats", [("category", ",".join(chosen))])["counts"]["total"]
+    unfiltered = get(base, f"{DATASET}/stats")["counts"]["total"]
+    assert expected != unfiltered
+
+    def shown_total() -> int:
+        return int(page.locator('#subset-counts [data-field="total"]').get_attribute("data-value"))
+
+    page.goto(f"/datasets/tusz-dev?category={','.join(chosen)}")
+    ticked = page.locator("#filter-form input[name=category]:checked").evaluate_all(
+        "boxes => boxes.map(b => b.value)"
+    )
+    assert sorted(ticked) == sorted(chosen)
+    assert shown_total() == expected
+    page.click("#apply-filter")
+    page.wait_for_load_state()
+    assert sorted(page.url.split("?", 1)[1].count(f"category={c}") for c in chosen) == [1, 1]
+    assert shown_total() == expected
+    assert elsewhere == []
+    assert refused == []

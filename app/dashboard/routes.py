@@ -70,6 +70,12 @@ def parse_number(adapter: TypeAdapter[int], name: str, raw: str) -> int:
         raise InvalidRequestError(f"{name}: {problem} (got {raw[:80]!r})") from None
 
 
+def comma_separated(values: list[str]) -> list[str]:
+    """`category=a,b` as the API reads it: each value split at its commas. An empty part is kept,
+    for the query model to refuse by name."""
+    return [part.strip() for value in values for part in value.split(",")]
+
+
 @dataclass
 class PageState:
     """What the dataset page was asked: the raw form values (to show them back) and options."""
@@ -87,7 +93,7 @@ class PageState:
         snapshot, offset = values["snapshot"], values["offset"]
         return cls(
             values=values,
-            categories=params.getlist("category"),
+            categories=comma_separated(params.getlist("category")),
             snapshot_id=parse_number(SNAPSHOT_ID, "snapshot", snapshot) if snapshot else None,
             offset=parse_number(OFFSET, "offset", offset) if offset else 0,
         )
