@@ -106,6 +106,10 @@ class Recording(Base):
     present: Mapped[bool | None] = mapped_column(Boolean)
 
 
+# The prefix of each category's columns in recording_rollups (`partial_windows`, ...).
+ROLLUP_PREFIX = {"partial_seizure": "partial", "full_seizure": "full", "no_seizure": "no_seizure"}
+
+
 class RecordingRollup(Base):
     """Per snapshot and recording, window and sample counts by category: what stats sum over."""
 

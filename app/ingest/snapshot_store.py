@@ -20,7 +20,7 @@ from app.db import is_sqlite
 from app.ingest.manifest import ParsedManifest
 from app.ingest.names import parse_recording_name
 from app.labels import Category
-from app.models import Dataset, Recording, RecordingRollup, Snapshot, SnapshotColumns
+from app.models import ROLLUP_PREFIX, Dataset, Recording, RecordingRollup, Snapshot, SnapshotColumns
 
 ROWS_PER_BATCH = 100_000
 ProgressCallback = Callable[[int], None]
@@ -229,9 +229,7 @@ def _insert_rollups(
     sums: dict[str, np.ndarray[Any, Any]] = {}
     for category in Category:
         arrays = parsed.as_arrays(category)
-        prefix = {Category.PARTIAL_SEIZURE: "partial", Category.FULL_SEIZURE: "full"}.get(
-            category, "no_seizure"
-        )
+        prefix = ROLLUP_PREFIX[category.key]
         rec = arrays["recording"]
         sums[f"{prefix}_windows"] = np.bincount(rec, minlength=n_recordings)
         for column in ("pos", "samples"):

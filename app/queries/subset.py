@@ -37,17 +37,16 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.labels import Category
-from app.models import Dataset, Recording, RecordingRollup, Snapshot, Window
+from app.models import ROLLUP_PREFIX, Dataset, Recording, RecordingRollup, Snapshot, Window
 from app.queries.filters import recording_clause
 from app.schemas.questions import CATEGORY_NAMES, SubsetFilter
 
-COLUMN_PREFIX = {"partial_seizure": "partial", "full_seizure": "full", "no_seizure": "no_seizure"}
 KINDS = ("windows", "pos", "samples")
 
 
 def rollup_column(category: str, kind: str) -> ColumnElement[Any]:
     """The rollup column of one category and kind (`windows`, `pos` or `samples`)."""
-    column: ColumnElement[Any] = getattr(RecordingRollup, f"{COLUMN_PREFIX[category]}_{kind}")
+    column: ColumnElement[Any] = getattr(RecordingRollup, f"{ROLLUP_PREFIX[category]}_{kind}")
     return column
 
 
