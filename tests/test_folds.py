@@ -160,9 +160,9 @@ def test_a_snapshots_folds_equal_sklearns_over_its_windows(
     assert client.post("/api/v1/datasets/cv/presence", json={"missing": some}).status_code == 200
     with factory() as session:
         snapshot = catalog.dataset_snapshot(session, "cv", None)[1]
-        again = snapshot_folds(session, snapshot, 5, 42, stratify)  # type: ignore[arg-type]
+        again = snapshot_folds(session, snapshot, 5, 42, stratify, FoldCache())  # type: ignore[arg-type]
     assert [set(p) for p in again.patients] == manifest_folds(manifest, 5, 42, stratify)
-    assert cache.get((snapshot.id, 5, 42, stratify)) is not None
+    assert cache.get((snapshot.content_hash, 5, 42, stratify)) is not None
 
 
 def test_folds_of_a_snapshot_refuse_what_cannot_be(

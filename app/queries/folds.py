@@ -2,7 +2,8 @@
 
 The assignment depends on the snapshot alone: every window of the snapshot counts, whether its
 recording is present or not, so folds stay put when files go missing. It is kept per process,
-keyed by (snapshot, k, seed, stratify): snapshots never change.
+keyed by (content hash, k, seed, stratify): the content hash covers every recording name and
+window of the snapshot, so equal hashes mean equal folds, in whatever database they are.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
 import numpy as np
@@ -21,7 +23,7 @@ from app.folds import FoldError, assign_folds
 from app.models import Recording, RecordingRollup, Snapshot
 
 Stratify = Literal["category", "seizure"]
-FoldKey = tuple[int, int, int, str]
+FoldKey = tuple[str, int, int, str]
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,12 @@ class FoldCache:
                 self._entries.popitem(last=False)
 
 
+@cache
+def shared_fold_cache() -> FoldCache:
+    """The process's fold assignments, made on first use: every question with folds shares it."""
+    return FoldCache()
+
+
 def patient_class_counts(
     session: Session, snapshot: Snapshot, stratify: Stratify
 ) -> tuple[list[str], np.ndarray]:
@@ -99,8 +107,9 @@ def snapshot_folds(
     cache: FoldCache | None = None,
 ) -> Folds:
     """The snapshot's patients in k folds; 422 naming the problem when they cannot be made."""
-    key = (snapshot.id, k, seed, stratify)
-    known = cache.get(key) if cache is not None else None
+    cache = shared_fold_cache() if cache is None else cache
+    key = (snapshot.content_hash, k, seed, stratify)
+    known = cache.get(key)
     if known is not None:
         return known
     patients, counts = patient_class_counts(session, snapshot, stratify)
@@ -116,6 +125,5 @@ def snapshot_folds(
         tuple(tuple(names[assignment.fold_of_group == fold]) for fold in range(k)),
         tuple(assignment.warnings),
     )
-    if cache is not None:
-        cache.put(key, folds)
+    cache.put(key, folds)
     return folds
