@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
@@ -15,10 +15,11 @@ from app.api.answer_path import answer, send_answer
 from app.api.bodies import BodyGuardRoute
 from app.api.deps import ReadAccess, only_params
 from app.api.heavy import ask_diff_question
-from app.api.stats import ERRORS, NOT_MODIFIED
+from app.api.question_routes import QuestionRoutes, answered_as_json
+from app.api.stats import ERRORS, LONG_LISTS, NOT_MODIFIED
 from app.api.streams import stream_breakdown_csv
 from app.queries.diff import DEFAULT_RECORDING_LIMIT, diff_snapshots
-from app.schemas.questions import SnapshotId, question_in
+from app.schemas.questions import SnapshotId
 from app.schemas.reports import (
     MAX_BREAKDOWN_LIMIT,
     BreakdownParams,
@@ -53,60 +54,30 @@ BREAKDOWN_RESPONSES = (
 )
 
 
-@router.get(
+QuestionRoutes(
     "/{dataset}/breakdown",
+    "breakdown",
+    BreakdownQuery,
+    answer_breakdown,
+    params=BreakdownParams,
     summary="A subset's exact counts per patient, session, recording or category",
     description="The same subset as `stats`; the groups' counts add up to its totals. "
     "Sortable and paged; `format=csv` streams every group (or the page asked for) as CSV.",
+    post_summary=LONG_LISTS,
     responses=BREAKDOWN_RESPONSES,
     response_model=BreakdownResponse,
-)
-async def get_breakdown(
-    dataset: str, request: Request, params: Annotated[BreakdownParams, Query()]
-) -> Any:
-    query = question_in(params, BreakdownQuery)
-    return await answer_breakdown(request, dataset, query, params.format)
+).add_to(router)
 
-
-@router.post(
-    "/{dataset}/breakdown",
-    summary="The same as GET, with the filter in a JSON body (for long recording lists)",
-    responses=BREAKDOWN_RESPONSES,
-    response_model=BreakdownResponse,
-    dependencies=[Depends(only_params("format"))],
-)
-async def post_breakdown(
-    dataset: str, request: Request, query: BreakdownQuery, format: Format = "json"
-) -> Any:
-    return await answer_breakdown(request, dataset, query, format)
-
-
-async def answer_histogram(request: Request, dataset: str, query: HistogramQuery) -> Response:
-    return await answer(request, "histogram", dataset, query)
-
-
-@router.get(
+QuestionRoutes(
     "/{dataset}/histogram",
+    "histogram",
+    HistogramQuery,
+    answered_as_json("histogram"),
     summary="How many windows of a subset have each seizure fraction (n_pos / n_samples)",
     description="Needs per-window sample counts (a scanned snapshot): 422 otherwise.",
     responses=ERRORS | NOT_MODIFIED,
     response_model=HistogramResponse,
-)
-async def get_histogram(
-    dataset: str, request: Request, query: Annotated[HistogramQuery, Query()]
-) -> Response:
-    return await answer_histogram(request, dataset, query)
-
-
-@router.post(
-    "/{dataset}/histogram",
-    summary="The same as GET, with the filter in a JSON body",
-    responses=ERRORS | NOT_MODIFIED,
-    response_model=HistogramResponse,
-    dependencies=[Depends(only_params())],
-)
-async def post_histogram(dataset: str, request: Request, query: HistogramQuery) -> Response:
-    return await answer_histogram(request, dataset, query)
+).add_to(router)
 
 
 @router.get(

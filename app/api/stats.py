@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from app.api.answer_path import answer
 from app.api.bodies import BodyGuardRoute
-from app.api.deps import ReadAccess, only_params
+from app.api.deps import ReadAccess
+from app.api.question_routes import POST_SUMMARY, QuestionRoutes, answered_as_json
 from app.api.streams import stream_index
 from app.schemas.questions import (
     BalancedIndexParams,
     BalancedQuery,
     BalancedResponse,
     ErrorResponse,
-    IndexFormat,
     StatsQuery,
     StatsResponse,
-    question_in,
 )
 
 router = APIRouter(
@@ -37,79 +35,37 @@ NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
 INDEX_CONTENT: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/x-ndjson": {}, "application/json": {}}}
 }
+LONG_LISTS = POST_SUMMARY + " (for long recording lists)"
 
-
-@router.get(
+QuestionRoutes(
     "/{dataset}/stats",
+    "stats",
+    StatsQuery,
+    answered_as_json("stats"),
     summary="Exact counts, seizure ratio and pos_weight of a subset",
-    response_model=StatsResponse,
+    post_summary=LONG_LISTS,
     responses=ERRORS | NOT_MODIFIED,
-)
-async def get_stats(
-    dataset: str, request: Request, query: Annotated[StatsQuery, Query()]
-) -> Response:
-    return await answer(request, "stats", dataset, query)
-
-
-@router.post(
-    "/{dataset}/stats",
-    summary="The same as GET, with the filter in a JSON body (for long recording lists)",
     response_model=StatsResponse,
-    responses=ERRORS | NOT_MODIFIED,
-    dependencies=[Depends(only_params())],
-)
-async def post_stats(dataset: str, request: Request, query: StatsQuery) -> Response:
-    return await answer(request, "stats", dataset, query)
+).add_to(router)
 
-
-@router.get(
+QuestionRoutes(
     "/{dataset}/balanced",
+    "balanced",
+    BalancedQuery,
+    answered_as_json("balanced"),
     summary="What the balanced training dataset keeps of a subset: counts and pos_weight",
-    response_model=BalancedResponse,
     responses=ERRORS | NOT_MODIFIED,
-)
-async def get_balanced(
-    dataset: str, request: Request, query: Annotated[BalancedQuery, Query()]
-) -> Response:
-    return await answer(request, "balanced", dataset, query)
-
-
-@router.post(
-    "/{dataset}/balanced",
-    summary="The same as GET, with the filter in a JSON body",
     response_model=BalancedResponse,
-    responses=ERRORS | NOT_MODIFIED,
-    dependencies=[Depends(only_params())],
-)
-async def post_balanced(dataset: str, request: Request, query: BalancedQuery) -> Response:
-    return await answer(request, "balanced", dataset, query)
+).add_to(router)
 
-
-@router.get(
+QuestionRoutes(
     "/{dataset}/balanced/index",
+    "balanced_index",
+    BalancedQuery,
+    stream_index,
+    params=BalancedIndexParams,
     summary="The kept (cache_file, window_idx) entries in dataset order, streamed",
     response_description="JSON lines, one entry per line (or a JSON array with format=json).",
     responses=ERRORS | NOT_MODIFIED | INDEX_CONTENT,
     response_class=StreamingResponse,
-)
-async def get_balanced_index(
-    dataset: str, request: Request, params: Annotated[BalancedIndexParams, Query()]
-) -> Response:
-    query = question_in(params, BalancedQuery)
-    return await stream_index(request, dataset, query, params.format)
-
-
-@router.post(
-    "/{dataset}/balanced/index",
-    summary="The same as GET, with the filter in a JSON body",
-    responses=ERRORS | NOT_MODIFIED | INDEX_CONTENT,
-    response_class=StreamingResponse,
-    dependencies=[Depends(only_params("format"))],
-)
-async def post_balanced_index(
-    dataset: str,
-    request: Request,
-    query: BalancedQuery,
-    format: IndexFormat = "jsonl",
-) -> Response:
-    return await stream_index(request, dataset, query, format)
+).add_to(router)
