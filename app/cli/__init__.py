@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import click
 from pydantic import BaseModel, ValidationError
@@ -17,6 +18,12 @@ URL_HELP = "Talk to a running service at this URL instead of DATABASE_URL (env S
 TOKEN_HELP = "API token for --url (env SEIZURE_STATS_TOKEN)."
 # Where local commands record which database they opened, for error messages.
 DATABASE_META = "seizure_stats.database"
+
+
+def service_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--url and --token: the options of every command that can talk to a running service."""
+    command = click.option("--token", envvar="SEIZURE_STATS_TOKEN", help=TOKEN_HELP)(command)
+    return click.option("--url", envvar="SEIZURE_STATS_URL", help=URL_HELP)(command)
 
 
 def fail(message: str) -> None:

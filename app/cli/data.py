@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 import click
 
 from app.cli import (
-    URL_HELP,
     byte_progress,
     counted,
     echo_model,
     local_session_factory,
     main,
     reported_errors,
+    service_options,
 )
 
 if TYPE_CHECKING:
@@ -32,8 +32,7 @@ if TYPE_CHECKING:
     help="Also record which recordings exist there (file names only; contents are never read).",
 )
 @click.option("--source", default="", help="A note on where the manifest came from.")
-@click.option("--url", envvar="SEIZURE_STATS_URL", help=URL_HELP)
-@click.option("--token", envvar="SEIZURE_STATS_TOKEN", help="API token for --url.")
+@service_options
 @click.option("--json", "as_json", is_flag=True, help="Print the snapshot as JSON.")
 def import_command(
     manifest: Path,
@@ -119,8 +118,7 @@ def _echo_presence(present: list[str], missing: list[str], unexpected: list[str]
 @main.command()
 @click.argument("cache_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--dataset", required=True)
-@click.option("--url", envvar="SEIZURE_STATS_URL", help=URL_HELP)
-@click.option("--token", envvar="SEIZURE_STATS_TOKEN", help="API token for --url.")
+@service_options
 def verify(cache_dir: Path, dataset: str, url: str | None, token: str | None) -> None:
     """Check which of the dataset's recordings exist in CACHE_DIR (names only) and record it."""
     from app.ingest.presence import check_presence
@@ -152,8 +150,7 @@ def verify(cache_dir: Path, dataset: str, url: str | None, token: str | None) ->
 @click.option("--dataset", default="demo-train", show_default=True)
 @click.option("--recordings", default=300, show_default=True, type=click.IntRange(1, 100_000))
 @click.option("--seed", default=7, show_default=True, type=int)
-@click.option("--url", envvar="SEIZURE_STATS_URL", help=URL_HELP)
-@click.option("--token", envvar="SEIZURE_STATS_TOKEN", help="API token for --url.")
+@service_options
 def demo(dataset: str, recordings: int, seed: int, url: str | None, token: str | None) -> None:
     """Load a seeded TUSZ-like demo dataset (a few hundred recordings), with sample counts."""
     from app.demo import demo_manifest_bytes

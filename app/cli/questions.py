@@ -10,13 +10,12 @@ from typing import Any
 import click
 
 from app.cli import (
-    TOKEN_HELP,
-    URL_HELP,
     counted,
     echo_model,
     local_session_factory,
     main,
     reported_errors,
+    service_options,
 )
 from app.schemas.filters import FILTER_FIELDS, FILTERS
 from app.schemas.questions import BASES, WEIGHTINGS, BalancedQuery, StatsQuery
@@ -30,8 +29,7 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
         )(command)
     command = click.option("--snapshot", type=int, help="Snapshot id (default: current).")(command)
     command = click.option("--dataset", required=True)(command)
-    command = click.option("--url", envvar="SEIZURE_STATS_URL", help=URL_HELP)(command)
-    command = click.option("--token", envvar="SEIZURE_STATS_TOKEN", help=TOKEN_HELP)(command)
+    command = service_options(command)
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
 
 
@@ -156,8 +154,7 @@ def balanced(
 
 
 @main.command()
-@click.option("--url", envvar="SEIZURE_STATS_URL", help=URL_HELP)
-@click.option("--token", envvar="SEIZURE_STATS_TOKEN", help=TOKEN_HELP)
+@service_options
 @click.option("--json", "as_json", is_flag=True)
 def datasets(url: str | None, token: str | None, as_json: bool) -> None:
     """List datasets and their current snapshots."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from app.cli import URL_HELP, echo_model, fail, local_session_factory, main, reported_errors
+from app.cli import echo_model, fail, local_session_factory, main, reported_errors, service_options
 
 
 @main.command()
@@ -33,8 +33,7 @@ from app.cli import URL_HELP, echo_model, fail, local_session_factory, main, rep
 )
 @click.option("--scan-id", help="Names the scan the shards belong to (needed with --shard).")
 @click.option("--pattern", default="*_windows.npz", show_default=True, help="Files to scan.")
-@click.option("--url", envvar="SEIZURE_STATS_URL", help=URL_HELP)
-@click.option("--token", envvar="SEIZURE_STATS_TOKEN", help="API token for --url.")
+@service_options
 @click.option("--json", "as_json", is_flag=True, help="Print the scan as JSON.")
 def scan(
     cache_dir: Path,
