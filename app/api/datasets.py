@@ -5,23 +5,22 @@ from __future__ import annotations
 import logging
 import time
 from functools import partial
-from typing import IO, Annotated, Any
+from typing import IO, Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import catalog
-from app.api.bodies import BodyGuardRoute
 from app.api.deps import (
     MetricsDep,
-    ReadAccess,
     SessionFactoryDep,
     SettingsDep,
     WriteTokenDep,
     only_params,
 )
+from app.api.routers import datasets_router, error_responses
 from app.api.upload import receive_manifest
 from app.db import read_session, run_write
 from app.ingest.importer import prepare_import, store_import
@@ -36,18 +35,11 @@ from app.schemas.datasets import (
     RecordingOut,
     SnapshotOut,
 )
-from app.schemas.questions import ErrorResponse, SnapshotId, Text
+from app.schemas.questions import SnapshotId, Text
 
 logger = logging.getLogger(__name__)
-router = APIRouter(
-    prefix="/api/v1/datasets",
-    tags=["datasets"],
-    dependencies=[ReadAccess],
-    route_class=BodyGuardRoute,
-)
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 503)
-}
+router = datasets_router("datasets")
+ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 503)
 
 MANIFEST_BODY = {
     "requestBody": {

@@ -5,17 +5,17 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from app import catalog, models
 from app.api.answer_cache import Answer
 from app.api.answer_path import answer, send_answer
-from app.api.bodies import BodyGuardRoute
-from app.api.deps import ReadAccess, only_params
+from app.api.deps import only_params
 from app.api.heavy import ask_diff_question
 from app.api.question_routes import QuestionRoutes, answered_as_json
+from app.api.routers import datasets_router
 from app.api.stats import ERRORS, LONG_LISTS, NOT_MODIFIED
 from app.api.streams import stream_breakdown_csv
 from app.queries.diff import DEFAULT_RECORDING_LIMIT, diff_snapshots
@@ -31,12 +31,7 @@ from app.schemas.reports import (
 )
 from app.schemas.reports import BreakdownFormat as Format
 
-router = APIRouter(
-    prefix="/api/v1/datasets",
-    tags=["breakdowns"],
-    dependencies=[ReadAccess],
-    route_class=BodyGuardRoute,
-)
+router = datasets_router("breakdowns")
 
 
 async def answer_breakdown(

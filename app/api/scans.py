@@ -4,29 +4,29 @@ from __future__ import annotations
 
 import contextlib
 from functools import partial
-from typing import IO, Annotated, Any
+from typing import IO, Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from app import catalog
-from app.api.bodies import BodyGuardRoute, NotJsonError, load_json
+from app.api.bodies import NotJsonError, load_json
 from app.api.deps import (
-    ReadAccess,
     ReadSessionDep,
     SessionFactoryDep,
     SettingsDep,
     WriteTokenDep,
     only_params,
 )
+from app.api.routers import datasets_router, error_responses
 from app.api.upload import receive_manifest
 from app.db import run_write
 from app.errors import InvalidRequestError
 from app.scan.file_records import list_records
 from app.scan.parts import prepare_part, submit_part
 from app.scan.status import get_scan, list_scans, scan_out, snapshot_scan_issues
-from app.schemas.questions import ErrorResponse, SnapshotId
+from app.schemas.questions import SnapshotId
 from app.schemas.scans import (
     SCAN_ID_PATTERN,
     ScanFileIn,
@@ -36,15 +36,8 @@ from app.schemas.scans import (
     SnapshotScanIssues,
 )
 
-router = APIRouter(
-    prefix="/api/v1/datasets",
-    tags=["scans"],
-    dependencies=[ReadAccess],
-    route_class=BodyGuardRoute,
-)
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422)
-}
+router = datasets_router("scans")
+ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422)
 PART_BODY = {
     "requestBody": {
         "required": True,

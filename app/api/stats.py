@@ -4,31 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from app.api.bodies import BodyGuardRoute
-from app.api.deps import ReadAccess
 from app.api.question_routes import POST_SUMMARY, QuestionRoutes, answered_as_json
+from app.api.routers import datasets_router, error_responses
 from app.api.streams import stream_index
 from app.schemas.questions import (
     BalancedIndexParams,
     BalancedQuery,
     BalancedResponse,
-    ErrorResponse,
     StatsQuery,
     StatsResponse,
 )
 
-router = APIRouter(
-    prefix="/api/v1/datasets",
-    tags=["statistics"],
-    dependencies=[ReadAccess],
-    route_class=BodyGuardRoute,
-)
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 422, 429, 503)
-}
+router = datasets_router("statistics")
+ERRORS = error_responses(400, 401, 403, 404, 422, 429, 503)
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: the answer for this ETag has not changed."}
 }
