@@ -54,6 +54,7 @@ def manifest(windows: int, seed: int, with_cache_dir: bool) -> tuple[Path, Path 
     cache = DATA / f"cache-{windows}-{seed}" if with_cache_dir else None
     if not path.exists() or (cache is not None and not cache.exists()):
         log(f"generating {windows:,} windows -> {path.name}")
+        DATA.mkdir(exist_ok=True)
         if cache is not None:
             cache.mkdir(parents=True, exist_ok=True)
         write_manifest(path, windows, seed, cache)
