@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import inspect
+import io
 import os
 import random
 import time
@@ -187,18 +188,36 @@ class SeizureStatsClient:
         """The balanced dataset's (cache_file, window_idx) entries in dataset order, streamed."""
         filters = _filters("balanced_index", named)
         options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
-        path = f"/api/v1/datasets/{dataset}/balanced/index"
-        if _value_count(filters) > MAX_URL_VALUES:
-            request = self._http.build_request("POST", path, json=filters | _drop_none(options))
-        else:
-            request = self._http.build_request("GET", path, params=_params(filters, options))
-        response = self._send(request, stream=True)
+        response = self._send(self._index_request(dataset, filters, options), stream=True)
         try:
             for line in response.iter_lines():
                 if line.strip():
                     yield IndexEntry.model_validate_json(line)
         finally:
             response.close()
+
+    @takes_filters
+    def balanced_index_arrays(
+        self,
+        dataset: str,
+        *,
+        snapshot: int | None = None,
+        full_ratio: float = 0.3,
+        background_ratio: float = 2.5,
+        seed: int = 42,
+        **named: FilterValue,
+    ) -> dict[str, Any]:
+        """The same entries as balanced_index, as numpy arrays (needs numpy): `cache_files`
+        (each name once, sorted), and per entry `recording` (a position in `cache_files`) and
+        `window_idx`. Entry i is (cache_files[recording[i]], window_idx[i]); for a large
+        selection this loads many times faster than the JSON lines."""
+        import numpy as np  # only here: the rest of the client works without numpy
+
+        filters = _filters("balanced_index", named)
+        options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
+        response = self._send(self._index_request(dataset, filters, options, "npz"))
+        with np.load(io.BytesIO(response.content), allow_pickle=False) as arrays:
+            return {name: arrays[name] for name in ("cache_files", "recording", "window_idx")}
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -265,6 +284,21 @@ class SeizureStatsClient:
         return SnapshotScanIssues.model_validate(self._json("GET", path))
 
     # -- plumbing ------------------------------------------------------------------------------
+
+    def _index_request(
+        self,
+        dataset: str,
+        filters: dict[str, list[str]],
+        options: Mapping[str, Any],
+        output: str | None = None,
+    ) -> httpx.Request:
+        """The request for the balanced index; `format` is a query parameter either way."""
+        path = f"/api/v1/datasets/{dataset}/balanced/index"
+        chosen = {"format": output} if output else {}
+        if _value_count(filters) > MAX_URL_VALUES:
+            body = filters | _drop_none(options)
+            return self._http.build_request("POST", path, json=body, params=chosen)
+        return self._http.build_request("GET", path, params=_params(filters, {**options, **chosen}))
 
     def _query(self, path: str, filters: dict[str, list[str]], options: Mapping[str, Any]) -> Any:
         if _value_count(filters) > MAX_URL_VALUES:

@@ -135,6 +135,31 @@ def balanced_index(
     return iter_entries(*kept_entries(lists, run_selection(lists, query)), lists.names)
 
 
+@dataclass(frozen=True)
+class IndexArrays:
+    """The kept entries as columns: each cache file named once (sorted), and per entry, in
+    dataset order, the position of its file in `cache_files` and its window index."""
+
+    cache_files: list[str]
+    recording: np.ndarray[Any, np.dtype[np.int32]]
+    window_idx: np.ndarray[Any, np.dtype[np.int32]]
+
+
+def balanced_index_arrays(
+    session: Session, dataset: Dataset, snapshot: Snapshot, query: BalancedQuery
+) -> IndexArrays:
+    """The same entries as balanced_index, as integer columns and one list of names."""
+    lists = load_subset_lists(session, snapshot, query)
+    recording_ids, window_idx = kept_entries(lists, run_selection(lists, query))
+    ids, position_of_id = np.unique(recording_ids, return_inverse=True)
+    names = [lists.names[int(recording_id)] for recording_id in ids]
+    by_name = sorted(range(len(names)), key=names.__getitem__)
+    rank = np.empty(len(names), dtype=np.int32)
+    rank[by_name] = np.arange(len(names), dtype=np.int32)
+    recording = rank[position_of_id].astype(np.int32, copy=False)
+    return IndexArrays([names[i] for i in by_name], recording, window_idx)
+
+
 def kept_entries(
     lists: SubsetLists, selection: BalancedSelection
 ) -> tuple[np.ndarray[Any, np.dtype[np.int32]], np.ndarray[Any, np.dtype[np.int32]]]:

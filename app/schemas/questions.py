@@ -81,13 +81,17 @@ class BalancedQuery(SubsetFilter):
     )(refuse_boolean)
 
 
-IndexFormat = Literal["jsonl", "json"]
+IndexFormat = Literal["jsonl", "json", "npz"]
 
 
 class BalancedIndexParams(BalancedQuery):
     """The query string of a GET of the index: the question, and the format of the answer."""
 
-    format: IndexFormat = Field(default="jsonl", description="JSON lines, or one JSON array.")
+    format: IndexFormat = Field(
+        default="jsonl",
+        description="JSON lines, one JSON array, or `npz`: numpy arrays `cache_files` (each "
+        "name once, sorted), and per entry `recording` (its position there) and `window_idx`.",
+    )
 
 
 Asked = TypeVar("Asked", bound=SubsetFilter)
