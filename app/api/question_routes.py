@@ -50,6 +50,8 @@ class QuestionRoutes:
     def __post_init__(self) -> None:
         params = self.params.model_fields if self.params is not None else {}
         options = tuple(name for name in params if name not in self.question.model_fields)
+        if len(options) > 1:  # respond takes one: the format of the answer
+            raise TypeError(f"{self.name}: one option beside the question at most, not {options}")
         object.__setattr__(self, "options", options)
 
     def add_to(self, router: APIRouter) -> None:
