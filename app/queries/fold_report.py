@@ -21,7 +21,7 @@ from app.balance import kept_when_all_present, select_balanced
 from app.labels import Category, Weighting, pos_weight, ratio
 from app.models import Dataset, Recording, Snapshot
 from app.queries.balanced import SubsetLists, load_subset_lists
-from app.queries.folds import Folds, snapshot_folds
+from app.queries.folds import Folds, class_counts_of, folds_from_counts, shared_fold_cache
 from app.queries.stats import make_counts, sample_counts, subset_warnings
 from app.queries.subset import Subset, added, answer_source, is_present, rollup_column
 from app.schemas.folds import (
@@ -48,10 +48,13 @@ def compute_folds(
     session: Session, dataset: Dataset, snapshot: Snapshot, query: FoldsQuery
 ) -> FoldsResponse:
     """Every fold of the snapshot with the exact numbers of its test and training parts."""
-    folds = snapshot_folds(session, snapshot, query.k, query.seed, query.stratify)
+    rows = PatientRows.read(session, snapshot)
+    folds = shared_fold_cache().get((snapshot.content_hash, query.k, query.seed, query.stratify))
+    if folds is None:  # from the same sums, rather than a query of its own
+        patients, counts = class_counts_of(rows.class_rows(), query.stratify)
+        folds = folds_from_counts(snapshot, query.k, query.seed, query.stratify, patients, counts)
     fold_of = {patient: fold for fold, names in enumerate(folds.patients) for patient in names}
-    # sums[fold, present]: a patient in no fold (no window at all) adds nothing anywhere.
-    sums = patient_sums(session, snapshot, fold_of, folds.k)
+    sums = rows.fold_sums(fold_of, folds.k)
     total = sums.sum(axis=0)
     test_parts, train_parts = sums, total[np.newaxis] - sums
     balanced = balanced_parts(session, snapshot, folds, train_parts, query)
@@ -95,26 +98,51 @@ def compute_folds(
     )
 
 
-def patient_sums(session: Session, snapshot: Snapshot, fold_of: dict[str, int], k: int) -> IntArray:
-    """A (k, 2, columns) table: each fold's sums over its patients' rollups, [:, 0] for missing
-    recordings and [:, 1] for present ones. One query, grouped by patient and presence."""
-    chosen = Subset.of(session, snapshot, WHOLE)
-    windows = added(rollup_column(c, "windows") for c in CATEGORY_NAMES)
-    present = is_present().label("present")
-    query = chosen.rollups(
-        Recording.patient,
-        present,
-        *(func.sum(rollup_column(category, kind)) for category, kind in COLUMNS),
-        func.sum(case((windows > 0, 1), else_=0)),
-    ).group_by(Recording.patient, present)
-    rows = session.execute(query).all()
-    values = np.array([row[2:] for row in rows], dtype=np.int64).reshape(len(rows), -1)
-    folds = np.array([fold_of.get(row[0], -1) for row in rows], dtype=np.int64)
-    presence = np.array([bool(row[1]) for row in rows], dtype=np.int64)
-    in_a_fold = folds >= 0
-    sums = np.zeros((k * 2, RECORDINGS + 1), dtype=np.int64)
-    np.add.at(sums, folds[in_a_fold] * 2 + presence[in_a_fold], values[in_a_fold])
-    return sums.reshape(k, 2, RECORDINGS + 1)
+class PatientRows:
+    """The snapshot's rollups summed by patient and presence, in one query: each row's patient,
+    whether its recordings are present, and its sums in the order of COLUMNS, then recordings
+    with at least one window."""
+
+    def __init__(self, patients: list[str], present: IntArray, values: IntArray) -> None:
+        self.patients, self.present, self.values = patients, present, values
+
+    @classmethod
+    def read(cls, session: Session, snapshot: Snapshot) -> PatientRows:
+        chosen = Subset.of(session, snapshot, WHOLE)
+        windows = added(rollup_column(c, "windows") for c in CATEGORY_NAMES)
+        present = is_present().label("present")
+        query = chosen.rollups(
+            Recording.patient,
+            present,
+            *(func.sum(rollup_column(category, kind)) for category, kind in COLUMNS),
+            func.sum(case((windows > 0, 1), else_=0)),
+        ).group_by(Recording.patient, present)
+        rows = session.execute(query).all()
+        values = np.array([row[2:] for row in rows], dtype=np.int64).reshape(len(rows), -1)
+        present_rows = np.array([bool(row[1]) for row in rows], dtype=np.int64)
+        return cls([row[0] for row in rows], present_rows, values)
+
+    def class_rows(self) -> list[tuple[str, int, int, int]]:
+        """(patient, full, no_seizure, partial) windows, present or not, one row a patient."""
+        by_patient: dict[str, list[int]] = {}
+        full, no_seizure, partial = (
+            _column(c, "windows") for c in ("full_seizure", "no_seizure", "partial_seizure")
+        )
+        for patient, row in zip(self.patients, self.values.tolist(), strict=True):
+            counts = by_patient.setdefault(patient, [0, 0, 0])
+            counts[0] += row[full]
+            counts[1] += row[no_seizure]
+            counts[2] += row[partial]
+        return [(patient, *counts) for patient, counts in by_patient.items()]  # type: ignore[misc]
+
+    def fold_sums(self, fold_of: dict[str, int], k: int) -> IntArray:
+        """A (k, 2, columns) table: each fold's sums over its patients' rows, [:, 0] for missing
+        recordings and [:, 1] for present ones. A patient in no fold (no window) adds nothing."""
+        folds = np.array([fold_of.get(name, -1) for name in self.patients], dtype=np.int64)
+        in_a_fold = folds >= 0
+        sums = np.zeros((k * 2, RECORDINGS + 1), dtype=np.int64)
+        np.add.at(sums, folds[in_a_fold] * 2 + self.present[in_a_fold], self.values[in_a_fold])
+        return sums.reshape(k, 2, RECORDINGS + 1)
 
 
 def _column(category: str, kind: str) -> int:
