@@ -114,14 +114,16 @@ class FoldScorer:
         np.divide(self.candidates, self.class_sizes, out=self.shares)
         spread = _std_over_folds(self.shares)
         # numpy.mean over the classes, and numpy.sum of each fold's windows.
-        scores = np.true_divide(np.add.reduce(spread, axis=1), spread.shape[1])
-        best = int(np.argmin(scores))
-        lowest = scores[best]
-        # Usually no other fold scores within the tolerance of the lowest: then whatever the
-        # order of the comparisons below, the first lowest wins them all.
-        near = np.abs(scores - lowest) <= TIE_ABSOLUTE + TIE_RELATIVE * abs(lowest)
-        if np.count_nonzero(near) > 1:
-            best = self._first_best(scores.tolist())
+        scores: list[float] = np.true_divide(
+            np.add.reduce(spread, axis=1), spread.shape[1]
+        ).tolist()
+        lowest = min(scores)
+        best = scores.index(lowest)
+        # Usually no other fold scores within the tolerance of the lowest: then, compared in
+        # turn with the best so far, the first lowest wins every comparison.
+        tolerance = TIE_ABSOLUTE + TIE_RELATIVE * abs(lowest)
+        if sum(abs(score - lowest) <= tolerance for score in scores) > 1:
+            best = self._first_best(scores)
         self.fold_counts[best] += group
         return best
 
