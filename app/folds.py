@@ -121,8 +121,7 @@ class FoldScorer:
         best = scores.index(lowest)
         # Usually no other fold scores within the tolerance of the lowest: then, compared in
         # turn with the best so far, the first lowest wins every comparison.
-        tolerance = TIE_ABSOLUTE + TIE_RELATIVE * abs(lowest)
-        if sum(abs(score - lowest) <= tolerance for score in scores) > 1:
+        if sorted(scores)[1] - lowest <= TIE_ABSOLUTE + TIE_RELATIVE * abs(lowest):
             best = self._first_best(scores)
         self.fold_counts[best] += group
         return best

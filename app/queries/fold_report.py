@@ -14,14 +14,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sqlalchemy import case, func
+from sqlalchemy import case, func, literal
 from sqlalchemy.orm import Session
 
 from app.balance import kept_when_all_present, select_balanced
 from app.labels import Category, Weighting, pos_weight, ratio
 from app.models import Dataset, Recording, Snapshot
 from app.queries.balanced import SubsetLists, load_subset_lists
-from app.queries.folds import Folds, class_counts_of, folds_from_counts, shared_fold_cache
+from app.queries.folds import (
+    Folds,
+    Stratify,
+    folds_from_counts,
+    shared_fold_cache,
+    stratified,
+)
 from app.queries.stats import make_counts, sample_counts, subset_warnings
 from app.queries.subset import Subset, added, answer_source, is_present, rollup_column
 from app.schemas.folds import (
@@ -51,7 +57,7 @@ def compute_folds(
     rows = PatientRows.read(session, snapshot)
     folds = shared_fold_cache().get((snapshot.content_hash, query.k, query.seed, query.stratify))
     if folds is None:  # from the same sums, rather than a query of its own
-        patients, counts = class_counts_of(rows.class_rows(), query.stratify)
+        patients, counts = rows.class_counts(query.stratify)
         folds = folds_from_counts(snapshot, query.k, query.seed, query.stratify, patients, counts)
     fold_of = {patient: fold for fold, names in enumerate(folds.patients) for patient in names}
     sums = rows.fold_sums(fold_of, folds.k)
@@ -111,30 +117,37 @@ class PatientRows:
         chosen = Subset.of(session, snapshot, WHOLE)
         windows = added(rollup_column(c, "windows") for c in CATEGORY_NAMES)
         present = is_present().label("present")
+        # Without sample counts a snapshot's pos and samples say nothing: not summed (0 here).
+        summed = [
+            func.sum(rollup_column(category, kind))
+            if kind == "windows" or snapshot.has_sample_counts
+            else literal(0)
+            for category, kind in COLUMNS
+        ]
         query = chosen.rollups(
             Recording.patient,
             present,
-            *(func.sum(rollup_column(category, kind)) for category, kind in COLUMNS),
+            *summed,
             func.sum(case((windows > 0, 1), else_=0)),
         ).group_by(Recording.patient, present)
         # Through the connection: rows as tuples, without the ORM's per-row work.
         rows = session.connection().execute(query).all()
-        values = np.array([row[2:] for row in rows], dtype=np.int64).reshape(len(rows), -1)
+        values = np.array([row[2:] for row in rows], dtype=np.int64).reshape(
+            len(rows), RECORDINGS + 1
+        )
         present_rows = np.array([bool(row[1]) for row in rows], dtype=np.int64)
         return cls([row[0] for row in rows], present_rows, values)
 
-    def class_rows(self) -> list[tuple[str, int, int, int]]:
-        """(patient, full, no_seizure, partial) windows, present or not, one row a patient."""
-        by_patient: dict[str, list[int]] = {}
-        full, no_seizure, partial = (
-            _column(c, "windows") for c in ("full_seizure", "no_seizure", "partial_seizure")
-        )
-        for patient, row in zip(self.patients, self.values.tolist(), strict=True):
-            counts = by_patient.setdefault(patient, [0, 0, 0])
-            counts[0] += row[full]
-            counts[1] += row[no_seizure]
-            counts[2] += row[partial]
-        return [(patient, *counts) for patient, counts in by_patient.items()]  # type: ignore[misc]
+    def class_counts(self, stratify: Stratify) -> tuple[list[str], IntArray]:
+        """The patients with windows, in sorted order, and their class counts, present or not:
+        what `patient_class_counts` reads, from these rows."""
+        # numpy sorts an object array with Python's comparisons: the order of sorted().
+        names, row_of = np.unique(np.array(self.patients, dtype=object), return_inverse=True)
+        wanted = [_column(c, "windows") for c in ("full_seizure", "no_seizure", "partial_seizure")]
+        counts = np.zeros((names.size, 3), dtype=np.int64)
+        np.add.at(counts, row_of.reshape(-1), self.values[:, wanted])
+        keep = counts.sum(axis=1) > 0
+        return names[keep].tolist(), stratified(counts[keep], stratify)
 
     def fold_sums(self, fold_of: dict[str, int], k: int) -> IntArray:
         """A (k, 2, columns) table: each fold's sums over its patients' rows, [:, 0] for missing

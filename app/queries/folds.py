@@ -102,9 +102,14 @@ def class_counts_of(
     # Sorted here, not by the database: its collation need not order names as numpy does.
     rows = sorted((row for row in rows if sum(row[1:]) > 0), key=lambda row: row[0])
     counts = np.array([row[1:] for row in rows], dtype=np.int64).reshape(len(rows), 3)
+    return [row[0] for row in rows], stratified(counts, stratify)
+
+
+def stratified(counts: np.ndarray, stratify: Stratify) -> np.ndarray:
+    """(full, no_seizure, partial) counts as the classes of `stratify`, in sorted label order."""
     if stratify == "seizure":  # False (no seizure), True (partial or full)
-        counts = np.stack([counts[:, 1], counts[:, 0] + counts[:, 2]], axis=1)
-    return [row[0] for row in rows], counts
+        return np.stack([counts[:, 1], counts[:, 0] + counts[:, 2]], axis=1)
+    return counts
 
 
 def snapshot_folds(
