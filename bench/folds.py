@@ -24,7 +24,7 @@ import httpx
 from bench.generate import write_manifest
 from bench.measure import Timing
 from bench.run import DATA, POSTGRES_ADMIN, RESULTS, cli, log, machine
-from bench.servers import service
+from tests.support.servers import LiveServer, serving
 
 BEGIN, END = "<!-- folds:begin -->", "<!-- folds:end -->"
 PER_RECORDING = 70
@@ -79,15 +79,23 @@ def _postgres_has_dataset(url: str) -> bool:
         return False
 
 
-def measure(base: str, k: int, cold_runs: int, warm_runs: int) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux: /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(base: str, pid: int, k: int, cold_runs: int, warm_runs: int) -> dict[str, Any]:
+    """Cold samples (wall, and the server's CPU: on SQLite the queries' too), then warm ones."""
     path = "/api/v1/datasets/large/folds"
     with httpx.Client(base_url=base, timeout=600) as client:
         client.get("/api/v1/datasets/large/stats").raise_for_status()  # the process is up
-        cold = []
+        cold, cold_cpu = [], []
         for seed in range(cold_runs):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), cpu_seconds(pid)
             response = client.get(path, params={"k": k, "seed": 1000 + seed})
             cold.append(time.perf_counter() - start)
+            cold_cpu.append(cpu_seconds(pid) - cpu)
             response.raise_for_status()
         answer = response.json()
         warm, not_modified = [], []
@@ -107,6 +115,7 @@ def measure(base: str, k: int, cold_runs: int, warm_runs: int) -> dict[str, Any]
     return {
         "load": os.getloadavg()[0],
         "cold": Timing(cold),
+        "cold_cpu": Timing(cold_cpu),
         "warm": Timing(warm),
         "not_modified": Timing(not_modified),
         "balanced": balanced,
@@ -125,19 +134,21 @@ def report(rows: list[tuple[str, int, dict[str, Any]]], command: str, k: int) ->
         f"recording); k={k}. Cold: the first ask of a seed (answer and fold assignment "
         "computed); warm: the same question again (served from memory); 304: its ETag sent "
         "back. One request at a time on one keep-alive connection; load average: the 1-minute "
-        "load of the (shared, 2-core) machine after each size was measured.",
+        "load of the (shared, 2-core) machine after each size was measured. Times in ms; the "
+        "server's CPU counts its own work and, on SQLite, the queries' (on Postgres they run "
+        "in the database server).",
         "",
         "| backend | windows | recordings | patients | answer KiB | cold median (ms) | cold max "
-        "| warm median | warm p99 | 304 median | cold / warm | whole-dataset /balanced (ms) "
-        "| load average |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| cold server CPU median | warm median | warm p99 | 304 median | cold / warm "
+        "| whole-dataset /balanced (ms) | load average |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for backend, windows, facts in rows:
         cold, warm, etag = facts["cold"], facts["warm"], facts["not_modified"]
         lines.append(
             f"| {backend} | {windows:,} | {facts['recordings']:,} | {facts['patients']:,} | "
             f"{facts['bytes'] / 1024:.0f} | {cold.median_ms:.0f} | {max(cold.samples) * 1000:.0f} "
-            f"| {warm.median_ms:.2f} | {warm.p99_ms:.2f} | {etag.median_ms:.2f} | "
+            f"| {facts['cold_cpu'].median_ms:.0f} | {warm.median_ms:.2f} | {warm.p99_ms:.2f} | {etag.median_ms:.2f} | "
             f"{cold.median_ms / warm.median_ms:,.0f}x | {facts['balanced'] * 1000:.0f} | "
             f"{facts['load']:.1f} |"
         )
@@ -168,9 +179,12 @@ def main() -> None:
     for backend in args.backend:
         for windows in args.windows:
             url = database_of(windows, backend)
-            with service(url, DATA, workers=1) as base:
+            server = LiveServer(
+                url, DATA, {"SEIZURE_STATS_LOG_LEVEL": "WARNING"}, serve_options=("--workers", "1")
+            )
+            with serving(server) as ready:
                 log(f"{backend}, {windows:,} windows: folds, k={args.k}")
-                facts = measure(base, args.k, args.cold, args.warm)
+                facts = measure(ready.url, ready.pid, args.k, args.cold, args.warm)
             log(
                 f"cold median {facts['cold'].median_ms:.0f} ms, "
                 f"warm median {facts['warm'].median_ms:.2f} ms"
