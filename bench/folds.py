@@ -130,7 +130,8 @@ def report(rows: list[tuple[str, int, dict[str, Any]]], command: str, k: int) ->
         BEGIN,
         "## Folds",
         "",
-        f"`{command}` on {machine()}. The many-recordings shape ({PER_RECORDING} windows a "
+        f"`{command}`, run {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC on "
+        f"{machine()}. The many-recordings shape ({PER_RECORDING} windows a "
         f"recording); k={k}. Cold: the first ask of a seed (answer and fold assignment "
         "computed); warm: the same question again (served from memory); 304: its ETag sent "
         "back. One request at a time on one keep-alive connection; load average: the 1-minute "
