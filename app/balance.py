@@ -89,3 +89,27 @@ def _considered(present: BoolArray, ratio: float, n_partial: int) -> int:
     """How many entries of a list the selection looked at (kept or skipped as missing)."""
     want = int(ratio * n_partial)
     return min(want, int(present.size)) if present.size and want > 0 else 0
+
+
+def kept_when_all_present(
+    n_partial: int,
+    n_full: int,
+    n_background: int,
+    *,
+    full_ratio: float = DEFAULT_FULL_RATIO,
+    background_ratio: float = DEFAULT_BACKGROUND_RATIO,
+) -> tuple[int, int, int]:
+    """What `select_balanced` keeps of each list when every entry's recording is present.
+
+    Every partial entry is kept; a draw of `min(want, len)` distinct entries keeps all it draws,
+    so which entries the seed picks changes nothing of the counts. No list is read, and nothing
+    is skipped as missing.
+    """
+    if n_partial == 0:
+        raise NothingToBalanceError("the subset has no partial_seizure windows to balance around")
+    want_full, want_background = int(full_ratio * n_partial), int(background_ratio * n_partial)
+    return (
+        n_partial,
+        min(want_full, n_full) if n_full and want_full > 0 else 0,
+        min(want_background, n_background) if n_background and want_background > 0 else 0,
+    )

@@ -29,6 +29,7 @@ from app.schemas.datasets import (
     SnapshotOut,
 )
 from app.schemas.filters import FILTER_FIELDS, FILTERS
+from app.schemas.folds import FoldsResponse
 from app.schemas.questions import BalancedResponse, IndexEntry, StatsResponse
 from app.schemas.scans import ScanFileRecordOut, ScanOut, ScanPartIn, SnapshotScanIssues
 
@@ -220,6 +221,36 @@ class SeizureStatsClient:
             return {name: arrays[name] for name in ("cache_files", "recording", "window_idx")}
 
     # -- writes --------------------------------------------------------------------------------
+
+    def folds(
+        self,
+        dataset: str,
+        *,
+        k: int = 5,
+        seed: int = 0,
+        stratify: str = "category",
+        snapshot: int | None = None,
+        weighting: str = "sqrt",
+        beta: float = 0.9999,
+        full_ratio: float = 0.3,
+        background_ratio: float = 2.5,
+        balanced_seed: int = 42,
+    ) -> FoldsResponse:
+        """Patient-level cross-validation folds: each fold's patients, the stats of its test and
+        training parts, and the balanced selection of its training part."""
+        options = {
+            "k": k,
+            "seed": seed,
+            "stratify": stratify,
+            "snapshot": snapshot,
+            "weighting": weighting,
+            "beta": beta,
+            "full_ratio": full_ratio,
+            "background_ratio": background_ratio,
+            "balanced_seed": balanced_seed,
+        }
+        data = self._json("GET", f"/api/v1/datasets/{dataset}/folds", params=_params({}, options))
+        return FoldsResponse.model_validate(data)
 
     def import_manifest(
         self, dataset: str, manifest: Path | str | IO[bytes], *, source: str = ""

@@ -114,7 +114,20 @@ class FoldScorer:
         np.divide(self.candidates, self.class_sizes, out=self.shares)
         spread = _std_over_folds(self.shares)
         # numpy.mean over the classes, and numpy.sum of each fold's windows.
-        scores = np.true_divide(np.add.reduce(spread, axis=1), spread.shape[1]).tolist()
+        scores: list[float] = np.true_divide(
+            np.add.reduce(spread, axis=1), spread.shape[1]
+        ).tolist()
+        lowest = min(scores)
+        best = scores.index(lowest)
+        # Usually no other fold scores within the tolerance of the lowest: then, compared in
+        # turn with the best so far, the first lowest wins every comparison.
+        if sorted(scores)[1] - lowest <= TIE_ABSOLUTE + TIE_RELATIVE * abs(lowest):
+            best = self._first_best(scores)
+        self.fold_counts[best] += group
+        return best
+
+    def _first_best(self, scores: list[float]) -> int:
+        """The fold sklearn keeps, comparing each in turn with the best so far."""
         sizes = np.add.reduce(self.fold_counts, axis=1).tolist()
         best, best_score, best_size = 0, float("inf"), float("inf")
         for fold, (score, size) in enumerate(zip(scores, sizes, strict=True)):
@@ -123,7 +136,6 @@ class FoldScorer:
             )
             if score < best_score or (tie and size < best_size):
                 best, best_score, best_size = fold, score, size
-        self.fold_counts[best] += group
         return best
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import app
-from app.api import datasets, health, metrics, reports, scans, stats
+from app.api import datasets, folds, health, metrics, reports, scans, stats
 from app.api.admission import AdmissionGate, SnapshotSizes
 from app.api.answer_cache import AnswerCache, DatasetStates
 from app.api.deps import needs_write_token, refused_parameters
@@ -118,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.add_middleware(RequestContextMiddleware, metrics=application.state.metrics)
 
     routers = [health.router, *([metrics.router] if settings.metrics_enabled else [])]
-    routers += [datasets.router, stats.router, scans.router, reports.router]
+    routers += [datasets.router, stats.router, scans.router, reports.router, folds.router]
     for router in routers:
         application.include_router(router)
     install_dashboard(application)

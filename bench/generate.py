@@ -1,9 +1,10 @@
 """Seeded TUSZ-like manifests at benchmark scale, written as manifest.json without holding them.
 
 Usage: python -m bench.generate OUT.json --windows 10000000 [--seed 1] [--cache-dir DIR]
-                                [--with-samples]
+                                [--with-samples] [--per-recording 330]
 
-About 330 windows a recording; most recordings seizure-free; seizure recordings carry runs of
+About 330 windows a recording (--per-recording; 70 gives the many-recordings shape, 142,857
+recordings of 17,857 patients at 10M windows); most recordings seizure-free; seizure recordings carry runs of
 partial and full windows. With --cache-dir, an empty file per recording is created there (the
 old in-process way checks file existence, so it needs them; contents are never read).
 With --with-samples, every window carries n_pos and n_samples, as a scanned snapshot does (the
@@ -52,10 +53,14 @@ def sample_counts(category: str, n: int, rng: np.random.Generator) -> list[int]:
 
 
 def write_manifest(
-    out: Path, windows: int, seed: int, cache_dir: Path | None, with_samples: bool = False
+    out: Path,
+    windows: int,
+    seed: int,
+    cache_dir: Path | None,
+    with_samples: bool = False,
+    per_recording: int = 330,
 ) -> dict[str, int]:
     rng = np.random.default_rng(seed)
-    per_recording = 330
     names = recording_names(max(1, windows // per_recording), rng)
     # One temporary file per category keeps memory flat; they are joined at the end.
     parts = {c: out.with_suffix(f".{c}.part") for c in CATEGORIES}
@@ -103,10 +108,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cache-dir", type=Path)
     parser.add_argument("--with-samples", action="store_true")
+    parser.add_argument("--per-recording", type=int, default=330, help="windows a recording")
     args = parser.parse_args()
     if args.cache_dir:
         args.cache_dir.mkdir(parents=True, exist_ok=True)
-    counts = write_manifest(args.out, args.windows, args.seed, args.cache_dir, args.with_samples)
+    counts = write_manifest(
+        args.out, args.windows, args.seed, args.cache_dir, args.with_samples, args.per_recording
+    )
     print(json.dumps({"file": str(args.out), "bytes": args.out.stat().st_size} | counts))
 
 

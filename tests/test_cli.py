@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fastapi.testclient import TestClient
 
 from app.cli import main
 from tests.support import manifests, oracle
+from tests.test_folds import manifest_folds
 
 
 @pytest.fixture
@@ -182,3 +184,44 @@ def test_an_empty_filter_value_is_refused_not_read_as_no_filter(
         result = cli.invoke(main, [command, "--dataset", "small", *args])
         assert result.exit_code == 1, result.output
         assert result.output == f"Error: {detail}: {hint}\n"
+
+
+def test_folds_locally_equal_the_answer_over_http(
+    cli: CliRunner, tmp_path: Path, client: TestClient
+) -> None:
+    manifest = manifests.generated(41, recordings=80)
+    run(cli, "import", str(manifests.write(tmp_path / "m.json", manifest)), "--dataset", "cv")
+    answer = json.loads(run(cli, "folds", "--dataset", "cv", "--k", "3", "--seed", "4", "--json"))
+    over_http = client.get("/api/v1/datasets/cv/folds", params={"k": 3, "seed": 4}).json()
+    assert answer == over_http
+    assert [set(f["patients"]) for f in answer["folds"]] == manifest_folds(
+        manifest, 3, 4, "category"
+    )
+    binary = json.loads(
+        run(cli, "folds", "--dataset", "cv", "--k", "3", "--stratify", "seizure", "--json")
+    )
+    assert [set(f["patients"]) for f in binary["folds"]] == manifest_folds(
+        manifest, 3, 0, "seizure"
+    )
+    text = run(cli, "folds", "--dataset", "cv", "--k", "3", "--seed", "4")
+    lines = text.splitlines()
+    assert lines[0].endswith(
+        f"3 folds of {answer['patients']} patients, seed 4, stratified by category"
+    )
+    for fold, line in zip(answer["folds"], lines[2:5], strict=True):
+        assert line.split() == [
+            str(fold["fold"]),
+            str(len(fold["patients"])),
+            f"{fold['test']['counts']['total']:,}",
+            f"{fold['test']['seizure_ratio']:.6f}",
+            f"{fold['train']['counts']['total']:,}",
+            f"{fold['train']['seizure_ratio']:.6f}",
+            f"{fold['train']['pos_weight']:.6f}",
+            f"{fold['balanced_train']['pos_weight']:.6f}",
+        ]
+    assert lines[5].startswith("spread of seizure_ratio: test ")
+    refused = run(cli, "folds", "--dataset", "cv", "--k", "99", code=1)
+    assert "k=99 is greater than the number of patients" in refused
+    assert "k: Input should be greater than or equal to 2" in run(
+        cli, "folds", "--dataset", "cv", "--k", "1", code=1
+    )

@@ -10,11 +10,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from app.client import APIError, SeizureStatsClient, ServiceUnavailableError
+from app.schemas.folds import FoldsResponse
 from tests.conftest import make_token
 from tests.support import manifests, oracle
 from tests.support.servers import running_server
+from tests.support.uploads import load
 
 
 @pytest.fixture
@@ -227,3 +230,33 @@ def test_an_empty_filter_value_is_refused_by_the_service(live_url: str, live_tok
                 call()
             assert refused.value.status_code == 422
             assert refused.value.detail.startswith(f"{detail}: {hint} (got ")
+
+
+def test_folds_are_the_parsed_answer_of_the_route(client: TestClient) -> None:
+    load(client, "cv", manifests.generated(43, recordings=70))
+    sent: list[str] = []
+
+    def through_the_app(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.raw_path.decode())
+        answer = client.request(request.method, request.url.raw_path.decode())
+        return httpx.Response(answer.status_code, headers=answer.headers, content=answer.content)
+
+    with mock_client(httpx.MockTransport(through_the_app), retries=0) as stats_client:
+        folds = stats_client.folds("cv", k=3, seed=2, stratify="seizure")
+        assert isinstance(folds, FoldsResponse)
+        expected = client.get(
+            "/api/v1/datasets/cv/folds", params={"k": 3, "seed": 2, "stratify": "seizure"}
+        ).json()
+        assert folds.model_dump() == expected
+        assert (folds.k, folds.seed, folds.stratify) == (3, 2, "seizure")
+        pinned = stats_client.folds("cv", snapshot=folds.snapshot, balanced_seed=7)
+        assert pinned.balanced_seed == 7
+        assert pinned.k == 5
+        with pytest.raises(APIError) as caught:
+            stats_client.folds("cv", k=1)
+    assert caught.value.status_code == 422
+    assert caught.value.detail == "k: Input should be greater than or equal to 2 (got '1')"
+    assert sent[0] == (
+        "/api/v1/datasets/cv/folds?k=3&seed=2&stratify=seizure&weighting=sqrt&beta=0.9999"
+        "&full_ratio=0.3&background_ratio=2.5&balanced_seed=42"
+    )

@@ -394,3 +394,66 @@ def test_help_text_backticks_become_code() -> None:
         ": &lt;b&gt;"
     )
     assert str(code_spans("a ` b")) == "a ` b"
+
+
+def fold_rows(page: str) -> list[dict[str, str]]:
+    """Each row of the folds table as its cells' data-field: data-value."""
+    table = page[page.index('id="folds-table"') : page.index("</table>", page.index("folds-table"))]
+    return [
+        dict(re.findall(r'data-field="(\w+)" data-value="([^"]*)"', row))
+        for row in re.split(r"<tr data-fold=", table)[1:]
+    ]
+
+
+def test_dataset_page_shows_the_folds_the_form_asks_for(client: TestClient) -> None:
+    manifest = manifests.generated(47, recordings=90)
+    names = manifests.recordings_of(manifest)
+    load(client, "gen", manifest, {names[2], names[30]})
+    assert 'id="folds-table"' not in client.get("/datasets/gen").text  # only once asked
+    page = client.get(
+        "/datasets/gen",
+        params={"folds_k": "4", "folds_seed": "3", "weighting": "linear", "patient": ""},
+    ).text
+    answer = client.get(
+        "/api/v1/datasets/gen/folds", params={"k": 4, "seed": 3, "weighting": "linear"}
+    ).json()
+    rows = fold_rows(page)
+    assert len(rows) == 4
+    for row, fold in zip(rows, answer["folds"], strict=True):
+        balanced = fold["balanced_train"]
+        assert row == {
+            "patients": str(len(fold["patients"])),
+            "test_total": str(fold["test"]["counts"]["total"]),
+            "test_ratio": str(fold["test"]["seizure_ratio"]),
+            "train_total": str(fold["train"]["counts"]["total"]),
+            "train_ratio": str(fold["train"]["seizure_ratio"]),
+            "train_pos_weight": str(fold["train"]["pos_weight"]),
+            "balanced_pos_weight": str(balanced["pos_weight"]) if balanced else "",
+        }
+    spread = dict(
+        re.findall(
+            r'data-field="(\w+)" data-value="([^"]*)"', page[page.index('id="folds-spread"') :]
+        )[:4]
+    )
+    assert spread == {
+        f"{part}_{end}": str(answer["spread"][f"{part}_seizure_ratio"][end])
+        for part in ("test", "train")
+        for end in ("min", "max")
+    }
+    link = html.unescape(re.search(r'id="folds-url" href="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+    assert client.get(link).json()["folds"] == answer["folds"]
+    # The rest of the page keeps its options, and the forms keep each other's.
+    assert 'name="folds_k" value="4"' in page.replace('type="hidden" ', "")
+
+
+def test_the_folds_form_names_what_is_wrong(client: TestClient) -> None:
+    load(client, "small", manifests.SMALL, set())
+    low = client.get("/datasets/small", params={"folds_k": "1"}).text
+    assert re.search(
+        r'id="folds-error-folds_k" role="alert">Input should be greater than or equal to 2<', low
+    )
+    many = client.get("/datasets/small", params={"folds_k": "3"}).text
+    assert 'id="folds-error">k=3 is greater than the number of patients (2)</p>' in many
+    warned = client.get("/datasets/small", params={"folds_k": "2"}).text
+    assert "its training part has no partial_seizure window" in warned
+    assert 'id="composition-total"' in warned  # the rest of the page is there

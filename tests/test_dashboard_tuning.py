@@ -314,3 +314,42 @@ def test_the_comma_form_of_category_keeps_its_filter(
     assert shown_total() == expected
     assert elsewhere == []
     assert refused == []
+
+
+def test_folds_form(
+    page: Any, live_server: str, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = live_server
+    load(base, database_url)
+    page.goto("/datasets/tusz-dev?category=seizure&category=no_seizure")
+    assert page.locator("#folds-table").count() == 0  # only once asked
+    page.fill("#folds-form input[name=folds_k]", "3")
+    page.fill("#folds-form input[name=folds_seed]", "5")
+    page.select_option("#folds-form select[name=folds_stratify]", "seizure")
+    page.click("#apply-folds")
+    page.wait_for_url(re.compile(r".*folds_seed=5.*"))
+    answer = get(base, f"{DATASET}/folds", {"k": 3, "seed": 5, "stratify": "seizure"})
+    rows = page.locator("#folds-table tbody tr")
+    assert rows.count() == 3
+    for index, fold in enumerate(answer["folds"]):
+        row = rows.nth(index)
+
+        def cell(field: str, row: Any = row) -> str:
+            return str(row.locator(f'[data-field="{field}"]').get_attribute("data-value"))
+
+        assert int(cell("patients")) == len(fold["patients"])
+        assert int(cell("test_total")) == fold["test"]["counts"]["total"]
+        assert int(cell("train_total")) == fold["train"]["counts"]["total"]
+        assert float(cell("train_pos_weight")) == fold["train"]["pos_weight"]
+        assert float(cell("balanced_pos_weight")) == fold["balanced_train"]["pos_weight"]
+    spread = page.locator("#folds-spread")
+    assert (
+        float(spread.locator('[data-field="test_min"]').get_attribute("data-value"))
+        == (answer["spread"]["test_seizure_ratio"]["min"])
+    )
+    # The page's filter survives the folds form, and the JSON link gives the same folds.
+    assert page.locator("#filter-form input[name=category][value=no_seizure]").is_checked()
+    url = page.locator("#folds-url").get_attribute("href")
+    assert get(base, url)["folds"] == answer["folds"]
+    page.locator("#folds").scroll_into_view_if_needed()
+    save_screenshot(page, f"dashboard-folds-{backend_of(database_url)}", capsys)

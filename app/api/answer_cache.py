@@ -199,6 +199,17 @@ def make_question(kind: str, dataset: str, state: DatasetState, query: SubsetFil
     return Question(key, pinned is not None)
 
 
+def make_options_question(
+    kind: str, dataset: str, state: DatasetState, snapshot: int | None, options: dict[str, Any]
+) -> Question:
+    """A question about a whole snapshot (no filter), keyed by its options: the folds."""
+    snapshot_id = snapshot if snapshot is not None else state.current_snapshot_id
+    if snapshot_id is None:
+        raise catalog.no_snapshot_yet(dataset)
+    key = (kind, state.dataset_id, (snapshot_id,), state.presence_version, _digest(options))
+    return Question(key, snapshot is not None)
+
+
 def make_diff_question(state: DatasetState, a: int, b: int, options: dict[str, Any]) -> Question:
     """A diff reads windows and rollups, never presence: only its two snapshots key it."""
     return Question(("diff", state.dataset_id, (a, b), None, _digest(options)), pinned=True)

@@ -123,4 +123,4 @@ def byte_progress(label: str, total: int | None) -> Iterator[Callable[[int], Non
 
 # Each module registers its commands on `main` as it is imported, so `main` and the plumbing
 # above must exist first.
-from app.cli import data, questions, scans, server, tokens  # noqa: E402, F401
+from app.cli import data, folds, questions, scans, server, tokens  # noqa: E402, F401

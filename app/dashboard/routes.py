@@ -16,6 +16,7 @@ from app.api.deps import ReadAccess, ReadSessionDep
 from app.dashboard import snippets
 from app.dashboard.balanced import BALANCED_OPTIONS, balanced_context
 from app.dashboard.diff_rates import rate_change
+from app.dashboard.folds import FOLD_OPTIONS, folds_context
 from app.dashboard.sections import (
     composition_context,
     histogram_context,
@@ -55,7 +56,7 @@ OPTIONS: tuple[str, ...] = (
     "order",
     "offset",
 )
-OPTIONS += ("find", *BALANCED_OPTIONS)
+OPTIONS += ("find", *BALANCED_OPTIONS, *FOLD_OPTIONS)
 SNAPSHOT_ID: TypeAdapter[int] = TypeAdapter(SnapshotId)
 OFFSET: TypeAdapter[int] = TypeAdapter(Offset)
 
@@ -186,6 +187,7 @@ def _dataset_page(name: str, request: Request, session: Session) -> HTMLResponse
     context |= balanced_context(
         session, dataset, snapshot, state.filter_data(), state.values, state.link(offset=None)
     )
+    context |= folds_context(session, dataset, snapshot, state.values)
     return templates_of(request).TemplateResponse(request, "dataset.html", context)
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import func, select
@@ -90,12 +91,25 @@ def patient_class_counts(
         .where(rollup.snapshot_id == snapshot.id)
         .group_by(Recording.patient)
     ).all()
+    return class_counts_of(rows, stratify)
+
+
+def class_counts_of(
+    rows: Iterable[Sequence[Any]], stratify: Stratify
+) -> tuple[list[str], np.ndarray]:
+    """The patients and class counts of `patient_class_counts` from rows of (patient, full,
+    no_seizure, partial) windows, one row a patient, in any order."""
     # Sorted here, not by the database: its collation need not order names as numpy does.
     rows = sorted((row for row in rows if sum(row[1:]) > 0), key=lambda row: row[0])
     counts = np.array([row[1:] for row in rows], dtype=np.int64).reshape(len(rows), 3)
+    return [row[0] for row in rows], stratified(counts, stratify)
+
+
+def stratified(counts: np.ndarray, stratify: Stratify) -> np.ndarray:
+    """(full, no_seizure, partial) counts as the classes of `stratify`, in sorted label order."""
     if stratify == "seizure":  # False (no seizure), True (partial or full)
-        counts = np.stack([counts[:, 1], counts[:, 0] + counts[:, 2]], axis=1)
-    return [row[0] for row in rows], counts
+        return np.stack([counts[:, 1], counts[:, 0] + counts[:, 2]], axis=1)
+    return counts
 
 
 def snapshot_folds(
@@ -108,11 +122,26 @@ def snapshot_folds(
 ) -> Folds:
     """The snapshot's patients in k folds; 422 naming the problem when they cannot be made."""
     cache = shared_fold_cache() if cache is None else cache
-    key = (snapshot.content_hash, k, seed, stratify)
-    known = cache.get(key)
+    known = cache.get((snapshot.content_hash, k, seed, stratify))
     if known is not None:
         return known
     patients, counts = patient_class_counts(session, snapshot, stratify)
+    return folds_from_counts(snapshot, k, seed, stratify, patients, counts, cache)
+
+
+def folds_from_counts(
+    snapshot: Snapshot,
+    k: int,
+    seed: int,
+    stratify: Stratify,
+    patients: list[str],
+    counts: np.ndarray,
+    cache: FoldCache | None = None,
+) -> Folds:
+    """The folds of `patient_class_counts`' patients and counts, kept in the cache: for a caller
+    that summed those counts with others in its own query."""
+    cache = shared_fold_cache() if cache is None else cache
+    key = (snapshot.content_hash, k, seed, stratify)
     try:
         assignment = assign_folds(counts, k, seed)
     except FoldError as exc:
