@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 
 from app.cli import main
 from app.client import APIError, SeizureStatsClient
+from app.dashboard.snippets import curl_snippet, python_snippet
+from app.schemas.questions import StatsQuery
 from tests.conftest import make_token
 from tests.support import manifests, oracle
 from tests.support.servers import running_server
@@ -297,6 +299,13 @@ def test_the_dashboard_form_keeps_the_fold_filters(
     assert "the patients of these test folds (<code>i/K</code>): 2/5" in page.text
     refused = client.get("/datasets/cv", params={"fold": "0/999"})
     assert "fold=0/999: k=999 is greater than the number of patients" in refused.text
+    # The form sends its select whatever it holds: without a fold it asks nothing more.
+    plain = client.get("/datasets/cv", params={"fold_stratify": "category", "fold_seed": ""})
+    assert '<strong id="subset-description">all windows</strong>' in plain.text
+    assert "folds stratified by" not in plain.text
+    query = StatsQuery(fold=["2/5"], fold_seed=6, fold_stratify="seizure")
+    assert "fold=['2/5'], fold_seed=6, fold_stratify='seizure'" in python_snippet("", "cv", query)
+    assert "--data-urlencode fold_seed=6" in curl_snippet("", "cv", query)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from app.models import Dataset, Snapshot
 from app.queries.diff import diff_snapshots
 from app.queries.filters import describe
 from app.queries.stats import compute_stats
-from app.schemas.filters import FILTERS, NAME_FILTERS
+from app.schemas.filters import FILTERS, FOLD_FILTERS, FOLD_SETTINGS, NAME_FILTERS
 from app.schemas.questions import BASES, WEIGHTINGS, SnapshotId, StatsQuery, StatsResponse
 from app.schemas.reports import (
     BREAKDOWN_SORTS,
@@ -108,6 +108,11 @@ class PageState:
             name: value for name in TEXT_FILTERS if (value := self.values[name]).strip()
         }
         data |= {name: value for name in SETTING_FILTERS if (value := self.values[name])}
+        # The form always sends its selects: without a fold they are no part of the question,
+        # which then stays the one the page's other parts ask (and answer once).
+        if not any(spec.name in data for spec in FOLD_FILTERS):
+            for spec in FOLD_SETTINGS:
+                data.pop(spec.name, None)
         data["category"] = self.categories
         return data
 
