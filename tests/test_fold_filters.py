@@ -137,6 +137,8 @@ def test_several_values_are_the_union_of_their_folds(
         expected = oracle.expected_stats(restricted(manifest, union, keep=keep), missing)
         assert_stats(stats_of(client, [(name, "3/5"), (name, "1/5")]), expected)
         assert_stats(stats_of(client, [(name, "1/5,3/5")]), expected)
+        repeated = client.post("/api/v1/datasets/cv/stats", json={name: ["1/5", "3/5"] * 5000})
+        assert_stats(repeated.json(), expected)
     # fold and exclude_fold hold together: fold 1 of a 5-way split minus fold 0 of a 2-way one.
     halves = manifest_folds(manifest, 2, 0, "category")
     both = restricted(restricted(manifest, folds[1], keep=True), halves[0], keep=False)
@@ -202,6 +204,7 @@ REFUSED = [
     ({"fold": "1-5"}, "fold.0: must be i/K, test fold i (0-based) of K folds, e.g. 0/5; got '1-5'"),
     ({"exclude_fold": "a/b"}, "exclude_fold.0: must be i/K, test fold i (0-based) of K folds"),
     ({"fold": "0/1"}, "fold.0: k must be at least 2 in '0/1'"),
+    ({"exclude_fold": "0/21"}, "exclude_fold.0: k must be at most 20 in '0/21'"),
     ({"exclude_fold": "5/5"}, "exclude_fold.0: fold 5 is out of range for k=5: 0 to 4"),
     ({"fold": "0/5,1/4"}, "fold: every value of one fold filter must have the same K (one split)"),
     ({"fold": "0/3"}, "fold=0/3: k=3 is greater than the number of patients (2)"),
@@ -297,8 +300,8 @@ def test_the_dashboard_form_keeps_the_fold_filters(
     total = oracle.expected_stats(part, missing)["counts"]["total"]
     assert f'id="subset-total" data-value="{total}"' in page.text
     assert "the patients of these test folds (<code>i/K</code>): 2/5" in page.text
-    refused = client.get("/datasets/cv", params={"fold": "0/999"})
-    assert "fold=0/999: k=999 is greater than the number of patients" in refused.text
+    refused = client.get("/datasets/cv", params={"fold": "0/21"})
+    assert "fold.0: k must be at most 20 in " in refused.text
     # The form sends its select whatever it holds: without a fold it asks nothing more.
     plain = client.get("/datasets/cv", params={"fold_stratify": "category", "fold_seed": ""})
     assert '<strong id="subset-description">all windows</strong>' in plain.text

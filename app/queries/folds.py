@@ -167,7 +167,8 @@ def fold_narrowing(session: Session, snapshot: Snapshot, subset: SubsetFilter) -
     chosen: dict[bool, set[str]] = {}
     warnings: list[str] = []
     for spec in FOLD_FILTERS:
-        for value in subset.values_of(spec):
+        # Each fold once, however often it is named.
+        for value in sorted(set(subset.values_of(spec))):
             index, k = parse_fold(value)
             try:
                 folds = snapshot_folds(session, snapshot, k, seed, stratify)

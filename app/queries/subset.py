@@ -7,8 +7,8 @@ guarantees:
   selects, through `Subset.where` alone: `filters.recording_clause` and the patients of the
   cross-validation folds the filter names (`folds.fold_narrowing`, resolved once in
   `Subset.of`). Every filter is recording-level, so no other condition widens or narrows the
-  subset. `Subset.windows` reads the same recordings'
-  windows of the chosen categories (the windows read model, for what the rollups do not sum).
+  subset. `Subset.windows` reads the same recordings' windows of the chosen categories (the
+  windows read model, for what the rollups do not sum).
 - **Presence.** A recording counts unless it is known to be missing from the volume (`present`
   NULL, never checked, counts as present): `is_present()` is that rule, and the only place it
   is written. Rollup reads keep the missing recordings' rows, so each question can count their
