@@ -64,7 +64,11 @@ class ServiceUnavailableError(SeizureStatsError):
 
 
 FilterValue = str | Iterable[str] | None
+# A one-value filter setting (`fold_seed`, `fold_stratify`).
+SettingValue = int | str | None
 Method = TypeVar("Method", bound=Callable[..., Any])
+# The filters a call sets: lists of values, and one-value settings as given.
+Filters = dict[str, list[str] | int | str]
 
 
 def takes_filters(method: Method) -> Method:
@@ -75,7 +79,10 @@ def takes_filters(method: Method) -> Method:
     first_option = next(i for i, p in enumerate(own) if p.kind is p.KEYWORD_ONLY)
     filters = [
         inspect.Parameter(
-            spec.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation="FilterValue"
+            spec.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation="FilterValue" if spec.many else "SettingValue",
         )
         for spec in FILTERS
     ]
@@ -147,7 +154,7 @@ class SeizureStatsClient:
         weighting: str = "sqrt",
         beta: float = 0.9999,
         basis: str = "window",
-        **named: FilterValue,
+        **named: FilterValue | SettingValue,
     ) -> StatsResponse:
         """Exact counts, seizure_ratio and pos_weight of a subset."""
         filters = _filters("stats", named)
@@ -166,7 +173,7 @@ class SeizureStatsClient:
         seed: int = 42,
         weighting: str = "sqrt",
         beta: float = 0.9999,
-        **named: FilterValue,
+        **named: FilterValue | SettingValue,
     ) -> BalancedResponse:
         """Counts and pos_weight of what the balanced training dataset keeps."""
         filters = _filters("balanced", named)
@@ -184,7 +191,7 @@ class SeizureStatsClient:
         full_ratio: float = 0.3,
         background_ratio: float = 2.5,
         seed: int = 42,
-        **named: FilterValue,
+        **named: FilterValue | SettingValue,
     ) -> Iterator[IndexEntry]:
         """The balanced dataset's (cache_file, window_idx) entries in dataset order, streamed."""
         filters = _filters("balanced_index", named)
@@ -319,7 +326,7 @@ class SeizureStatsClient:
     def _index_request(
         self,
         dataset: str,
-        filters: dict[str, list[str]],
+        filters: Filters,
         options: Mapping[str, Any],
         output: str | None = None,
     ) -> httpx.Request:
@@ -331,7 +338,7 @@ class SeizureStatsClient:
             return self._http.build_request("POST", path, json=body, params=chosen)
         return self._http.build_request("GET", path, params=_params(filters, {**options, **chosen}))
 
-    def _query(self, path: str, filters: dict[str, list[str]], options: Mapping[str, Any]) -> Any:
+    def _query(self, path: str, filters: Filters, options: Mapping[str, Any]) -> Any:
         if _value_count(filters) > MAX_URL_VALUES:
             return self._json("POST", path, json=filters | _drop_none(options))
         return self._json("GET", path, params=_params(filters, options))
@@ -391,12 +398,21 @@ def _as_list(value: FilterValue) -> list[str]:
     return list(value)
 
 
-def _filters(method: str, named: Mapping[str, FilterValue]) -> dict[str, list[str]]:
-    """The filters set, by name; an unknown name is refused as Python refuses a keyword."""
+def _filters(method: str, named: Mapping[str, Any]) -> Filters:
+    """The filters set, by name (a one-value setting as itself, the others as lists); an
+    unknown name is refused as Python refuses a keyword."""
     unknown = sorted(set(named) - set(FILTER_FIELDS))
     if unknown:
         raise TypeError(f"{method}() got an unexpected keyword argument {unknown[0]!r}")
-    return {name: values for name in FILTER_FIELDS if (values := _as_list(named.get(name)))}
+    chosen: Filters = {}
+    for spec in FILTERS:
+        value = named.get(spec.name)
+        if not spec.many:
+            if value is not None:
+                chosen[spec.name] = value
+        elif values := _as_list(value):
+            chosen[spec.name] = values
+    return chosen
 
 
 def _balanced_options(
@@ -410,8 +426,8 @@ def _balanced_options(
     }
 
 
-def _value_count(filters: Mapping[str, list[str]]) -> int:
-    return sum(len(values) for values in filters.values())
+def _value_count(filters: Filters) -> int:
+    return sum(len(v) if isinstance(v, list) else 1 for v in filters.values())
 
 
 def _drop_none(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -419,10 +435,12 @@ def _drop_none(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _params(
-    filters: Mapping[str, list[str]], options: Mapping[str, Any]
+    filters: Filters, options: Mapping[str, Any]
 ) -> list[tuple[str, str | int | float | bool | None]]:
     params: list[tuple[str, str | int | float | bool | None]] = [
-        (name, value) for name, values in filters.items() for value in values
+        (name, value)
+        for name, values in filters.items()
+        for value in (values if isinstance(values, list) else [str(values)])
     ]
     params += [(key, str(value)) for key, value in _drop_none(options).items()]
     return params

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from app.cli import main
+from app.schemas.fold_values import MAX_FOLDS
 from tests.support import manifests, oracle
 from tests.test_folds import manifest_folds
 
@@ -220,8 +221,13 @@ def test_folds_locally_equal_the_answer_over_http(
             f"{fold['balanced_train']['pos_weight']:.6f}",
         ]
     assert lines[5].startswith("spread of seizure_ratio: test ")
-    refused = run(cli, "folds", "--dataset", "cv", "--k", "99", code=1)
-    assert "k=99 is greater than the number of patients" in refused
+    small = manifests.write(tmp_path / "small.json", manifests.SMALL)
+    run(cli, "import", str(small), "--dataset", "two-patients")
+    refused = run(cli, "folds", "--dataset", "two-patients", "--k", "3", code=1)
+    assert "k=3 is greater than the number of patients (2)" in refused
+    assert f"k: Input should be less than or equal to {MAX_FOLDS}" in run(
+        cli, "folds", "--dataset", "cv", "--k", "99", code=1
+    )
     assert "k: Input should be greater than or equal to 2" in run(
         cli, "folds", "--dataset", "cv", "--k", "1", code=1
     )

@@ -49,9 +49,20 @@ def test_openapi_lists_every_filter_with_its_help(client: TestClient) -> None:
         for spec in FILTERS:
             assert spec.name in parameters, (question, spec.name)
             assert spec.help in parameters[spec.name]["description"], (question, spec.name)
-            assert parameters[spec.name]["schema"]["type"] == "array", (question, spec.name)
+            assert schema_types(parameters[spec.name]["schema"]) == (
+                {"array"} if spec.many else {spec_type(spec), "null"}
+            ), (question, spec.name)
             assert spec.name in body["properties"], (question, spec.name)
             assert spec.help in body["properties"][spec.name]["description"], question
+
+
+def schema_types(schema: dict[str, Any]) -> set[str]:
+    """The JSON types a parameter's schema allows (`anyOf` for an optional one-value one)."""
+    return {str(s.get("type")) for s in schema.get("anyOf", [schema])}
+
+
+def spec_type(spec: Any) -> str:
+    return "string" if spec.choices else "integer"
 
 
 def test_the_cli_has_an_option_for_every_filter() -> None:
@@ -61,7 +72,7 @@ def test_the_cli_has_an_option_for_every_filter() -> None:
         for spec in FILTERS:
             option = options.get(spec.option)
             assert isinstance(option, click.Option), (name, spec.option)
-            assert option.multiple, (name, spec.option)
+            assert option.multiple is spec.many, (name, spec.option)
             assert spec.help in (option.help or ""), (name, spec.option)
 
 
@@ -118,9 +129,12 @@ def test_the_dashboard_form_has_a_field_for_every_filter(client: TestClient) -> 
     form = FormFields()
     form.feed(page.text)
     for spec in FILTERS:
-        expected = "checkbox" if spec.choices else "text"
+        expected = ("checkbox" if spec.many else "select") if spec.choices else "text"
         assert expected in form.fields.get(spec.name, set()), (spec.name, form.fields)
     assert form.options["weighting"] == list(WEIGHTINGS)
+    for spec in FILTERS:
+        if spec.choices and not spec.many:
+            assert form.options[spec.name] == list(spec.choices)
 
 
 def readme_filters() -> list[str]:

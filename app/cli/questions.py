@@ -17,13 +17,17 @@ from app.cli import (
     reported_errors,
     service_options,
 )
-from app.schemas.filters import FILTER_FIELDS, FILTERS
+from app.schemas.filters import FILTERS
 from app.schemas.questions import BASES, WEIGHTINGS, BalancedQuery, StatsQuery
 
 
 def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The subset filters, shared by `stats` and `balanced`."""
     for spec in reversed(FILTERS):
+        if not spec.many:  # one value: a fold setting
+            choice = click.Choice(spec.choices) if spec.choices else None
+            command = click.option(spec.option, type=choice, help=spec.help)(command)
+            continue
         command = click.option(
             spec.option, multiple=True, help=spec.help + " Repeatable; commas work too."
         )(command)
@@ -34,7 +38,13 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _filters(options: dict[str, Any]) -> dict[str, Any]:
-    return {name: list(options.pop(name)) for name in FILTER_FIELDS}
+    """The filters given, taken out of the options: lists, and the one-value settings set."""
+    filters = {spec.name: options.pop(spec.name) for spec in FILTERS}
+    return {
+        name: list(value) if isinstance(value, tuple) else value
+        for name, value in filters.items()
+        if value is not None
+    }
 
 
 @main.command()

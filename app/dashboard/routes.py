@@ -30,7 +30,7 @@ from app.models import Dataset, Snapshot
 from app.queries.diff import diff_snapshots
 from app.queries.filters import describe
 from app.queries.stats import compute_stats
-from app.schemas.filters import NAME_FILTERS
+from app.schemas.filters import FILTERS, FOLD_FILTERS, FOLD_SETTINGS, NAME_FILTERS
 from app.schemas.questions import BASES, WEIGHTINGS, SnapshotId, StatsQuery, StatsResponse
 from app.schemas.reports import (
     BREAKDOWN_SORTS,
@@ -45,6 +45,9 @@ PAGE_SIZE = 25
 HISTOGRAM_BINS = 20
 # The filters typed in as names (the form's text boxes); categories are ticked.
 TEXT_FILTERS: tuple[str, ...] = tuple(spec.name for spec in NAME_FILTERS)
+# One-value settings chosen from a list (what the folds are stratified by): the form's selects.
+CHOICE_SETTINGS = tuple(spec for spec in FILTERS if spec.choices and not spec.many)
+SETTING_FILTERS: tuple[str, ...] = tuple(spec.name for spec in CHOICE_SETTINGS)
 # The page's own parameters, besides the filters: kept across sorting and paging links.
 OPTIONS: tuple[str, ...] = (
     "snapshot",
@@ -90,7 +93,7 @@ class PageState:
     def from_request(cls, request: Request) -> PageState:
         params = request.query_params
         values = {name: ", ".join(params.getlist(name)) for name in TEXT_FILTERS}
-        values |= {name: params.get(name, "") for name in OPTIONS}
+        values |= {name: params.get(name, "") for name in (*SETTING_FILTERS, *OPTIONS)}
         snapshot, offset = values["snapshot"], values["offset"]
         return cls(
             values=values,
@@ -105,6 +108,12 @@ class PageState:
         data: dict[str, Any] = {
             name: value for name in TEXT_FILTERS if (value := self.values[name]).strip()
         }
+        data |= {name: value for name in SETTING_FILTERS if (value := self.values[name])}
+        # The form always sends its selects: without a fold they are no part of the question,
+        # which then stays the one the page's other parts ask (and answer once).
+        if not any(spec.name in data for spec in FOLD_FILTERS):
+            for spec in FOLD_SETTINGS:
+                data.pop(spec.name, None)
         data["category"] = self.categories
         return data
 
@@ -129,7 +138,7 @@ class PageState:
         """This page's query string with some parameters changed (None drops one)."""
         pairs: list[tuple[str, str]] = []
         merged: dict[str, Any] = dict(self.values) | changes
-        for name in TEXT_FILTERS:
+        for name in (*TEXT_FILTERS, *SETTING_FILTERS):
             if merged[name]:
                 pairs.append((name, str(merged[name])))
         pairs += [("category", c) for c in self.categories]
@@ -174,6 +183,7 @@ def _dataset_page(name: str, request: Request, session: Session) -> HTMLResponse
         "state": state,
         "snapshots": [catalog.snapshot_out(s, dataset) for s in snapshots],
         "name_filters": NAME_FILTERS,
+        "choice_settings": CHOICE_SETTINGS,
         "weightings": WEIGHTINGS,
         "bases": BASES,
     }

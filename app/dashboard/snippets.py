@@ -6,7 +6,8 @@ import json
 import shlex
 from typing import Any
 
-from app.schemas.questions import FILTER_FIELDS, StatsQuery
+from app.schemas.filters import FILTERS
+from app.schemas.questions import StatsQuery
 
 # Past this many filter values a URL gets unwieldy; the snippets send a JSON body instead,
 # as the Python client does.
@@ -24,21 +25,26 @@ def query_options(query: StatsQuery) -> dict[str, Any]:
     return options
 
 
-def query_filters(query: StatsQuery) -> dict[str, list[str]]:
-    return {name: list(values) for name in FILTER_FIELDS if (values := getattr(query, name))}
+def query_filters(query: StatsQuery) -> dict[str, Any]:
+    """The filters set: lists of values, and the one-value settings (a fold's seed) as set."""
+    return {
+        spec.name: list(values) if spec.many else getattr(query, spec.name)
+        for spec in FILTERS
+        if (values := query.values_of(spec))
+    }
 
 
 def curl_snippet(base_url: str, dataset: str, query: StatsQuery) -> str:
     url = f"{base_url}/api/v1/datasets/{dataset}/stats"
     filters, options = query_filters(query), query_options(query)
-    if sum(len(values) for values in filters.values()) > MAX_URL_VALUES:
+    if sum(len(query.values_of(spec)) for spec in FILTERS) > MAX_URL_VALUES:
         body = json.dumps(filters | options)
         return (
             f"curl -s -X POST {shlex.quote(url)} \\\n"
             f"  -H 'Content-Type: application/json' \\\n"
             f"  -d {shlex.quote(body)}"
         )
-    pairs = [(name, value) for name, values in filters.items() for value in values]
+    pairs = [(spec.name, value) for spec in FILTERS for value in query.values_of(spec)]
     pairs += [(name, str(value)) for name, value in options.items()]
     if not pairs:
         return f"curl -s {shlex.quote(url)}"

@@ -32,6 +32,7 @@ class SubsetLists:
     lists: dict[Category, CategoryList]
     present: np.ndarray[Any, np.dtype[np.bool_]]  # indexed by recording id
     names: dict[int, str]
+    warnings: tuple[str, ...] = ()  # of the folds the filter names
 
     def presence_flags(self, category: Category) -> np.ndarray[Any, np.dtype[np.bool_]]:
         flags: np.ndarray[Any, np.dtype[np.bool_]] = self.present[
@@ -46,10 +47,9 @@ def load_subset_lists(session: Session, snapshot: Snapshot, subset: SubsetFilter
     The lists come from the snapshot's packed columns; the filter is applied in numpy through
     a mask of the subset's recordings, since every filter selects whole recordings.
     """
+    chosen_subset = Subset.of(session, snapshot, subset)
     recordings = session.execute(
-        Subset.of(session, snapshot, subset).rollups(
-            Recording.id, Recording.cache_file, is_present().label("present")
-        )
+        chosen_subset.rollups(Recording.id, Recording.cache_file, is_present().label("present"))
     ).all()
     # One slot past the largest chosen id stays False: ids beyond it (recordings the filter
     # leaves out) are clipped onto it below, so the mask needs no size from elsewhere.
@@ -79,7 +79,7 @@ def load_subset_lists(session: Session, snapshot: Snapshot, subset: SubsetFilter
         window_idx = np.frombuffer(packed.window_idx, dtype="<i4")
         keep = chosen.take(recording_ids, mode="clip")
         lists[category] = CategoryList(recording_ids[keep], window_idx[keep])
-    return SubsetLists(lists, present, names)
+    return SubsetLists(lists, present, names, chosen_subset.folds.warnings)
 
 
 def run_selection(lists: SubsetLists, query: BalancedQuery) -> BalancedSelection:
@@ -102,7 +102,8 @@ def compute_balanced(
     session: Session, dataset: Dataset, snapshot: Snapshot, query: BalancedQuery
 ) -> BalancedResponse:
     """Counts, ratio and pos_weight of what the balanced training dataset would keep."""
-    selection = run_selection(load_subset_lists(session, snapshot, query), query)
+    lists = load_subset_lists(session, snapshot, query)
+    selection = run_selection(lists, query)
     partial, full, background = selection.kept_per_category
     counts = make_counts(partial, full, background)
     seizure_ratio = ratio(counts.seizure, counts.total)
@@ -123,7 +124,7 @@ def compute_balanced(
         full_ratio=query.full_ratio,
         background_ratio=query.background_ratio,
         seed=query.seed,
-        warnings=subset_warnings(counts, selection.missing_skipped),
+        warnings=subset_warnings(counts, selection.missing_skipped) + list(lists.warnings),
     )
 
 

@@ -110,10 +110,11 @@ def has_long_values(subset: SubsetFilter) -> bool:
 
 
 def describe(subset: SubsetFilter) -> str:
-    """The filter in plain English, e.g. for the dashboard and logs."""
+    """The filter in plain English, e.g. for the dashboard and logs. The fold settings only
+    with folds: without them they shape nothing."""
     parts = [
         f"{spec.selects}: {', '.join(values)}"
         for spec in FILTERS
-        if (values := subset.values_of(spec))
+        if (values := subset.values_of(spec)) and (spec.many or subset.has_folds())
     ]
     return "; ".join(parts) or "all windows"

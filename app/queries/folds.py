@@ -1,4 +1,5 @@
-"""A snapshot's patients split into cross-validation folds (app.folds), from counts summed here.
+"""A snapshot's patients split into cross-validation folds (app.folds), from counts summed here,
+and the narrowing the fold filters (`fold`, `exclude_fold`) make of a subset.
 
 The assignment depends on the snapshot alone: every window of the snapshot counts, whether its
 recording is present or not, so folds stay put when files go missing. It is kept per process,
@@ -13,17 +14,21 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, not_, select, true
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.errors import InvalidRequestError
 from app.folds import FoldError, assign_folds
 from app.models import Recording, RecordingRollup, Snapshot
+from app.queries.filters import in_values
+from app.schemas.filters import FOLD_FILTERS, FOLD_SETTINGS, SubsetFilter
+from app.schemas.fold_values import StratifyChoice, parse_fold
 
-Stratify = Literal["category", "seizure"]
+Stratify = StratifyChoice
 FoldKey = tuple[str, int, int, str]
 
 
@@ -156,3 +161,54 @@ def folds_from_counts(
     )
     cache.put(key, folds)
     return folds
+
+
+@dataclass(frozen=True)
+class FoldNarrowing:
+    """The patients the fold filters keep (None: no `fold`) and leave out, and the warnings of
+    the folds they used."""
+
+    keep: tuple[str, ...] | None = None
+    leave_out: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def clause(self, dialect: str) -> ColumnElement[bool]:
+        """`patient IN (kept)` and `patient NOT IN (left out)`, each one bound list however
+        long: the training part of a split is the rest of the snapshot, so it is written as
+        NOT IN its test fold, the shorter list."""
+        clauses = []
+        if self.keep is not None:
+            clauses.append(in_values(Recording.patient, self.keep, dialect))
+        if self.leave_out:
+            clauses.append(not_(in_values(Recording.patient, self.leave_out, dialect)))
+        return and_(true(), *clauses)
+
+
+NO_FOLDS = FoldNarrowing()
+
+
+def fold_narrowing(session: Session, snapshot: Snapshot, subset: SubsetFilter) -> FoldNarrowing:
+    """The patients of the test folds `fold` names (their union), and of those `exclude_fold`
+    names; a 422 naming the filter when the snapshot cannot be split so."""
+    if not subset.has_folds():
+        return NO_FOLDS
+    seed, stratify = (subset.fold_setting(spec) for spec in FOLD_SETTINGS)
+    chosen: dict[bool, set[str]] = {}
+    warnings: list[str] = []
+    for spec in FOLD_FILTERS:
+        # Each fold once, however often it is named.
+        for value in sorted(set(subset.values_of(spec))):
+            index, k = parse_fold(value)
+            try:
+                folds = snapshot_folds(session, snapshot, k, seed, stratify)
+                patients = folds.test_patients(index)
+            except InvalidRequestError as exc:
+                raise InvalidRequestError(f"{spec.name}={value}: {exc.detail}") from None
+            chosen.setdefault(spec.exclude, set()).update(patients)
+            warnings += [f"fold_sparse_class: {w}" for w in folds.warnings]
+    keep = chosen.get(False)
+    return FoldNarrowing(
+        None if keep is None else tuple(sorted(keep)),
+        tuple(sorted(chosen.get(True, ()))),
+        tuple(dict.fromkeys(warnings)),
+    )

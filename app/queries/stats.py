@@ -78,7 +78,7 @@ def compute_stats(
     w = subset.windows
     counts = make_counts(w["partial_seizure"], w["full_seizure"], w["no_seizure"])
     seizure_ratio = ratio(counts.seizure, counts.total)
-    warnings = subset_warnings(counts, subset.missing_windows)
+    warnings = subset_warnings(counts, subset.missing_windows) + list(subset.warnings)
 
     samples, sample_ratio = sample_counts(
         snapshot, sum(subset.positive_samples.values()), sum(subset.samples.values())

@@ -4,9 +4,11 @@ Every question (stats, breakdown, histogram, balanced) builds its queries from a
 guarantees:
 
 - **Rows.** `Subset.rollups` reads one rollup row per recording of the snapshot that the filter
-  selects, through `filters.recording_clause` alone: every filter is recording-level, so no
-  other condition widens or narrows the subset. `Subset.windows` reads the same recordings'
-  windows of the chosen categories (the windows read model, for what the rollups do not sum).
+  selects, through `Subset.where` alone: `filters.recording_clause` and the patients of the
+  cross-validation folds the filter names (`folds.fold_narrowing`, resolved once in
+  `Subset.of`). Every filter is recording-level, so no other condition widens or narrows the
+  subset. `Subset.windows` reads the same recordings' windows of the chosen categories (the
+  windows read model, for what the rollups do not sum).
 - **Presence.** A recording counts unless it is known to be missing from the volume (`present`
   NULL, never checked, counts as present): `is_present()` is that rule, and the only place it
   is written. Rollup reads keep the missing recordings' rows, so each question can count their
@@ -32,13 +34,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from sqlalchemy import Select, case, func, literal, select, true
+from sqlalchemy import Select, and_, case, func, literal, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.labels import Category
 from app.models import ROLLUP_PREFIX, Dataset, Recording, RecordingRollup, Snapshot, Window
 from app.queries.filters import recording_clause
+from app.queries.folds import NO_FOLDS, FoldNarrowing, fold_narrowing
 from app.schemas.questions import CATEGORY_NAMES, SubsetFilter
 
 KINDS = ("windows", "pos", "samples")
@@ -95,10 +98,16 @@ class Subset:
     snapshot_id: int
     filter: SubsetFilter
     dialect: str
+    folds: FoldNarrowing = NO_FOLDS
 
     @classmethod
     def of(cls, session: Session, snapshot: Snapshot, subset: SubsetFilter) -> Subset:
-        return cls(snapshot.id, subset, session.get_bind().dialect.name)
+        dialect = session.get_bind().dialect.name
+        return cls(snapshot.id, subset, dialect, fold_narrowing(session, snapshot, subset))
+
+    def where(self) -> ColumnElement[bool]:
+        """The one condition on `recordings` every read of the subset carries."""
+        return and_(recording_clause(self.filter, self.dialect), self.folds.clause(self.dialect))
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -115,7 +124,7 @@ class Subset:
             .select_from(RecordingRollup)
             .join(Recording, Recording.id == RecordingRollup.recording_id)
             .where(RecordingRollup.snapshot_id == self.snapshot_id)
-            .where(recording_clause(self.filter, self.dialect))
+            .where(self.where())
         )
 
     def windows(self, *columns: Any, categories: Sequence[str]) -> Select[Any]:
@@ -127,7 +136,7 @@ class Subset:
             .join(Recording, Recording.id == Window.recording_id)
             .where(Window.snapshot_id == self.snapshot_id, Window.category.in_(codes))
             .where(is_present())
-            .where(recording_clause(self.filter, self.dialect))
+            .where(self.where())
         )
 
 
@@ -143,6 +152,7 @@ class SubsetCounts:
     recordings: int
     missing_windows: int
     missing_recordings: int
+    warnings: tuple[str, ...] = ()  # of the folds the filter names
 
 
 def count_subset(
@@ -198,4 +208,5 @@ def count_subset(
         recordings,
         missing_windows,
         missing_recordings,
+        chosen.folds.warnings,
     )

@@ -16,6 +16,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
 
+from app.schemas.fold_values import (
+    MAX_FOLD_SEED,
+    FoldSeed,
+    FoldText,
+    StratifyChoice,
+    one_fold_count,
+)
+
 CategoryName = Literal["partial_seizure", "full_seizure", "no_seizure"]
 CategoryChoice = Literal["partial_seizure", "full_seizure", "no_seizure", "seizure"]
 CATEGORY_NAMES: tuple[str, ...] = get_args(CategoryName)
@@ -25,7 +33,9 @@ LIST_HELP = "Repeat the parameter or separate values with commas."
 # but it is no character: no driver can encode it for the database.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # What a filter's values name; app.queries.filters turns each into SQL over its own columns.
-Target = Literal["patient", "session", "recording", "category"]
+# `fold` filters name cross-validation folds of the snapshot's patients, and the two settings
+# that shape those folds (their seed and what they are stratified by).
+Target = Literal["patient", "session", "recording", "category", "fold"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,8 @@ class FilterSpec:
     label: str = ""  # the dashboard form's label
     placeholder: str = ""  # the dashboard form's hint in an empty box
     choices: tuple[str, ...] = ()  # the only values allowed (none: any name)
+    many: bool = True  # a list of alternatives; otherwise one value (or none)
+    default: int | str | None = None  # what a one-value setting means when left out
 
     @property
     def option(self) -> str:
@@ -98,10 +110,57 @@ FILTERS: tuple[FilterSpec, ...] = (
         target="category",
         choices=get_args(CategoryChoice),
     ),
+    FilterSpec(
+        "fold",
+        "the patients of these test folds (`i/K`)",
+        "Only the patients of test fold i of K (i/K, 0-based), as scikit-learn's "
+        "StratifiedGroupKFold splits the snapshot's patients.",
+        target="fold",
+        label="Fold",
+        placeholder="i/K, e.g. 0/5",
+    ),
+    FilterSpec(
+        "exclude_fold",
+        "leaving out the patients of these test folds (`i/K`)",
+        "Leave out the patients of test fold i of K (i/K, 0-based): the training part.",
+        target="fold",
+        exclude=True,
+        label="Leave out fold",
+        placeholder="i/K, e.g. 0/5",
+    ),
+    FilterSpec(
+        "fold_seed",
+        "folds shuffled with seed",
+        f"The folds' shuffle seed (random_state), 0 to {MAX_FOLD_SEED}; default 0. Only with "
+        "fold or exclude_fold.",
+        target="fold",
+        label="Fold seed",
+        placeholder="0",
+        many=False,
+        default=0,
+    ),
+    FilterSpec(
+        "fold_stratify",
+        "folds stratified by",
+        "What the folds are stratified by: category (default) or seizure (seizure or not). "
+        "Only with fold or exclude_fold.",
+        target="fold",
+        label="Folds stratified by",
+        choices=get_args(StratifyChoice),
+        many=False,
+        default="category",
+    ),
 )
 FILTER_FIELDS: tuple[str, ...] = tuple(spec.name for spec in FILTERS)
 # Filters whose values are names typed in (the dashboard's text boxes); the others are choices.
 NAME_FILTERS: tuple[FilterSpec, ...] = tuple(spec for spec in FILTERS if not spec.choices)
+# The filters naming folds (`i/K` values), and the settings those folds are made with.
+FOLD_FILTERS: tuple[FilterSpec, ...] = tuple(
+    spec for spec in FILTERS if spec.target == "fold" and spec.many
+)
+FOLD_SETTINGS: tuple[FilterSpec, ...] = tuple(
+    spec for spec in FILTERS if spec.target == "fold" and not spec.many
+)
 
 
 def refuse_unstorable(value: str) -> str:
@@ -148,10 +207,18 @@ def split_values(value: object) -> object:
 
 
 def _field_of(spec: FilterSpec) -> tuple[Any, Any]:
-    """The pydantic field of a filter: a list of names (or of its choices), commas split."""
+    """The pydantic field of a filter: a list of names (or of its choices), commas split; or,
+    for a one-value setting, that value or None (its default)."""
+    if not spec.many:
+        single: Any = Literal[spec.choices] | None if spec.choices else FoldSeed
+        return single, Field(default=None, description=spec.help)
     item: Any = Literal[spec.choices] if spec.choices else Text
+    checks: list[Any] = [BeforeValidator(split_values)]
+    if spec.target == "fold":
+        item = FoldText
+        checks.append(AfterValidator(one_fold_count))
     limit = len(spec.choices) or MAX_FILTER_VALUES
-    values = Annotated[list[item], BeforeValidator(split_values)]
+    values = Annotated[list[item], *checks]
     help_text = f"{spec.help} {LIST_HELP}"
     return values, Field(default_factory=list, max_length=limit, description=help_text)
 
@@ -164,13 +231,30 @@ class _SubsetFilterBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     def values_of(self, spec: FilterSpec) -> list[str]:
+        """The filter's values as text; a one-value setting left out has none."""
+        if not spec.many:
+            value = getattr(self, spec.name)
+            return [] if value is None else [str(value)]
         values: list[str] = getattr(self, spec.name)
         return values
 
+    def has_folds(self) -> bool:
+        return any(self.values_of(spec) for spec in FOLD_FILTERS)
+
+    def fold_setting(self, spec: FilterSpec) -> Any:
+        """A fold setting's value, its default when left out."""
+        value = getattr(self, spec.name)
+        return spec.default if value is None else value
+
     def normalized(self) -> SubsetFilter:
-        """Sorted, de-duplicated values, `seizure` expanded: equal filters compare equal."""
-        fields: dict[str, list[str]] = {}
+        """Sorted, de-duplicated values, `seizure` expanded: equal filters compare equal. The
+        fold settings are spelled out with folds (`fold_seed` left out is 0) and dropped
+        without them (they shape nothing then)."""
+        fields: dict[str, Any] = {}
         for spec in FILTERS:
+            if not spec.many:
+                fields[spec.name] = self.fold_setting(spec) if self.has_folds() else None
+                continue
             chosen = set(self.values_of(spec))
             if spec.target == "category" and "seizure" in chosen:
                 chosen = (chosen - {"seizure"}) | {"partial_seizure", "full_seizure"}

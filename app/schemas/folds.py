@@ -7,12 +7,12 @@ so that a training job needs no other question to weight its loss fold by fold.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.schemas.fold_values import MAX_FOLD_SEED, MAX_FOLDS, StratifyChoice
 from app.schemas.questions import (
-    MAX_ID,
     Counts,
     SampleCounts,
     SnapshotId,
@@ -20,11 +20,9 @@ from app.schemas.questions import (
     refuse_boolean,
 )
 
-StratifyName = Literal["category", "seizure"]
+StratifyName = StratifyChoice
 STRATIFY: tuple[str, ...] = get_args(StratifyName)
 DEFAULT_K = 5
-# numpy's RandomState, which shuffles the patients, takes 32-bit seeds.
-MAX_FOLD_SEED = 2**32 - 1
 
 
 class FoldsQuery(BaseModel):
@@ -33,7 +31,7 @@ class FoldsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     snapshot: SnapshotId | None = Field(default=None, description="Snapshot id; default current.")
-    k: int = Field(default=DEFAULT_K, ge=2, le=MAX_ID, description="Number of folds.")
+    k: int = Field(default=DEFAULT_K, ge=2, le=MAX_FOLDS, description="Number of folds.")
     seed: int = Field(default=0, ge=0, le=MAX_FOLD_SEED, description="Seed of the shuffle.")
     stratify: StratifyName = Field(
         default="category",
