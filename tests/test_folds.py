@@ -179,3 +179,41 @@ def test_folds_of_a_snapshot_refuse_what_cannot_be(
         assert sorted(len(p) for p in folds.patients) == [1, 1]
         with pytest.raises(InvalidRequestError, match="fold 2 is out of range for k=2: 0 to 1"):
             folds.test_patients(2)
+
+
+def many_patients_manifest(patients: int, seed: int) -> dict[str, list[dict[str, Any]]]:
+    """One recording a patient, 1 to 6 windows each; about a third of them with seizures."""
+    rng = np.random.default_rng(seed)
+    manifest: dict[str, list[dict[str, Any]]] = {
+        "partial_seizure": [],
+        "full_seizure": [],
+        "no_seizure": [],
+    }
+    for number in range(patients):
+        name = f"q{number:07d}_s001_t000_windows.npz"
+        seizures = rng.random() < 0.35
+        for idx in range(int(rng.integers(1, 7))):
+            roll = rng.random()
+            category = (
+                "partial_seizure"
+                if seizures and roll < 0.3
+                else "full_seizure"
+                if seizures and roll < 0.5
+                else "no_seizure"
+            )
+            manifest[category].append({"cache_file": name, "window_idx": idx})
+    return manifest
+
+
+def test_a_snapshot_of_17857_patients_has_sklearns_folds(
+    client: TestClient, factory: sessionmaker[Session]
+) -> None:
+    manifest = many_patients_manifest(17_857, seed=3)
+    load(client, "many", manifest)
+    with factory() as session:
+        snapshot = catalog.dataset_snapshot(session, "many", None)[1]
+        folds = snapshot_folds(session, snapshot, 10, 7, "category", FoldCache())
+    assert sum(len(patients) for patients in folds.patients) == 17_857
+    assert [set(patients) for patients in folds.patients] == manifest_folds(
+        manifest, 10, 7, "category"
+    )
