@@ -2,7 +2,7 @@
 
 from app.client import SeizureStatsClient
 with SeizureStatsClient("http://stats:8000") as client:
-    stats = client.stats("tusz-train", exclude_patient=["aaaaagxr"])
+    stats = client.stats("demo-train", exclude_patient=["aaaamcgo"])
 criterion = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(stats.pos_weight))
 """
 
@@ -36,6 +36,7 @@ __all__ = [
     "SeizureStatsClient",
     "SeizureStatsError",
     "ServiceUnavailableError",
+    "UnmatchedFilterError",
 ]
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -55,6 +56,19 @@ class APIError(SeizureStatsError):
         self.status_code = status_code
         self.error = error
         self.detail = detail
+
+
+class UnmatchedFilterError(APIError):
+    """A strict question (the client's default) named a patient, session or recording that the
+    snapshot does not have: `unmatched` holds each such filter's values."""
+
+    def __init__(self, status_code: int, error: str, detail: str, unmatched: Any) -> None:
+        super().__init__(status_code, error, detail)
+        self.unmatched: dict[str, list[str]] = (
+            {str(name): [str(v) for v in values] for name, values in unmatched.items()}
+            if isinstance(unmatched, dict)
+            else {}
+        )
 
 
 class ServiceUnavailableError(SeizureStatsError):
@@ -145,11 +159,16 @@ class SeizureStatsClient:
         weighting: str = "sqrt",
         beta: float = 0.9999,
         basis: str = "window",
+        strict: bool = True,
         **named: FilterValue,
     ) -> StatsResponse:
-        """Exact counts, seizure_ratio and pos_weight of a subset."""
+        """Exact counts, seizure_ratio and pos_weight of a subset.
+
+        A filter value the snapshot has no recording for raises UnmatchedFilterError, unless
+        `strict=False` (then the answer carries it in `unmatched` and a warning)."""
         filters = _filters("stats", named)
         options = {"snapshot": snapshot, "weighting": weighting, "beta": beta, "basis": basis}
+        options["strict"] = strict
         data = self._query(f"/api/v1/datasets/{dataset}/stats", filters, options)
         return StatsResponse.model_validate(data)
 
@@ -164,12 +183,14 @@ class SeizureStatsClient:
         seed: int = 42,
         weighting: str = "sqrt",
         beta: float = 0.9999,
+        strict: bool = True,
         **named: FilterValue,
     ) -> BalancedResponse:
-        """Counts and pos_weight of what the balanced training dataset keeps."""
+        """Counts and pos_weight of what the balanced training dataset keeps (strict as
+        `stats`)."""
         filters = _filters("balanced", named)
         options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
-        options |= {"weighting": weighting, "beta": beta}
+        options |= {"weighting": weighting, "beta": beta, "strict": strict}
         data = self._query(f"/api/v1/datasets/{dataset}/balanced", filters, options)
         return BalancedResponse.model_validate(data)
 
@@ -182,11 +203,14 @@ class SeizureStatsClient:
         full_ratio: float = 0.3,
         background_ratio: float = 2.5,
         seed: int = 42,
+        strict: bool = True,
         **named: FilterValue,
     ) -> Iterator[IndexEntry]:
-        """The balanced dataset's (cache_file, window_idx) entries in dataset order, streamed."""
+        """The balanced dataset's (cache_file, window_idx) entries in dataset order, streamed
+        (strict as `stats`)."""
         filters = _filters("balanced_index", named)
         options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
+        options["strict"] = strict
         path = f"/api/v1/datasets/{dataset}/balanced/index"
         if _value_count(filters) > MAX_URL_VALUES:
             request = self._http.build_request("POST", path, json=filters | _drop_none(options))
@@ -313,7 +337,10 @@ class SeizureStatsClient:
 def _api_error(response: httpx.Response) -> APIError:
     try:
         body = response.json()
-        return APIError(response.status_code, str(body["error"]), str(body["detail"]))
+        error, detail = str(body["error"]), str(body["detail"])
+        if error == "unmatched_filter":
+            return UnmatchedFilterError(response.status_code, error, detail, body.get("unmatched"))
+        return APIError(response.status_code, error, detail)
     except (ValueError, KeyError, TypeError):
         return APIError(response.status_code, "http_error", response.text[:500])
 
@@ -359,8 +386,14 @@ def _params(
     params: list[tuple[str, str | int | float | bool | None]] = [
         (name, value) for name, values in filters.items() for value in values
     ]
-    params += [(key, str(value)) for key, value in _drop_none(options).items()]
+    params += [(key, _query_text(value)) for key, value in _drop_none(options).items()]
     return params
+
+
+def _query_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _read_chunks(stream: IO[bytes], size: int = 1024 * 1024) -> Iterator[bytes]:

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from app.api.answer_cache import StreamedAnswer
 from app.api.answer_path import answer_subset
 from app.models import Dataset, Snapshot
-from app.queries.answers import BALANCED_INDEX, BREAKDOWN_EXPORT
+from app.queries.answers import BREAKDOWN_EXPORT
+from app.queries.balanced import checked_index
 from app.schemas.questions import BalancedQuery
 from app.schemas.reports import BreakdownQuery, BreakdownResponse
 
@@ -52,11 +53,37 @@ def index_answer(
 ) -> StreamedAnswer:
     # The selection is made before the first byte, so errors still get a proper status; the
     # lines are formatted as they are sent, a chunk at a time.
-    entries = BALANCED_INDEX.compute(session, dataset, snapshot, query)
+    unmatched, entries = checked_index(session, snapshot, query)
     headers = {"X-Snapshot": str(snapshot.id), "X-Content-Hash": snapshot.content_hash}
+    headers |= unmatched_headers(unmatched.values)
     if output == "json":
         return StreamedAnswer(_json_array(entries), "application/json", headers)
     return StreamedAnswer(_json_lines(entries), "application/x-ndjson", headers)
+
+
+# A header of a few kilobytes passes every proxy and client; the full list is in the JSON answer
+# of the same question (`balanced`, or the breakdown without format=csv).
+MAX_UNMATCHED_HEADER = 4000
+
+
+def unmatched_headers(unmatched: dict[str, list[str]]) -> dict[str, str]:
+    """How a streamed answer names its filter values that match nothing: `X-Unmatched-Values`,
+    how many there are, and `X-Unmatched-Filter`, a JSON object of them by filter (ASCII, as a
+    header must be), holding the first ones only when all would not fit MAX_UNMATCHED_HEADER."""
+    if not unmatched:
+        return {}
+    count = sum(len(values) for values in unmatched.values())
+    shown: dict[str, list[str]] = {}
+    size = 2
+    pairs = ((name, value) for name, values in unmatched.items() for value in values)
+    for name, value in pairs:
+        # At most what the value adds, with its filter's name should it open a new list.
+        size += len(json.dumps(value)) + len(json.dumps(name)) + 4
+        if size > MAX_UNMATCHED_HEADER:
+            break
+        shown.setdefault(name, []).append(value)
+    text = json.dumps(shown, separators=(",", ":"))
+    return {"X-Unmatched-Values": str(count), "X-Unmatched-Filter": text}
 
 
 def _json_lines(entries: Iterator[tuple[str, int]]) -> Iterator[bytes]:
@@ -100,6 +127,7 @@ def breakdown_csv(
         "X-Total-Groups": str(answer.total_groups),
         "Content-Disposition": f'attachment; filename="{dataset.name}-by-{query.by}.csv"',
     }
+    headers |= unmatched_headers(answer.unmatched)
     return StreamedAnswer(_csv_lines(answer), "text/csv", headers)
 
 

@@ -29,6 +29,13 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
             spec.option, multiple=True, help=spec.help + " Repeatable; commas work too."
         )(command)
     command = click.option("--snapshot", type=int, help="Snapshot id (default: current).")(command)
+    command = click.option(
+        "--strict/--no-strict",
+        default=True,
+        show_default=True,
+        help="Fail when a patient, session or recording value matches no recording of the "
+        "snapshot; --no-strict answers anyway, with a warning.",
+    )(command)
     command = click.option("--dataset", required=True)(command)
     command = click.option("--url", envvar="SEIZURE_STATS_URL", help=URL_HELP)(command)
     command = click.option("--token", envvar="SEIZURE_STATS_TOKEN", help=TOKEN_HELP)(command)

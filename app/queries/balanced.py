@@ -16,6 +16,7 @@ from app.labels import Category, Weighting, pos_weight, ratio
 from app.models import Dataset, Recording, Snapshot, SnapshotColumns
 from app.queries.stats import make_counts, subset_warnings
 from app.queries.subset import Subset, answer_source, is_present
+from app.queries.unmatched import UnmatchedValues, checked_filters
 from app.schemas.questions import BalancedQuery, BalancedResponse, SubsetFilter
 
 
@@ -102,6 +103,7 @@ def compute_balanced(
     session: Session, dataset: Dataset, snapshot: Snapshot, query: BalancedQuery
 ) -> BalancedResponse:
     """Counts, ratio and pos_weight of what the balanced training dataset would keep."""
+    unmatched = checked_filters(session, snapshot, query, strict=query.strict)
     selection = run_selection(load_subset_lists(session, snapshot, query), query)
     partial, full, background = selection.kept_per_category
     counts = make_counts(partial, full, background)
@@ -123,7 +125,7 @@ def compute_balanced(
         full_ratio=query.full_ratio,
         background_ratio=query.background_ratio,
         seed=query.seed,
-        warnings=subset_warnings(counts, selection.missing_skipped),
+        **unmatched.report(subset_warnings(counts, selection.missing_skipped)),
     )
 
 
@@ -131,8 +133,17 @@ def balanced_index(
     session: Session, dataset: Dataset, snapshot: Snapshot, query: BalancedQuery
 ) -> Iterator[tuple[str, int]]:
     """The kept (cache_file, window_idx) entries in dataset order."""
+    return checked_index(session, snapshot, query)[1]
+
+
+def checked_index(
+    session: Session, snapshot: Snapshot, query: BalancedQuery
+) -> tuple[UnmatchedValues, Iterator[tuple[str, int]]]:
+    """The kept entries, and the filter values that match nothing (refused when strict)."""
+    unmatched = checked_filters(session, snapshot, query, strict=query.strict)
     lists = load_subset_lists(session, snapshot, query)
-    return iter_entries(*kept_entries(lists, run_selection(lists, query)), lists.names)
+    entries = iter_entries(*kept_entries(lists, run_selection(lists, query)), lists.names)
+    return unmatched, entries
 
 
 def kept_entries(
