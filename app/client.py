@@ -60,13 +60,20 @@ class APIError(SeizureStatsError):
 
 class UnmatchedFilterError(APIError):
     """A strict question (the client's default) named a patient, session or recording that the
-    snapshot does not have: `unmatched` holds each such filter's values."""
+    snapshot does not have: `unmatched` holds each such filter's values (the first 1,000),
+    `unmatched_counts` how many there are."""
 
-    def __init__(self, status_code: int, error: str, detail: str, unmatched: Any) -> None:
+    def __init__(self, status_code: int, error: str, detail: str, body: Any) -> None:
         super().__init__(status_code, error, detail)
+        unmatched, counts = body.get("unmatched"), body.get("unmatched_counts")
         self.unmatched: dict[str, list[str]] = (
             {str(name): [str(v) for v in values] for name, values in unmatched.items()}
             if isinstance(unmatched, dict)
+            else {}
+        )
+        self.unmatched_counts: dict[str, int] = (
+            {str(name): int(count) for name, count in counts.items()}
+            if isinstance(counts, dict)
             else {}
         )
 
@@ -339,7 +346,7 @@ def _api_error(response: httpx.Response) -> APIError:
         body = response.json()
         error, detail = str(body["error"]), str(body["detail"])
         if error == "unmatched_filter":
-            return UnmatchedFilterError(response.status_code, error, detail, body.get("unmatched"))
+            return UnmatchedFilterError(response.status_code, error, detail, body)
         return APIError(response.status_code, error, detail)
     except (ValueError, KeyError, TypeError):
         return APIError(response.status_code, "http_error", response.text[:500])

@@ -40,10 +40,12 @@ class UnmatchedFilterError(InvalidRequestError):
 
     code = "unmatched_filter"
 
-    def __init__(self, detail: str, unmatched: dict[str, list[str]]) -> None:
+    def __init__(
+        self, detail: str, unmatched: dict[str, list[str]], counts: dict[str, int]
+    ) -> None:
         super().__init__(detail)
         self.unmatched = unmatched
-        self.extra = {"unmatched": unmatched}
+        self.extra = {"unmatched": unmatched, "unmatched_counts": counts}
 
 
 class ManifestError(AppError):

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from app.cli import main
 from app.client import APIError, SeizureStatsClient, UnmatchedFilterError
+from app.demo import generate_recordings
 from tests.conftest import make_token
 from tests.support import manifests, oracle
 from tests.support.servers import running_server
@@ -65,7 +66,10 @@ def oracle_unmatched(manifest: Manifest, filters: Filters) -> Filters:
 
 
 def warning_text(snapshot: int, name: str, values: list[str]) -> str:
-    listed = ", ".join(repr(value) for value in values)
+    """The warning's text: at most 20 values written out."""
+    listed = ", ".join(repr(value) for value in values[:20])
+    if len(values) > 20:
+        listed += f" and {len(values) - 20:,} more"
     return f"unmatched_filter: {name}: no recording of snapshot {snapshot} matches {listed}"
 
 
@@ -155,6 +159,7 @@ def test_every_typo_is_named_in_every_json_answer(client: TestClient, case: Any)
                 assert response.status_code == 200, (kind, method, response.text)
                 answer = response.json()
                 assert answer["unmatched"] == expected, (kind, method)
+                assert answer["unmatched_counts"] == {name: len(expected[name])}
                 assert answer["warnings"][:1] == warnings
                 assert answer["warning_details"][:1] == details
                 if kind == "stats":
@@ -250,9 +255,18 @@ def test_a_long_list_in_the_header_is_cut_and_counted(client: TestClient, case: 
     assert len(response.headers["x-unmatched-filter"]) <= 4000
     assert 0 < len(shown["exclude_patient"]) < 2000
     assert shown["exclude_patient"] == sorted(typos)[: len(shown["exclude_patient"])]
-    # The JSON answer of the same question has every one.
+    # The JSON answer of the same question lists the first 1,000 and counts them all.
     answer = client.post("/api/v1/datasets/gen/balanced", json={"exclude_patient": typos}).json()
-    assert answer["unmatched"] == {"exclude_patient": sorted(typos)}
+    assert answer["unmatched"] == {"exclude_patient": sorted(typos)[:1000]}
+    assert answer["unmatched_counts"] == {"exclude_patient": 2000}
+    assert answer["warnings"][0].endswith(
+        ", ".join(repr(t) for t in sorted(typos)[:20]) + " and 1,980 more"
+    )
+    strict = client.post(
+        "/api/v1/datasets/gen/stats", json={"exclude_patient": typos, "strict": True}
+    ).json()
+    assert strict["unmatched"] == answer["unmatched"]
+    assert strict["unmatched_counts"] == {"exclude_patient": 2000}
 
 
 def refused(response: httpx.Response, expected: Filters, snapshot: int) -> None:
@@ -458,7 +472,9 @@ def test_the_cli_is_strict_by_default(
 
 @pytest.fixture
 def live_url(database_url: str, tmp_path: Path) -> Iterator[str]:
-    with running_server(database_url, tmp_path) as url:
+    # The code under test, whichever checkout the venv was installed from.
+    root = str(Path(__file__).resolve().parent.parent)
+    with running_server(database_url, tmp_path, {"PYTHONPATH": root}) as url:
         yield url
 
 
@@ -484,3 +500,12 @@ def test_the_cli_and_client_against_a_server(live_url: str, database_url: str) -
             list(remote.balanced_index("gen", **filters))
         assert raised.value.unmatched == expected
         assert remote.stats("gen", strict=False, **filters).unmatched == expected
+
+
+def test_the_readme_examples_name_a_patient_the_demo_has() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    named = re.findall(r'exclude_patient=\["(\w+)"\]', readme)
+    named += re.findall(r"--exclude-patient (\w+)", readme)
+    assert named
+    demo = {r.cache_file.split("_")[0] for r in generate_recordings(300, seed=7)}
+    assert set(named) <= demo, set(named) - demo

@@ -55,7 +55,7 @@ def index_answer(
     # lines are formatted as they are sent, a chunk at a time.
     unmatched, entries = checked_index(session, snapshot, query)
     headers = {"X-Snapshot": str(snapshot.id), "X-Content-Hash": snapshot.content_hash}
-    headers |= unmatched_headers(unmatched.values)
+    headers |= unmatched_headers(unmatched.reported, unmatched.counts)
     if output == "json":
         return StreamedAnswer(_json_array(entries), "application/json", headers)
     return StreamedAnswer(_json_lines(entries), "application/x-ndjson", headers)
@@ -66,13 +66,13 @@ def index_answer(
 MAX_UNMATCHED_HEADER = 4000
 
 
-def unmatched_headers(unmatched: dict[str, list[str]]) -> dict[str, str]:
+def unmatched_headers(unmatched: dict[str, list[str]], counts: dict[str, int]) -> dict[str, str]:
     """How a streamed answer names its filter values that match nothing: `X-Unmatched-Values`,
     how many there are, and `X-Unmatched-Filter`, a JSON object of them by filter (ASCII, as a
     header must be), holding the first ones only when all would not fit MAX_UNMATCHED_HEADER."""
     if not unmatched:
         return {}
-    count = sum(len(values) for values in unmatched.values())
+    count = sum(counts.values())
     shown: dict[str, list[str]] = {}
     size = 2
     pairs = ((name, value) for name, values in unmatched.items() for value in values)
@@ -127,7 +127,7 @@ def breakdown_csv(
         "X-Total-Groups": str(answer.total_groups),
         "Content-Disposition": f'attachment; filename="{dataset.name}-by-{query.by}.csv"',
     }
-    headers |= unmatched_headers(answer.unmatched)
+    headers |= unmatched_headers(answer.unmatched, answer.unmatched_counts)
     return StreamedAnswer(_csv_lines(answer), "text/csv", headers)
 
 

@@ -32,8 +32,11 @@ MATCHED_FILTERS: tuple[FilterSpec, ...] = tuple(
     spec for spec in NAME_FILTERS if spec.target in NAME_COLUMNS
 )
 UNMATCHED_KIND = "unmatched_filter"
-# Values written out per filter in a warning or an error's text; `unmatched` has them all.
+# Values written out per filter in a warning or an error's text.
 SHOWN_VALUES = 20
+# Values listed per filter in `unmatched` (the first, in sorted order; `unmatched_counts` has how
+# many there are): 100,000 names that match nothing, echoed whole, made each answer megabytes.
+REPORTED_VALUES = 1000
 
 
 class UnmatchedReport(TypedDict):
@@ -42,6 +45,7 @@ class UnmatchedReport(TypedDict):
     warnings: list[str]
     warning_details: list[WarningDetail]
     unmatched: dict[str, list[str]]
+    unmatched_counts: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,15 @@ class UnmatchedValues:
 
     snapshot_id: int
     values: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def reported(self) -> dict[str, list[str]]:
+        """What `unmatched` lists: each filter's first REPORTED_VALUES."""
+        return {name: values[:REPORTED_VALUES] for name, values in self.values.items()}
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: len(values) for name, values in self.values.items()}
 
     def warnings(self) -> list[str]:
         return [self.warning(name) for name in self.values]
@@ -67,13 +80,14 @@ class UnmatchedValues:
             WarningDetail(
                 kind=UNMATCHED_KIND, message=self.warning(name), parameter=name, values=values
             )
-            for name, values in self.values.items()
+            for name, values in self.reported.items()
         ]
         details += [WarningDetail(kind=text.split(":", 1)[0], message=text) for text in warnings]
         return {
             "warnings": [detail.message for detail in details],
             "warning_details": details,
-            "unmatched": self.values,
+            "unmatched": self.reported,
+            "unmatched_counts": self.counts,
         }
 
     def refusal(self) -> UnmatchedFilterError:
@@ -82,7 +96,8 @@ class UnmatchedValues:
             f"strict: filter values that match no recording of snapshot {self.snapshot_id}: "
             f"{named} (strict=false, or --no-strict on the command line, answers anyway, with a "
             "warning)",
-            self.values,
+            self.reported,
+            self.counts,
         )
 
 

@@ -60,7 +60,10 @@ class ErrorResponse(BaseModel):
     unmatched: dict[str, list[str]] | None = Field(
         default=None,
         description="With `unmatched_filter` (a strict question): each filter's values that "
-        "match no recording of the snapshot.",
+        "match no recording of the snapshot (at most 1,000 a filter).",
+    )
+    unmatched_counts: dict[str, int] | None = Field(
+        default=None, description="With `unmatched_filter`: how many values each filter has."
     )
 
 
@@ -77,8 +80,16 @@ Unmatched = Annotated[
     dict[str, list[str]],
     Field(
         default_factory=dict,
-        description="Per filter, its values that match no recording of the snapshot (sorted; "
-        "only filters with such values). Each also has an `unmatched_filter` warning.",
+        description="Per filter, its values that match no recording of the snapshot (sorted, "
+        "the first 1,000; only filters with such values). Each also has an `unmatched_filter` "
+        "warning.",
+    ),
+]
+UnmatchedCounts = Annotated[
+    dict[str, int],
+    Field(
+        default_factory=dict,
+        description="Per filter in `unmatched`, how many of its values match nothing.",
     ),
 ]
 
@@ -176,6 +187,7 @@ class StatsResponse(BaseModel):
     warnings: list[str]
     warning_details: WarningDetails
     unmatched: Unmatched
+    unmatched_counts: UnmatchedCounts
 
 
 class BalancedResponse(BaseModel):
@@ -195,6 +207,7 @@ class BalancedResponse(BaseModel):
     warnings: list[str]
     warning_details: WarningDetails
     unmatched: Unmatched
+    unmatched_counts: UnmatchedCounts
 
 
 class IndexEntry(BaseModel):

@@ -19,6 +19,7 @@ from app.schemas.questions import (
     Strict,
     SubsetFilter,
     Unmatched,
+    UnmatchedCounts,
     WarningDetails,
 )
 
@@ -106,6 +107,7 @@ class BreakdownResponse(BaseModel):
     )
     warning_details: WarningDetails
     unmatched: Unmatched
+    unmatched_counts: UnmatchedCounts
 
 
 class HistogramQuery(SubsetFilter):
@@ -136,6 +138,7 @@ class HistogramResponse(BaseModel):
     )
     warning_details: WarningDetails
     unmatched: Unmatched
+    unmatched_counts: UnmatchedCounts
 
 
 class CategoryChange(BaseModel):
