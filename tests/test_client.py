@@ -11,7 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.client import APIError, SeizureStatsClient, ServiceUnavailableError
+from app.client import (
+    APIError,
+    SeizureStatsClient,
+    ServiceUnavailableError,
+    UnmatchedFilterError,
+)
 from tests.conftest import make_token
 from tests.support import manifests, oracle
 from tests.support.servers import running_server
@@ -52,7 +57,11 @@ def test_training_job_start_up_against_a_real_server(
         assert stats.content_hash == imported.content_hash
 
         long_filter = names[10:40] + [f"nope_{i}" for i in range(500)]
-        posted = client.stats("tusz-train", recording=long_filter, weighting="linear")
+        # Names the snapshot lacks are refused unless the question says it expects them.
+        with pytest.raises(UnmatchedFilterError) as refused:
+            client.stats("tusz-train", recording=long_filter, weighting="linear")
+        assert refused.value.unmatched_counts == {"recording": 500}
+        posted = client.stats("tusz-train", recording=long_filter, weighting="linear", strict=False)
         expected = oracle.expected_stats(
             manifest, missing, {"recording": long_filter}, weighting="linear"
         )
@@ -64,7 +73,7 @@ def test_training_job_start_up_against_a_real_server(
         assert balanced.counts.total == sum(counts.values())
         index = [(e.cache_file, e.window_idx) for e in client.balanced_index("tusz-train", seed=3)]
         assert index == order
-        filtered = client.balanced_index("tusz-train", recording=long_filter)
+        filtered = client.balanced_index("tusz-train", recording=long_filter, strict=False)
         assert [(e.cache_file, e.window_idx) for e in filtered] == oracle.expected_balanced(
             manifest, missing, {"recording": long_filter}
         )[1]
@@ -120,6 +129,7 @@ def test_retries_5xx_and_429_then_succeeds() -> None:
     assert len(seen) == 4
     assert seen[0].endswith(
         "/api/v1/datasets/d/stats?patient=a&patient=b&weighting=sqrt&beta=0.9999&basis=window"
+        "&strict=true"  # strict unless asked otherwise: a typo in a filter is refused
     )
 
 
