@@ -509,3 +509,14 @@ def test_the_readme_examples_name_a_patient_the_demo_has() -> None:
     assert named
     demo = {r.cache_file.split("_")[0] for r in generate_recordings(300, seed=7)}
     assert set(named) <= demo, set(named) - demo
+
+
+def test_the_dashboard_shows_the_warning(client: TestClient, case: Any) -> None:
+    found, lists = case
+    filters = lists["exclude_patient"]
+    page = client.get(
+        "/datasets/gen", params={"exclude_patient": ",".join(filters["exclude_patient"])}
+    )
+    assert page.status_code == 200, page.text
+    shown = f"unmatched_filter: exclude_patient: no recording of snapshot {found.snapshot} matches"
+    assert shown in page.text
