@@ -2,7 +2,7 @@
 
 from app.client import SeizureStatsClient
 with SeizureStatsClient("http://stats:8000") as client:
-    stats = client.stats("tusz-train", exclude_patient=["aaaaagxr"])
+    stats = client.stats("demo-train", exclude_patient=["aaaamcgo"])
 criterion = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(stats.pos_weight))
 """
 
@@ -14,6 +14,7 @@ import io
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +39,8 @@ __all__ = [
     "SeizureStatsClient",
     "SeizureStatsError",
     "ServiceUnavailableError",
+    "UnmatchedFilterError",
+    "UnmatchedFilterWarning",
 ]
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -49,6 +52,11 @@ class SeizureStatsError(Exception):
     """Base of the client's errors."""
 
 
+class UnmatchedFilterWarning(UserWarning):
+    """A non-strict streamed answer (the balanced index) named filter values that match no
+    recording of the snapshot; the JSON answers carry the same in `warnings`."""
+
+
 class APIError(SeizureStatsError):
     """The service refused the request (4xx) or failed (5xx after retries)."""
 
@@ -57,6 +65,26 @@ class APIError(SeizureStatsError):
         self.status_code = status_code
         self.error = error
         self.detail = detail
+
+
+class UnmatchedFilterError(APIError):
+    """A strict question (the client's default) named a patient, session or recording that the
+    snapshot does not have: `unmatched` holds each such filter's values (the first 1,000),
+    `unmatched_counts` how many there are."""
+
+    def __init__(self, status_code: int, error: str, detail: str, body: Any) -> None:
+        super().__init__(status_code, error, detail)
+        unmatched, counts = body.get("unmatched"), body.get("unmatched_counts")
+        self.unmatched: dict[str, list[str]] = (
+            {str(name): [str(v) for v in values] for name, values in unmatched.items()}
+            if isinstance(unmatched, dict)
+            else {}
+        )
+        self.unmatched_counts: dict[str, int] = (
+            {str(name): int(count) for name, count in counts.items()}
+            if isinstance(counts, dict)
+            else {}
+        )
 
 
 class ServiceUnavailableError(SeizureStatsError):
@@ -154,11 +182,16 @@ class SeizureStatsClient:
         weighting: str = "sqrt",
         beta: float = 0.9999,
         basis: str = "window",
+        strict: bool = True,
         **named: FilterValue | SettingValue,
     ) -> StatsResponse:
-        """Exact counts, seizure_ratio and pos_weight of a subset."""
+        """Exact counts, seizure_ratio and pos_weight of a subset.
+
+        A filter value the snapshot has no recording for raises UnmatchedFilterError, unless
+        `strict=False` (then the answer carries it in `unmatched` and a warning)."""
         filters = _filters("stats", named)
         options = {"snapshot": snapshot, "weighting": weighting, "beta": beta, "basis": basis}
+        options["strict"] = strict
         data = self._query(f"/api/v1/datasets/{dataset}/stats", filters, options)
         return StatsResponse.model_validate(data)
 
@@ -173,12 +206,14 @@ class SeizureStatsClient:
         seed: int = 42,
         weighting: str = "sqrt",
         beta: float = 0.9999,
+        strict: bool = True,
         **named: FilterValue | SettingValue,
     ) -> BalancedResponse:
-        """Counts and pos_weight of what the balanced training dataset keeps."""
+        """Counts and pos_weight of what the balanced training dataset keeps (strict as
+        `stats`)."""
         filters = _filters("balanced", named)
         options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
-        options |= {"weighting": weighting, "beta": beta}
+        options |= {"weighting": weighting, "beta": beta, "strict": strict}
         data = self._query(f"/api/v1/datasets/{dataset}/balanced", filters, options)
         return BalancedResponse.model_validate(data)
 
@@ -191,12 +226,16 @@ class SeizureStatsClient:
         full_ratio: float = 0.3,
         background_ratio: float = 2.5,
         seed: int = 42,
+        strict: bool = True,
         **named: FilterValue | SettingValue,
     ) -> Iterator[IndexEntry]:
-        """The balanced dataset's (cache_file, window_idx) entries in dataset order, streamed."""
+        """The balanced dataset's (cache_file, window_idx) entries in dataset order, streamed
+        (strict as `stats`)."""
         filters = _filters("balanced_index", named)
         options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
+        options["strict"] = strict
         response = self._send(self._index_request(dataset, filters, options), stream=True)
+        _warn_of_unmatched(response)
         try:
             for line in response.iter_lines():
                 if line.strip():
@@ -213,7 +252,8 @@ class SeizureStatsClient:
         full_ratio: float = 0.3,
         background_ratio: float = 2.5,
         seed: int = 42,
-        **named: FilterValue,
+        strict: bool = True,
+        **named: FilterValue | SettingValue,
     ) -> dict[str, Any]:
         """The same entries as balanced_index, as numpy arrays (needs numpy): `cache_files`
         (each name once, sorted), and per entry `recording` (a position in `cache_files`) and
@@ -223,7 +263,9 @@ class SeizureStatsClient:
 
         filters = _filters("balanced_index", named)
         options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
+        options["strict"] = strict
         response = self._send(self._index_request(dataset, filters, options, "npz"))
+        _warn_of_unmatched(response)
         with np.load(io.BytesIO(response.content), allow_pickle=False) as arrays:
             return {name: arrays[name] for name in ("cache_files", "recording", "window_idx")}
 
@@ -385,7 +427,10 @@ class SeizureStatsClient:
 def _api_error(response: httpx.Response) -> APIError:
     try:
         body = response.json()
-        return APIError(response.status_code, str(body["error"]), str(body["detail"]))
+        error, detail = str(body["error"]), str(body["detail"])
+        if error == "unmatched_filter":
+            return UnmatchedFilterError(response.status_code, error, detail, body)
+        return APIError(response.status_code, error, detail)
     except (ValueError, KeyError, TypeError):
         return APIError(response.status_code, "http_error", response.text[:500])
 
@@ -426,6 +471,16 @@ def _balanced_options(
     }
 
 
+def _warn_of_unmatched(response: httpx.Response) -> None:
+    """Say what a streamed answer's headers name as matching nothing (only a non-strict
+    question gets such an answer: a strict one is refused)."""
+    shown = response.headers.get("x-unmatched-filter")
+    if shown:
+        count = response.headers.get("x-unmatched-values", "some")
+        message = f"unmatched_filter: {count} filter value(s) match no recording: {shown}"
+        warnings.warn(message, UnmatchedFilterWarning, stacklevel=3)
+
+
 def _value_count(filters: Filters) -> int:
     return sum(len(v) if isinstance(v, list) else 1 for v in filters.values())
 
@@ -442,8 +497,14 @@ def _params(
         for name, values in filters.items()
         for value in (values if isinstance(values, list) else [str(values)])
     ]
-    params += [(key, str(value)) for key, value in _drop_none(options).items()]
+    params += [(key, _query_text(value)) for key, value in _drop_none(options).items()]
     return params
+
+
+def _query_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _read_chunks(stream: IO[bytes], size: int = 1024 * 1024) -> Iterator[bytes]:

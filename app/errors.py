@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 
 class AppError(Exception):
@@ -15,6 +16,8 @@ class AppError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.headers = headers
+        # Fields of the JSON body beside `error` and `detail`, for errors that carry data.
+        self.extra: dict[str, Any] = {}
 
 
 class NotFoundError(AppError):
@@ -30,6 +33,19 @@ class ConflictError(AppError):
 class InvalidRequestError(AppError):
     status_code = 422
     code = "invalid_request"
+
+
+class UnmatchedFilterError(InvalidRequestError):
+    """A strict question names a patient, session or recording the snapshot does not have."""
+
+    code = "unmatched_filter"
+
+    def __init__(
+        self, detail: str, unmatched: dict[str, list[str]], counts: dict[str, int]
+    ) -> None:
+        super().__init__(detail)
+        self.unmatched = unmatched
+        self.extra = {"unmatched": unmatched, "unmatched_counts": counts}
 
 
 class ManifestError(AppError):
@@ -105,4 +121,4 @@ def error_body(code: str, detail: str) -> dict[str, str]:
 
 def error_json(error: AppError) -> bytes:
     """The error's JSON body, for answers written below the framework (raw ASGI or sockets)."""
-    return json.dumps(error_body(error.code, error.detail)).encode()
+    return json.dumps(error_body(error.code, error.detail) | error.extra).encode()

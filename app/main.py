@@ -169,9 +169,8 @@ def document_open_reads(application: FastAPI, routers: list[APIRouter]) -> None:
 def install_error_handlers(application: FastAPI) -> None:
     @application.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-        return JSONResponse(
-            error_body(exc.code, exc.detail), status_code=exc.status_code, headers=exc.headers
-        )
+        body = error_body(exc.code, exc.detail) | exc.extra
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @application.exception_handler(RequestValidationError)
     async def _request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

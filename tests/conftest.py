@@ -22,6 +22,7 @@ from app.db import Base, make_engine, make_session_factory, write_session
 from app.main import create_app
 from app.storage.migrations import upgrade
 from tests.support.postgres import throwaway_database
+from tests.support.servers import running_server
 
 # The browser tests' fixtures (chromium, a live server, a watched page).
 pytest_plugins = ("tests.support.browser",)
@@ -54,6 +55,14 @@ def database_url(request: pytest.FixtureRequest) -> str:
     finally:
         engine.dispose()
     return url
+
+
+@pytest.fixture
+def live_server(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """`seizure-stats serve` on a free port, on the test's (emptied, migrated) database; its log
+    goes to a file in tmp_path."""
+    with running_server(database_url, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

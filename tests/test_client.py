@@ -5,25 +5,22 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.client import APIError, SeizureStatsClient, ServiceUnavailableError
+from app.client import (
+    APIError,
+    SeizureStatsClient,
+    ServiceUnavailableError,
+    UnmatchedFilterError,
+)
 from app.schemas.folds import FoldsResponse
 from tests.conftest import make_token
 from tests.support import manifests, oracle
-from tests.support.servers import running_server
 from tests.support.uploads import load
-
-
-@pytest.fixture
-def live_url(database_url: str, tmp_path: Path) -> Iterator[str]:
-    with running_server(database_url, tmp_path) as url:
-        yield url
 
 
 @pytest.fixture
@@ -33,13 +30,13 @@ def live_token(database_url: str) -> str:
 
 @pytest.mark.e2e
 def test_training_job_start_up_against_a_real_server(
-    live_url: str, live_token: str, tmp_path: Path
+    live_server: str, live_token: str, tmp_path: Path
 ) -> None:
     manifest = manifests.generated(17, recordings=60)
     names = manifests.recordings_of(manifest)
     path = tmp_path / "manifest.json.gz"
     path.write_bytes(gzip.compress(json.dumps(manifest).encode()))
-    with SeizureStatsClient(live_url, token=live_token, retries=0) as client:
+    with SeizureStatsClient(live_server, token=live_token, retries=0) as client:
         imported = client.import_manifest("tusz-train", path)
         assert imported.created
         assert client.import_manifest("tusz-train", path).created is False
@@ -55,7 +52,11 @@ def test_training_job_start_up_against_a_real_server(
         assert stats.content_hash == imported.content_hash
 
         long_filter = names[10:40] + [f"nope_{i}" for i in range(500)]
-        posted = client.stats("tusz-train", recording=long_filter, weighting="linear")
+        # Names the snapshot lacks are refused unless the question says it expects them.
+        with pytest.raises(UnmatchedFilterError) as refused:
+            client.stats("tusz-train", recording=long_filter, weighting="linear")
+        assert refused.value.unmatched_counts == {"recording": 500}
+        posted = client.stats("tusz-train", recording=long_filter, weighting="linear", strict=False)
         expected = oracle.expected_stats(
             manifest, missing, {"recording": long_filter}, weighting="linear"
         )
@@ -67,7 +68,7 @@ def test_training_job_start_up_against_a_real_server(
         assert balanced.counts.total == sum(counts.values())
         index = [(e.cache_file, e.window_idx) for e in client.balanced_index("tusz-train", seed=3)]
         assert index == order
-        filtered = client.balanced_index("tusz-train", recording=long_filter)
+        filtered = client.balanced_index("tusz-train", recording=long_filter, strict=False)
         assert [(e.cache_file, e.window_idx) for e in filtered] == oracle.expected_balanced(
             manifest, missing, {"recording": long_filter}
         )[1]
@@ -123,6 +124,7 @@ def test_retries_5xx_and_429_then_succeeds() -> None:
     assert len(seen) == 4
     assert seen[0].endswith(
         "/api/v1/datasets/d/stats?patient=a&patient=b&weighting=sqrt&beta=0.9999&basis=window"
+        "&strict=true"  # strict unless asked otherwise: a typo in a filter is refused
     )
 
 
@@ -208,10 +210,10 @@ def test_client_imports_nothing_from_the_server_side() -> None:
 
 
 @pytest.mark.e2e
-def test_an_empty_filter_value_is_refused_by_the_service(live_url: str, live_token: str) -> None:
+def test_an_empty_filter_value_is_refused_by_the_service(live_server: str, live_token: str) -> None:
     """An empty string among a caller's values, in the URL or in a long POST body: a 422."""
     hint = "leave the parameter out (or send []) for no filter"
-    with SeizureStatsClient(live_url, token=live_token, retries=0) as client:
+    with SeizureStatsClient(live_server, token=live_token, retries=0) as client:
         client.import_manifest("small", io.BytesIO(json.dumps(manifests.SMALL).encode()))
         assert client.stats("small", patient=[]).counts.total == 12
         for call, detail in [

@@ -41,17 +41,10 @@ def expected_part(
 def expected_balanced_part(
     manifest: oracle.Manifest, missing: set[str], filters: dict[str, list[str]]
 ) -> dict[str, Any]:
-    counts, _ = oracle.expected_balanced(manifest, missing, filters)
-    seizure = counts["partial_seizure"] + counts["full_seizure"]
-    total = seizure + counts["no_seizure"]
+    counts = oracle.counts_of(oracle.expected_balanced(manifest, missing, filters)[0])
+    seizure, total = counts["seizure"], counts["total"]
     return {
-        "counts": {
-            "no_seizure": counts["no_seizure"],
-            "partial_seizure": counts["partial_seizure"],
-            "full_seizure": counts["full_seizure"],
-            "seizure": seizure,
-            "total": total,
-        },
+        "counts": counts,
         "seizure_ratio": seizure / total if total else 0.0,
         "pos_weight": oracle.sqrt_weight(seizure / total if total else 0.0),
     }
@@ -170,8 +163,8 @@ def test_a_training_part_without_partial_windows_has_no_balanced_selection(
     assert held["balanced_train"] is None
     assert other["balanced_train"] is not None
     assert answer["warnings"] == [
-        f"fold {held['fold']}: its training part has no partial_seizure window, so there is no "
-        "balanced selection of it"
+        f"fold_without_partial: fold {held['fold']}: its training part has no partial_seizure "
+        "window, so there is no balanced selection of it"
     ]
 
 
@@ -195,7 +188,8 @@ def test_sklearns_warning_of_a_class_smaller_than_k_travels_with_the_answer(
     assert len(caught) == 1
     answer = check_against_brute_force(client, manifest, set(), 3, 0, "category")
     assert answer["warnings"] == [
-        "the least populated class has only 1 window, fewer than k=3: some folds have none of it"
+        "fold_sparse_class: the least populated class has only 1 window, fewer than k=3: some "
+        "folds have none of it"
     ]
 
 

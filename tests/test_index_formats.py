@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.streams import accepts_gzip
-from app.client import SeizureStatsClient
+from app.client import SeizureStatsClient, UnmatchedFilterError, UnmatchedFilterWarning
 from tests.conftest import make_token
 from tests.support import manifests, oracle
-from tests.support.servers import running_server
 from tests.support.uploads import load
 
 INDEX = "/api/v1/datasets/gen/balanced/index"
@@ -65,6 +63,18 @@ def test_npz_columns_equal_the_selection(
         assert entries_of(arrays) == expected
     posted = client.post(INDEX, params={"format": "npz"}, json={**filters, "seed": 7})
     assert posted.content == response.content
+    typo = client.get(INDEX, params={"patient": "nobody", "format": "npz"})
+    assert typo.status_code == 422  # nothing to balance around, and the likely cause named
+    assert typo.json()["detail"] == (
+        "the subset has no partial_seizure windows to balance around; unmatched_filter: "
+        "patient: no recording of snapshot "
+        f"{response.headers['x-snapshot']} matches 'nobody'"
+    )
+    named = client.get(INDEX, params={"exclude_patient": "nobody", "format": "npz"})
+    assert named.headers["x-unmatched-filter"] == '{"exclude_patient":["nobody"]}'
+    strict = client.get(INDEX, params={"exclude_patient": "nobody", "format": "npz", "strict": 1})
+    assert strict.status_code == 422
+    assert "nobody" in strict.json()["detail"]
 
 
 def test_gzip_when_accepted_identity_otherwise(
@@ -107,28 +117,25 @@ def test_gzip_when_accepted_identity_otherwise(
         ("identity", False),
         ("", False),
         ("gzip;q=nonsense", False),
+        ("*, gzip;q=0", False),
+        ("gzip;q=0.2, *;q=0", True),
+        ("br, *;q=0", False),
     ],
 )
 def test_accept_encoding_is_read_as_rfc_9110_says(header: str, accepted: bool) -> None:
     assert accepts_gzip(header) is accepted
 
 
-@pytest.fixture
-def live_url(database_url: str, tmp_path: Path) -> Iterator[str]:
-    with running_server(database_url, tmp_path) as url:
-        yield url
-
-
 @pytest.mark.e2e
 def test_the_client_gets_the_same_index_both_ways(
-    live_url: str, database_url: str, tmp_path: Path
+    live_server: str, database_url: str, tmp_path: Path
 ) -> None:
     manifest = manifests.generated(29, recordings=80)
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps(manifest))
     names = manifests.recordings_of(manifest)
     token = make_token(database_url, "index-writer", "write")
-    with SeizureStatsClient(live_url, token=token, retries=0) as client:
+    with SeizureStatsClient(live_server, token=token, retries=0) as client:
         client.import_manifest("gen", path)
         _, expected = oracle.expected_balanced(manifest, set(), seed=3)
         streamed = [(e.cache_file, e.window_idx) for e in client.balanced_index("gen", seed=3)]
@@ -137,5 +144,11 @@ def test_the_client_gets_the_same_index_both_ways(
         # A filter too long for a URL goes in a POST body, the format still in the query.
         long_filter = names[:30] + [f"other_{i}" for i in range(3000)]
         _, kept = oracle.expected_balanced(manifest, set(), {"recording": long_filter})
-        arrays = client.balanced_index_arrays("gen", recording=long_filter)
+        with pytest.raises(UnmatchedFilterError, match="other_0"):
+            client.balanced_index_arrays("gen", recording=long_filter)
+        with pytest.warns(UnmatchedFilterWarning, match="3000 filter value"):
+            arrays = client.balanced_index_arrays("gen", recording=long_filter, strict=False)
+        with pytest.warns(UnmatchedFilterWarning, match='"other_0"'):
+            listed = list(client.balanced_index("gen", recording=long_filter, strict=False))
+        assert [(e.cache_file, e.window_idx) for e in listed] == kept
         assert entries_of(arrays) == kept

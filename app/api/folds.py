@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from app.api.answer_cache import Answer, make_options_question
 from app.api.answer_path import send_answer
 from app.api.heavy import dataset_state
-from app.api.routers import datasets_router
-from app.api.stats import ERRORS, NOT_MODIFIED
+from app.api.routers import NOT_MODIFIED, datasets_router
+from app.api.routers import QUESTION_ERRORS as ERRORS
 from app.models import Dataset, Snapshot
 from app.queries.fold_report import compute_folds
 from app.schemas.folds import FoldsQuery, FoldsResponse

@@ -15,8 +15,9 @@ from app.api.answer_path import answer, send_answer
 from app.api.deps import only_params
 from app.api.heavy import ask_diff_question
 from app.api.question_routes import QuestionRoutes, answered_as_json
-from app.api.routers import datasets_router
-from app.api.stats import ERRORS, LONG_LISTS, NOT_MODIFIED
+from app.api.routers import NOT_MODIFIED, datasets_router
+from app.api.routers import QUESTION_ERRORS as ERRORS
+from app.api.stats import LONG_LISTS
 from app.api.streams import stream_breakdown_csv
 from app.queries.diff import DEFAULT_RECORDING_LIMIT, diff_snapshots
 from app.schemas.questions import SnapshotId

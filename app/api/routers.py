@@ -28,3 +28,10 @@ def datasets_router(tag: str) -> APIRouter:
 def error_responses(*codes: int) -> Responses:
     """The OpenAPI entries of these error statuses, each answered as an ErrorResponse."""
     return {code: {"model": ErrorResponse} for code in codes}
+
+
+# What every read question lists: its errors, and the 304 of a matching ETag.
+QUESTION_ERRORS = error_responses(400, 401, 403, 404, 422, 429, 503)
+NOT_MODIFIED: Responses = {
+    304: {"description": "Not modified: the answer for this ETag has not changed."}
+}

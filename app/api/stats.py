@@ -7,7 +7,8 @@ from typing import Any
 from fastapi.responses import StreamingResponse
 
 from app.api.question_routes import POST_SUMMARY, QuestionRoutes, answered_as_json
-from app.api.routers import datasets_router, error_responses
+from app.api.routers import NOT_MODIFIED, datasets_router
+from app.api.routers import QUESTION_ERRORS as ERRORS
 from app.api.streams import stream_index
 from app.schemas.questions import (
     BalancedIndexParams,
@@ -18,12 +19,8 @@ from app.schemas.questions import (
 )
 
 router = datasets_router("statistics")
-ERRORS = error_responses(400, 401, 403, 404, 422, 429, 503)
-NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
-    304: {"description": "Not modified: the answer for this ETag has not changed."}
-}
 INDEX_CONTENT: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/x-ndjson": {}, "application/json": {}}}
+    200: {"content": {"application/x-ndjson": {}, "application/json": {}, "application/x-npz": {}}}
 }
 LONG_LISTS = POST_SUMMARY + " (for long recording lists)"
 
@@ -55,7 +52,8 @@ QuestionRoutes(
     stream_index,
     params=BalancedIndexParams,
     summary="The kept (cache_file, window_idx) entries in dataset order, streamed",
-    response_description="JSON lines, one entry per line (or a JSON array with format=json).",
+    response_description="JSON lines, one entry per line (a JSON array with format=json; numpy "
+    "columns with format=npz).",
     responses=ERRORS | NOT_MODIFIED | INDEX_CONTENT,
     response_class=StreamingResponse,
 ).add_to(router)

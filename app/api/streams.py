@@ -16,8 +16,8 @@ from zlib_ng import zlib_ng
 from app.api.answer_cache import StreamedAnswer
 from app.api.answer_path import answer_subset
 from app.models import Dataset, Snapshot
-from app.queries.answers import BALANCED_INDEX, BALANCED_INDEX_ARRAYS, BREAKDOWN_EXPORT
-from app.queries.balanced import IndexArrays
+from app.queries.answers import BREAKDOWN_EXPORT
+from app.queries.balanced import IndexArrays, checked_index, checked_index_arrays
 from app.schemas.questions import BalancedQuery
 from app.schemas.reports import BreakdownQuery, BreakdownResponse
 
@@ -62,17 +62,17 @@ async def stream_index(
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
-    """Whether an Accept-Encoding header allows gzip (by name or `*`, with a q above 0)."""
+    """Whether an Accept-Encoding header allows gzip: its own entry decides, else `*`'s, each
+    allowing it with a q above 0 (RFC 9110, 12.5.3)."""
+    qualities: dict[str, float] = {}
     for item in accept_encoding.split(","):
         coding, _, params = item.strip().partition(";")
-        if coding.strip().lower() not in ("gzip", "*"):
-            continue
-        quality = params.strip().removeprefix("q=").strip() if params else "1"
+        text = params.strip().removeprefix("q=").strip() if params else "1"
         try:
-            return float(quality) > 0
+            qualities[coding.strip().lower()] = float(text)
         except ValueError:
-            return False
-    return False
+            qualities[coding.strip().lower()] = 0.0
+    return qualities.get("gzip", qualities.get("*", 0.0)) > 0
 
 
 def index_answer(
@@ -91,9 +91,11 @@ def index_answer(
         "Vary": "Accept-Encoding",
     }
     if output == "npz":
-        arrays = BALANCED_INDEX_ARRAYS.compute(session, dataset, snapshot, query)
+        unmatched, arrays = checked_index_arrays(session, snapshot, query)
+        headers |= unmatched_headers(unmatched.reported, unmatched.counts)
         return StreamedAnswer(iter((npz_bytes(arrays),)), NPZ_MEDIA_TYPE, headers)
-    entries = BALANCED_INDEX.compute(session, dataset, snapshot, query)
+    unmatched, entries = checked_index(session, snapshot, query)
+    headers |= unmatched_headers(unmatched.reported, unmatched.counts)
     chunks = _json_array(entries) if output == "json" else _json_lines(entries)
     if gzipped:
         headers["Content-Encoding"] = "gzip"
@@ -122,6 +124,31 @@ def gzip_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
         if compressed:
             yield compressed
     yield compressor.flush()
+
+
+# A header of a few kilobytes passes every proxy and client; the full list is in the JSON answer
+# of the same question (`balanced`, or the breakdown without format=csv).
+MAX_UNMATCHED_HEADER = 4000
+
+
+def unmatched_headers(unmatched: dict[str, list[str]], counts: dict[str, int]) -> dict[str, str]:
+    """How a streamed answer names its filter values that match nothing: `X-Unmatched-Values`,
+    how many there are, and `X-Unmatched-Filter`, a JSON object of them by filter (ASCII, as a
+    header must be), holding the first ones only when all would not fit MAX_UNMATCHED_HEADER."""
+    if not unmatched:
+        return {}
+    count = sum(counts.values())
+    shown: dict[str, list[str]] = {}
+    size = 2
+    pairs = ((name, value) for name, values in unmatched.items() for value in values)
+    for name, value in pairs:
+        # At most what the value adds, with its filter's name should it open a new list.
+        size += len(json.dumps(value)) + len(json.dumps(name)) + 4
+        if size > MAX_UNMATCHED_HEADER:
+            break
+        shown.setdefault(name, []).append(value)
+    text = json.dumps(shown, separators=(",", ":"))
+    return {"X-Unmatched-Values": str(count), "X-Unmatched-Filter": text}
 
 
 def _json_lines(entries: Iterator[tuple[str, int]]) -> Iterator[bytes]:
@@ -165,6 +192,7 @@ def breakdown_csv(
         "X-Total-Groups": str(answer.total_groups),
         "Content-Disposition": f'attachment; filename="{dataset.name}-by-{query.by}.csv"',
     }
+    headers |= unmatched_headers(answer.unmatched, answer.unmatched_counts)
     return StreamedAnswer(_csv_lines(answer), "text/csv", headers)
 
 

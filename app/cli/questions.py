@@ -32,6 +32,13 @@ def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
             spec.option, multiple=True, help=spec.help + " Repeatable; commas work too."
         )(command)
     command = click.option("--snapshot", type=int, help="Snapshot id (default: current).")(command)
+    command = click.option(
+        "--strict/--no-strict",
+        default=True,
+        show_default=True,
+        help="Fail when a patient, session or recording value matches no recording of the "
+        "snapshot; --no-strict answers anyway, with a warning.",
+    )(command)
     command = click.option("--dataset", required=True)(command)
     command = service_options(command)
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)

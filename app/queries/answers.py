@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.orm import Session
 
 from app.models import Dataset, Snapshot
-from app.queries.balanced import balanced_index, balanced_index_arrays, compute_balanced
+from app.queries.balanced import balanced_index, compute_balanced
 from app.queries.breakdown import compute_breakdown
 from app.queries.histogram import compute_histogram
 from app.queries.stats import compute_stats
@@ -42,7 +42,6 @@ def export_breakdown(
 STATS = QuestionKind("stats", compute_stats)
 BALANCED = QuestionKind("balanced", compute_balanced)
 BALANCED_INDEX = QuestionKind("index", balanced_index)
-BALANCED_INDEX_ARRAYS = QuestionKind("index-arrays", balanced_index_arrays)
 BREAKDOWN = QuestionKind("breakdown", compute_breakdown)
 BREAKDOWN_EXPORT = QuestionKind("breakdown-export", export_breakdown)
 HISTOGRAM = QuestionKind("histogram", compute_histogram)
@@ -53,7 +52,6 @@ QUESTION_KINDS: dict[str, QuestionKind[Any, Any]] = {
         STATS,
         BALANCED,
         BALANCED_INDEX,
-        BALANCED_INDEX_ARRAYS,
         BREAKDOWN,
         BREAKDOWN_EXPORT,
         HISTOGRAM,

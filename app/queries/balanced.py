@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session
 
 from app.balance import BalancedSelection, NothingToBalanceError, select_balanced
 from app.errors import InvalidRequestError
-from app.labels import Category, Weighting, pos_weight, ratio
+from app.labels import Category
 from app.models import Dataset, Recording, Snapshot, SnapshotColumns
-from app.queries.stats import make_counts, subset_warnings
+from app.queries.stats import make_counts, subset_warnings, window_weight
 from app.queries.subset import Subset, answer_source, is_present
+from app.queries.unmatched import UnmatchedValues, checked_filters
 from app.schemas.questions import BalancedQuery, BalancedResponse, SubsetFilter
 
 
@@ -82,7 +83,11 @@ def load_subset_lists(session: Session, snapshot: Snapshot, subset: SubsetFilter
     return SubsetLists(lists, present, names, chosen_subset.folds.warnings)
 
 
-def run_selection(lists: SubsetLists, query: BalancedQuery) -> BalancedSelection:
+def run_selection(
+    lists: SubsetLists, query: BalancedQuery, unmatched: UnmatchedValues
+) -> BalancedSelection:
+    """The balanced selection; a 422 when there is nothing to balance around, which names the
+    filter values that matched nothing when there are any (they are the likely cause)."""
     try:
         return select_balanced(
             lists.presence_flags(Category.PARTIAL_SEIZURE),
@@ -93,27 +98,20 @@ def run_selection(lists: SubsetLists, query: BalancedQuery) -> BalancedSelection
             seed=query.seed,
         )
     except NothingToBalanceError as exc:
-        raise InvalidRequestError(
-            f"{exc}: balanced selection needs at least one partial_seizure window in the subset"
-        ) from None
+        cause = "".join(f"; {warning}" for warning in unmatched.warnings())
+        raise InvalidRequestError(f"{exc}{cause}") from None
 
 
 def compute_balanced(
     session: Session, dataset: Dataset, snapshot: Snapshot, query: BalancedQuery
 ) -> BalancedResponse:
     """Counts, ratio and pos_weight of what the balanced training dataset would keep."""
+    unmatched = checked_filters(session, snapshot, query, strict=query.strict)
     lists = load_subset_lists(session, snapshot, query)
-    selection = run_selection(lists, query)
+    selection = run_selection(lists, query, unmatched)
     partial, full, background = selection.kept_per_category
     counts = make_counts(partial, full, background)
-    seizure_ratio = ratio(counts.seizure, counts.total)
-    weight = pos_weight(
-        seizure_ratio,
-        Weighting(query.weighting),
-        n_positive=counts.seizure,
-        n_negative=counts.no_seizure,
-        beta=query.beta,
-    )
+    seizure_ratio, weight = window_weight(counts, query.weighting, query.beta)
     return BalancedResponse(
         **answer_source(dataset, snapshot),
         counts=counts,
@@ -124,7 +122,9 @@ def compute_balanced(
         full_ratio=query.full_ratio,
         background_ratio=query.background_ratio,
         seed=query.seed,
-        warnings=subset_warnings(counts, selection.missing_skipped) + list(lists.warnings),
+        **unmatched.report(
+            subset_warnings(counts, selection.missing_skipped) + list(lists.warnings)
+        ),
     )
 
 
@@ -132,8 +132,19 @@ def balanced_index(
     session: Session, dataset: Dataset, snapshot: Snapshot, query: BalancedQuery
 ) -> Iterator[tuple[str, int]]:
     """The kept (cache_file, window_idx) entries in dataset order."""
+    return checked_index(session, snapshot, query)[1]
+
+
+def checked_index(
+    session: Session, snapshot: Snapshot, query: BalancedQuery
+) -> tuple[UnmatchedValues, Iterator[tuple[str, int]]]:
+    """The kept entries, and the filter values that match nothing (refused when strict)."""
+    unmatched = checked_filters(session, snapshot, query, strict=query.strict)
     lists = load_subset_lists(session, snapshot, query)
-    return iter_entries(*kept_entries(lists, run_selection(lists, query)), lists.names)
+    entries = iter_entries(
+        *kept_entries(lists, run_selection(lists, query, unmatched)), lists.names
+    )
+    return unmatched, entries
 
 
 @dataclass(frozen=True)
@@ -146,19 +157,20 @@ class IndexArrays:
     window_idx: np.ndarray[Any, np.dtype[np.int32]]
 
 
-def balanced_index_arrays(
-    session: Session, dataset: Dataset, snapshot: Snapshot, query: BalancedQuery
-) -> IndexArrays:
-    """The same entries as balanced_index, as integer columns and one list of names."""
+def checked_index_arrays(
+    session: Session, snapshot: Snapshot, query: BalancedQuery
+) -> tuple[UnmatchedValues, IndexArrays]:
+    """The same entries as checked_index, as integer columns and one list of names."""
+    unmatched = checked_filters(session, snapshot, query, strict=query.strict)
     lists = load_subset_lists(session, snapshot, query)
-    recording_ids, window_idx = kept_entries(lists, run_selection(lists, query))
+    recording_ids, window_idx = kept_entries(lists, run_selection(lists, query, unmatched))
     ids, position_of_id = np.unique(recording_ids, return_inverse=True)
     names = [lists.names[int(recording_id)] for recording_id in ids]
     by_name = sorted(range(len(names)), key=names.__getitem__)
     rank = np.empty(len(names), dtype=np.int32)
     rank[by_name] = np.arange(len(names), dtype=np.int32)
     recording = rank[position_of_id].astype(np.int32, copy=False)
-    return IndexArrays([names[i] for i in by_name], recording, window_idx)
+    return unmatched, IndexArrays([names[i] for i in by_name], recording, window_idx)
 
 
 def kept_entries(

@@ -29,6 +29,7 @@ from app.queries.subset import (
     when_missing,
     when_present,
 )
+from app.queries.unmatched import checked_filters
 from app.schemas.questions import CATEGORY_NAMES, CategoryName
 from app.schemas.reports import (
     DEFAULT_BREAKDOWN_LIMIT,
@@ -84,6 +85,7 @@ def compute_breakdown(
     Without a `limit` in the query, a page holds DEFAULT_BREAKDOWN_LIMIT groups, or every
     group when `unpaged` (exports).
     """
+    unmatched = checked_filters(session, snapshot, query, strict=query.strict)
     subset = count_subset(session, snapshot, query, recordings_by_category=query.by == "category")
     w = subset.windows
     totals = make_counts(w["partial_seizure"], w["full_seizure"], w["no_seizure"])
@@ -118,6 +120,7 @@ def compute_breakdown(
         totals=totals,
         missing_windows=subset.missing_windows,
         groups=groups,
+        **unmatched.report(list(subset.warnings)),
     )
 
 

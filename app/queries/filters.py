@@ -23,6 +23,8 @@ from app.schemas.filters import FILTERS, FilterSpec, SubsetFilter
 Column = ColumnElement[Any] | InstrumentedAttribute[Any]
 # Past this many values a list goes to the database as one array parameter.
 INLINE_VALUES = 200
+# A column a filter's values are compared with, and the values compared with it.
+NameColumn = tuple[Column, list[str]]
 
 
 def in_values(column: Column, values: Sequence[str], dialect: str) -> ColumnElement[bool]:
@@ -37,11 +39,11 @@ def in_values(column: Column, values: Sequence[str], dialect: str) -> ColumnElem
     return column.in_(select(table.table_valued("value").c.value))
 
 
-def _patient(values: list[str], dialect: str) -> ColumnElement[bool]:
-    return in_values(Recording.patient, values, dialect)
+def _patient(values: list[str]) -> list[NameColumn]:
+    return [(Recording.patient, values)]
 
 
-def _session(values: list[str], dialect: str) -> ColumnElement[bool]:
+def _session(values: list[str]) -> list[NameColumn]:
     """`s018` matches that session of every patient; `aaaaagxr_s018` one patient's session.
 
     A patient never contains `_` (it is the part of the stem before the first one), so
@@ -51,28 +53,41 @@ def _session(values: list[str], dialect: str) -> ColumnElement[bool]:
     """
     bare = [v for v in values if "_" not in v]
     qualified = [v for v in values if "_" in v]
-    clauses = []
-    if bare:
-        clauses.append(in_values(Recording.session, bare, dialect))
-    if qualified:
-        patient_session = Recording.patient + "_" + Recording.session
-        clauses.append(in_values(patient_session, qualified, dialect))
-    return or_(*clauses)
+    patient_session = Recording.patient + "_" + Recording.session
+    return [
+        (column, part)
+        for column, part in ((Recording.session, bare), (patient_session, qualified))
+        if part
+    ]
 
 
-def _recording(values: list[str], dialect: str) -> ColumnElement[bool]:
-    return or_(
-        in_values(Recording.cache_file, values, dialect),
-        in_values(Recording.stem, values, dialect),
-    )
+def _recording(values: list[str]) -> list[NameColumn]:
+    return [(Recording.cache_file, values), (Recording.stem, values)]
 
 
-# What a value of each recording-level target matches; categories are a window-level filter,
-# applied by the subset query (SubsetFilter.selected_categories).
-MATCHES: dict[str, Callable[[list[str], str], ColumnElement[bool]]] = {
+# What a value of each recording-level target is compared with: (column, values) pairs, a value
+# matching a recording when one of its pairs' columns equals it. The filter's clause
+# (filter_clause) and the check for values that name nothing (app.queries.unmatched) are both
+# made from these, so the two cannot disagree. Categories are a window-level filter, applied by
+# the subset query (SubsetFilter.selected_categories).
+NAME_COLUMNS: dict[str, Callable[[list[str]], list[NameColumn]]] = {
     "patient": _patient,
     "session": _session,
     "recording": _recording,
+}
+
+
+def _matching(target: str) -> Callable[[list[str], str], ColumnElement[bool]]:
+    def matches(values: list[str], dialect: str) -> ColumnElement[bool]:
+        pairs = NAME_COLUMNS[target](values)
+        return or_(false(), *(in_values(column, part, dialect) for column, part in pairs))
+
+    return matches
+
+
+# What a value of each recording-level target matches, as SQL over `recordings`.
+MATCHES: dict[str, Callable[[list[str], str], ColumnElement[bool]]] = {
+    target: _matching(target) for target in NAME_COLUMNS
 }
 RECORDING_FILTERS: tuple[FilterSpec, ...] = tuple(s for s in FILTERS if s.target in MATCHES)
 

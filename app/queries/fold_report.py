@@ -18,7 +18,7 @@ from sqlalchemy import case, func, literal
 from sqlalchemy.orm import Session
 
 from app.balance import kept_when_all_present, select_balanced
-from app.labels import Category, Weighting, pos_weight, ratio
+from app.labels import Category
 from app.models import Dataset, Recording, Snapshot
 from app.queries.balanced import SubsetLists, load_subset_lists
 from app.queries.folds import (
@@ -26,9 +26,10 @@ from app.queries.folds import (
     Stratify,
     folds_from_counts,
     shared_fold_cache,
+    sparse_class_warnings,
     stratified,
 )
-from app.queries.stats import make_counts, sample_counts, subset_warnings
+from app.queries.stats import make_counts, sample_counts, subset_warnings, window_weight
 from app.queries.subset import Subset, added, answer_source, is_present, rollup_column
 from app.schemas.folds import (
     BalancedPart,
@@ -65,15 +66,15 @@ def compute_folds(
     test_parts, train_parts = sums, total[np.newaxis] - sums
     balanced = balanced_parts(session, snapshot, folds, train_parts, query)
 
-    warnings = list(folds.warnings)
+    warnings = sparse_class_warnings(folds)
     made = []
     for fold in range(folds.k):
         test = part_of(snapshot, test_parts[fold], query)
         train = part_of(snapshot, train_parts[fold], query)
         if balanced[fold] is None:
             warnings.append(
-                f"fold {fold}: its training part has no partial_seizure window, so there is no "
-                "balanced selection of it"
+                f"fold_without_partial: fold {fold}: its training part has no partial_seizure "
+                "window, so there is no balanced selection of it"
             )
         made.append(
             Fold(
@@ -176,7 +177,7 @@ def part_of(snapshot: Snapshot, sums: IntArray, query: FoldsQuery) -> FoldPart:
     """A part's stats answer from its (2, columns) sums, as compute_stats makes it."""
     missing, present = sums[0], sums[1]
     counts = make_counts(*windows_of(present))
-    seizure_ratio = ratio(counts.seizure, counts.total)
+    seizure_ratio, weight = window_weight(counts, query.weighting, query.beta)
     positive = sum(int(present[_column(c, "pos")]) for c in CATEGORY_NAMES)
     samples_total = sum(int(present[_column(c, "samples")]) for c in CATEGORY_NAMES)
     samples, sample_ratio = sample_counts(snapshot, positive, samples_total)
@@ -186,13 +187,7 @@ def part_of(snapshot: Snapshot, sums: IntArray, query: FoldsQuery) -> FoldPart:
         samples=samples,
         seizure_ratio=seizure_ratio,
         sample_ratio=sample_ratio,
-        pos_weight=pos_weight(
-            seizure_ratio,
-            Weighting(query.weighting),
-            n_positive=counts.seizure,
-            n_negative=counts.no_seizure,
-            beta=query.beta,
-        ),
+        pos_weight=weight,
         recordings=int(present[RECORDINGS]),
         missing_windows=missing_windows,
         missing_recordings=int(missing[RECORDINGS]),
@@ -231,14 +226,7 @@ def balanced_parts(
 def balanced_part(kept: tuple[int, int, int], skipped: int, query: FoldsQuery) -> BalancedPart:
     """The kept counts as compute_balanced reports them."""
     counts = make_counts(*kept)
-    seizure_ratio = ratio(counts.seizure, counts.total)
-    weight = pos_weight(
-        seizure_ratio,
-        Weighting(query.weighting),
-        n_positive=counts.seizure,
-        n_negative=counts.no_seizure,
-        beta=query.beta,
-    )
+    seizure_ratio, weight = window_weight(counts, query.weighting, query.beta)
     return BalancedPart(
         counts=counts,
         seizure_ratio=seizure_ratio,

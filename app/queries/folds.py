@@ -50,6 +50,11 @@ class Folds:
         return self.patients[fold]
 
 
+def sparse_class_warnings(folds: Folds) -> list[str]:
+    """What scikit-learn warns of these folds, as answers' warnings: each with its code."""
+    return [f"fold_sparse_class: {warning}" for warning in folds.warnings]
+
+
 class FoldCache:
     """A small thread-safe LRU of fold assignments: one is about 60 bytes per patient."""
 
@@ -205,7 +210,7 @@ def fold_narrowing(session: Session, snapshot: Snapshot, subset: SubsetFilter) -
             except InvalidRequestError as exc:
                 raise InvalidRequestError(f"{spec.name}={value}: {exc.detail}") from None
             chosen.setdefault(spec.exclude, set()).update(patients)
-            warnings += [f"fold_sparse_class: {w}" for w in folds.warnings]
+            warnings += sparse_class_warnings(folds)
     keep = chosen.get(False)
     return FoldNarrowing(
         None if keep is None else tuple(sorted(keep)),

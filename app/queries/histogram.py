@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidRequestError
 from app.models import Dataset, Snapshot, Window
 from app.queries.subset import Subset, answer_source, count_subset
+from app.queries.unmatched import checked_filters
 from app.schemas.reports import HistogramBin, HistogramQuery, HistogramResponse
 
 ZERO_BIN = -1
@@ -33,6 +34,7 @@ def compute_histogram(
             "(it was imported from a manifest without n_pos and n_samples), so the seizure "
             "fraction of its windows is unknown; scan the cache (seizure-stats scan) to get them"
         )
+    unmatched = checked_filters(session, snapshot, query, strict=query.strict)
     subset = count_subset(session, snapshot, query)
     categories = query.selected_categories()
     background_is_zero = "no_seizure" in categories and subset.positive_samples["no_seizure"] == 0
@@ -54,6 +56,7 @@ def compute_histogram(
         ],
         total=zero + sum(counts),
         missing_windows=subset.missing_windows,
+        **unmatched.report(list(subset.warnings)),
     )
 
 

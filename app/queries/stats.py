@@ -20,6 +20,7 @@ from app.labels import (
 )
 from app.models import Dataset, Snapshot
 from app.queries.subset import answer_source, count_subset
+from app.queries.unmatched import checked_filters
 from app.schemas.questions import Counts, SampleCounts, StatsQuery, StatsResponse
 
 
@@ -32,6 +33,19 @@ def make_counts(partial: int, full: int, background: int) -> Counts:
         seizure=seizure,
         total=seizure + background,
     )
+
+
+def window_weight(counts: Counts, weighting: str, beta: float) -> tuple[float, float]:
+    """The seizure ratio of these windows and the pos_weight it gives, on the window basis."""
+    seizure_ratio = ratio(counts.seizure, counts.total)
+    weight = pos_weight(
+        seizure_ratio,
+        Weighting(weighting),
+        n_positive=counts.seizure,
+        n_negative=counts.no_seizure,
+        beta=beta,
+    )
+    return seizure_ratio, weight
 
 
 def sample_counts(
@@ -74,11 +88,11 @@ def compute_stats(
             "imported from a manifest without them; scan the cache (seizure-stats scan) or use "
             "basis=window"
         )
+    unmatched = checked_filters(session, snapshot, query, strict=query.strict)
     subset = count_subset(session, snapshot, query)
     w = subset.windows
     counts = make_counts(w["partial_seizure"], w["full_seizure"], w["no_seizure"])
     seizure_ratio = ratio(counts.seizure, counts.total)
-    warnings = subset_warnings(counts, subset.missing_windows) + list(subset.warnings)
 
     samples, sample_ratio = sample_counts(
         snapshot, sum(subset.positive_samples.values()), sum(subset.samples.values())
@@ -104,5 +118,5 @@ def compute_stats(
         recordings=subset.recordings,
         missing_windows=subset.missing_windows,
         missing_recordings=subset.missing_recordings,
-        warnings=warnings,
+        **unmatched.report(subset_warnings(counts, subset.missing_windows) + list(subset.warnings)),
     )

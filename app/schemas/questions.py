@@ -57,6 +57,58 @@ SnapshotId = Annotated[int, Field(ge=1, le=MAX_ID)]
 class ErrorResponse(BaseModel):
     error: str = Field(description="A stable machine-readable code, e.g. `invalid_manifest`.")
     detail: str = Field(description="What went wrong, naming the offending input.")
+    unmatched: dict[str, list[str]] | None = Field(
+        default=None,
+        description="With `unmatched_filter` (a strict question): each filter's values that "
+        "match no recording of the snapshot (at most 1,000 a filter).",
+    )
+    unmatched_counts: dict[str, int] | None = Field(
+        default=None, description="With `unmatched_filter`: how many values each filter has."
+    )
+
+
+# A question's own option, not a filter: refuse the answer when a filter value names nothing.
+Strict = Annotated[
+    bool,
+    Field(
+        description="Refuse (422 `unmatched_filter`) when a patient, session or recording value "
+        "matches no recording of the snapshot, instead of answering with a warning."
+    ),
+]
+# Each name filter's values that match no recording of the snapshot (only filters with some).
+Unmatched = Annotated[
+    dict[str, list[str]],
+    Field(
+        default_factory=dict,
+        description="Per filter, its values that match no recording of the snapshot (sorted, "
+        "the first 1,000; only filters with such values). Each also has an `unmatched_filter` "
+        "warning.",
+    ),
+]
+UnmatchedCounts = Annotated[
+    dict[str, int],
+    Field(
+        default_factory=dict,
+        description="Per filter in `unmatched`, how many of its values match nothing.",
+    ),
+]
+
+
+class WarningDetail(BaseModel):
+    """A warning as data: `warning_details` lists the `warnings` in the same order."""
+
+    kind: str = Field(description="The warning's stable code, e.g. `unmatched_filter`.")
+    message: str = Field(description="The warning's text, as in `warnings`.")
+    parameter: str | None = Field(default=None, description="The filter (unmatched_filter).")
+    values: list[str] | None = Field(
+        default=None, description="Its values that match nothing (unmatched_filter)."
+    )
+
+
+WarningDetails = Annotated[
+    list[WarningDetail],
+    Field(default_factory=list, description="The warnings as data, in the same order."),
+]
 
 
 class StatsQuery(SubsetFilter):
@@ -64,6 +116,7 @@ class StatsQuery(SubsetFilter):
     weighting: WeightingName = "sqrt"
     beta: float = Field(default=0.9999, ge=0, lt=1, description="For `effective` weighting.")
     basis: BasisName = "window"
+    strict: Strict = False
 
     _numbers_only = field_validator("snapshot", "beta", mode="before")(refuse_boolean)
 
@@ -75,6 +128,7 @@ class BalancedQuery(SubsetFilter):
     seed: int = Field(default=42, ge=0, le=2**63 - 1)
     weighting: WeightingName = "sqrt"
     beta: float = Field(default=0.9999, ge=0, lt=1)
+    strict: Strict = False
 
     _numbers_only = field_validator(
         "snapshot", "full_ratio", "background_ratio", "seed", "beta", mode="before"
@@ -135,6 +189,9 @@ class StatsResponse(BaseModel):
     missing_windows: int = Field(description="Windows of the subset whose recording is missing.")
     missing_recordings: int
     warnings: list[str]
+    warning_details: WarningDetails
+    unmatched: Unmatched
+    unmatched_counts: UnmatchedCounts
 
 
 class BalancedResponse(BaseModel):
@@ -152,6 +209,9 @@ class BalancedResponse(BaseModel):
     background_ratio: float
     seed: int
     warnings: list[str]
+    warning_details: WarningDetails
+    unmatched: Unmatched
+    unmatched_counts: UnmatchedCounts
 
 
 class IndexEntry(BaseModel):

@@ -16,7 +16,11 @@ from app.schemas.questions import (
     Counts,
     SampleCounts,
     SnapshotId,
+    Strict,
     SubsetFilter,
+    Unmatched,
+    UnmatchedCounts,
+    WarningDetails,
 )
 
 GroupBy = Literal["patient", "session", "recording", "category"]
@@ -54,6 +58,7 @@ class BreakdownQuery(SubsetFilter):
         description=f"Groups per page; default {DEFAULT_BREAKDOWN_LIMIT} (CSV: every group).",
     )
     offset: Offset = 0
+    strict: Strict = False
 
 
 BreakdownFormat = Literal["json", "csv"]
@@ -97,11 +102,20 @@ class BreakdownResponse(BaseModel):
     totals: Counts = Field(description="The subset's counts: what the groups' counts add up to.")
     missing_windows: int
     groups: list[BreakdownGroup]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="`unmatched_filter` warnings, one per such filter, then `fold_sparse_class` "
+        "when a fold filter's split has a class with fewer windows than its k.",
+    )
+    warning_details: WarningDetails
+    unmatched: Unmatched
+    unmatched_counts: UnmatchedCounts
 
 
 class HistogramQuery(SubsetFilter):
     snapshot: SnapshotId | None = Field(default=None, description="Snapshot id; default current.")
     bins: int = Field(default=20, ge=1, le=MAX_HISTOGRAM_BINS)
+    strict: Strict = False
 
 
 class HistogramBin(BaseModel):
@@ -121,6 +135,14 @@ class HistogramResponse(BaseModel):
     )
     total: int = Field(description="`zero` plus every bin: the subset's present windows.")
     missing_windows: int
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="`unmatched_filter` warnings, one per such filter, then `fold_sparse_class` "
+        "when a fold filter's split has a class with fewer windows than its k.",
+    )
+    warning_details: WarningDetails
+    unmatched: Unmatched
+    unmatched_counts: UnmatchedCounts
 
 
 class CategoryChange(BaseModel):

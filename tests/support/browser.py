@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import servers
 from tests.support.ci import cannot_run
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
@@ -42,13 +41,6 @@ def browser() -> Iterator[Any]:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
-
-
-@pytest.fixture
-def live_server(database_url: str, tmp_path: Path) -> Iterator[str]:
-    """`seizure-stats serve` on a free port, on the test's (emptied, migrated) database."""
-    with servers.live_server(database_url, tmp_path) as server:
-        yield server.url
 
 
 @pytest.fixture

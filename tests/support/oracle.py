@@ -87,6 +87,18 @@ def effective_weight(n_pos: int, n_neg: int, beta: float) -> float:
     return w_pos / w_neg
 
 
+def counts_of(by_category: dict[str, int]) -> dict[str, int]:
+    """An answer's `counts`: each category's windows, then seizure (partial + full) and total."""
+    seizure = by_category["partial_seizure"] + by_category["full_seizure"]
+    return {
+        "no_seizure": by_category["no_seizure"],
+        "partial_seizure": by_category["partial_seizure"],
+        "full_seizure": by_category["full_seizure"],
+        "seizure": seizure,
+        "total": seizure + by_category["no_seizure"],
+    }
+
+
 def expected_stats(
     manifest: Manifest,
     missing: set[str],
@@ -126,13 +138,7 @@ def expected_stats(
         "none": lambda: 1.0,
     }[weighting]()
     return {
-        "counts": {
-            "no_seizure": counts["no_seizure"],
-            "partial_seizure": counts["partial_seizure"],
-            "full_seizure": counts["full_seizure"],
-            "seizure": seizure,
-            "total": total,
-        },
+        "counts": counts_of(counts),
         "samples": {"positive": positive, "total": samples}
         if has_samples
         else {"positive": None, "total": None},
