@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from app.cli import main
-from app.client import APIError, SeizureStatsClient, UnmatchedFilterError
+from app.client import APIError, SeizureStatsClient, UnmatchedFilterError, UnmatchedFilterWarning
 from app.demo import generate_recordings
 from tests.conftest import make_token
 from tests.support import manifests, oracle
@@ -409,7 +409,9 @@ def test_the_client_is_strict_by_default(client: TestClient, case: Any) -> None:
             kept = stats_client.balanced("gen", strict=False, **asked)
             assert kept.unmatched == unmatched
             _, index = oracle.expected_balanced(found.manifest, found.missing, asked)
-            entries = stats_client.balanced_index("gen", strict=False, **asked)
+            count = sum(len(values) for values in unmatched.values())
+            with pytest.warns(UnmatchedFilterWarning, match=f"^unmatched_filter: {count} filter"):
+                entries = list(stats_client.balanced_index("gen", strict=False, **asked))
             assert [(e.cache_file, e.window_idx) for e in entries] == index
         # Values that all match: strict answers.
         matched = {"exclude_recording": sorted(found.missing)}

@@ -89,6 +89,17 @@ class BreakdownGroup(BaseModel):
     missing_windows: int = Field(description="The group's windows whose recording is missing.")
 
 
+# The warnings of a breakdown or a histogram.
+ReportWarnings = Annotated[
+    list[str],
+    Field(
+        default_factory=list,
+        description="`unmatched_filter` warnings, one per such filter, then `fold_sparse_class` "
+        "when a fold filter's split has a class with fewer windows than its k.",
+    ),
+]
+
+
 class BreakdownResponse(BaseModel):
     dataset: str
     snapshot: int
@@ -102,11 +113,7 @@ class BreakdownResponse(BaseModel):
     totals: Counts = Field(description="The subset's counts: what the groups' counts add up to.")
     missing_windows: int
     groups: list[BreakdownGroup]
-    warnings: list[str] = Field(
-        default_factory=list,
-        description="`unmatched_filter` warnings, one per such filter, then `fold_sparse_class` "
-        "when a fold filter's split has a class with fewer windows than its k.",
-    )
+    warnings: ReportWarnings
     warning_details: WarningDetails
     unmatched: Unmatched
     unmatched_counts: UnmatchedCounts
@@ -135,11 +142,7 @@ class HistogramResponse(BaseModel):
     )
     total: int = Field(description="`zero` plus every bin: the subset's present windows.")
     missing_windows: int
-    warnings: list[str] = Field(
-        default_factory=list,
-        description="`unmatched_filter` warnings, one per such filter, then `fold_sparse_class` "
-        "when a fold filter's split has a class with fewer windows than its k.",
-    )
+    warnings: ReportWarnings
     warning_details: WarningDetails
     unmatched: Unmatched
     unmatched_counts: UnmatchedCounts
