@@ -119,7 +119,7 @@ def find_unmatched(session: Session, snapshot: Snapshot, subset: SubsetFilter) -
         values = normalized.values_of(spec)
         if not values:
             continue
-        matched = set(session.scalars(_matched_names(snapshot, spec, values, dialect)))
+        matched = _matched(session, snapshot, spec, values, dialect)
         if unmatched := [value for value in values if value not in matched]:
             found[spec.name] = unmatched
     return UnmatchedValues(snapshot.id, found)
@@ -133,6 +133,37 @@ def checked_filters(
     if strict and unmatched.values:
         raise unmatched.refusal()
     return unmatched
+
+
+def _matched(
+    session: Session, snapshot: Snapshot, spec: FilterSpec, values: list[str], dialect: str
+) -> set[str]:
+    """The values that name something of the snapshot.
+
+    More values than the snapshot has recordings (a list of 100,000 names, most of them
+    elsewhere): reading the snapshot's own names and looking the values up in Python costs what
+    the snapshot holds, where sending the values to the database cost seconds. Either way each
+    value is compared with the same columns, by equality.
+    """
+    if len(values) <= snapshot.recordings:
+        return set(session.scalars(_matched_names(snapshot, spec, values, dialect)))
+    matched: set[str] = set()
+    for column, part in NAME_COLUMNS[spec.target](values):
+        names = set(session.scalars(_snapshot_names(snapshot, column)))
+        matched.update(value for value in part if value in names)
+    return matched
+
+
+def _snapshot_names(snapshot: Snapshot, column: Any) -> Select[Any]:
+    """Every distinct value of `column` over the snapshot's recordings."""
+    return (
+        select(column)
+        .select_from(Recording)
+        .join(RecordingRollup, RecordingRollup.recording_id == Recording.id)
+        .where(Recording.dataset_id == snapshot.dataset_id)
+        .where(RecordingRollup.snapshot_id == snapshot.id)
+        .distinct()
+    )
 
 
 def _matched_names(
