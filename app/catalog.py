@@ -9,10 +9,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.errors import ConflictError, InvalidRequestError, NotFoundError
-from app.labels import DEFAULT_FULL_THRESHOLD
 from app.models import Dataset, Snapshot
 from app.queries.stats import make_counts
-from app.schemas.datasets import DatasetOut, SnapshotOut
+from seizure_stats.labels import DEFAULT_FULL_THRESHOLD
+from seizure_stats.schemas.datasets import DatasetOut, SnapshotOut
 
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from app.labels import DEFAULT_FULL_THRESHOLD, Category
+from seizure_stats.labels import DEFAULT_FULL_THRESHOLD, Category
 
 SAMPLE_RATE = 256
 WINDOW_SECONDS = 60

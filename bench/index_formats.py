@@ -25,10 +25,10 @@ from pathlib import Path
 
 import httpx
 
-from app.client import SeizureStatsClient
-from app.schemas.questions import IndexEntry
 from bench.run import cli, log, manifest
 from bench.servers import service
+from seizure_stats.client import SeizureStatsClient
+from seizure_stats.schemas.questions import IndexEntry
 
 INDEX = "/api/v1/datasets/large/balanced/index"
 

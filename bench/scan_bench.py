@@ -37,11 +37,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.demo import generate_recordings  # noqa: E402
-from app.labels import DEFAULT_FULL_THRESHOLD, Category  # noqa: E402
 from app.scan import npz  # noqa: E402
 from app.scan.assembly import assemble  # noqa: E402
 from app.scan.cache_reader import list_cache_dir, plan_scan, read_files  # noqa: E402
 from app.scan.file_result import FileResult  # noqa: E402
+from seizure_stats.labels import DEFAULT_FULL_THRESHOLD, Category  # noqa: E402
 
 CATEGORIES = ("partial_seizure", "full_seizure", "no_seizure")
 

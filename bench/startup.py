@@ -19,7 +19,7 @@ import numpy as np
 
 
 def service_way(url: str, dataset: str) -> dict[str, object]:
-    from app.client import SeizureStatsClient
+    from seizure_stats.client import SeizureStatsClient
 
     start = time.perf_counter()
     with SeizureStatsClient(url) as client:

@@ -23,11 +23,11 @@ from app.api import datasets, reports, scans, stats
 from app.api.bodies import BodyGuardRoute
 from app.auth import TOKEN_PATTERN, create_token, hash_token, revoke_tokens
 from app.cli import main
-from app.client import APIError, SeizureStatsClient
 from app.config import Settings
 from app.db import write_session
 from app.main import create_app
 from app.models import ApiToken
+from seizure_stats.client import APIError, SeizureStatsClient
 from tests.conftest import make_token
 from tests.support import manifests
 from tests.support.servers import live_server

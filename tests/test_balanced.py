@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.balance import NothingToBalanceError, select_balanced
+from seizure_stats.balance import NothingToBalanceError, select_balanced
 from tests.support import manifests, oracle
 from tests.support.uploads import load
 

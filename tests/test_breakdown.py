@@ -17,7 +17,7 @@ from app.api.streams import text_cell
 from app.db import run_write
 from app.ingest.importer import store_parsed
 from app.ingest.manifest import parse_manifest
-from app.schemas.reports import BREAKDOWN_SORTS
+from seizure_stats.schemas.reports import BREAKDOWN_SORTS
 from tests.support import manifests, oracle
 from tests.support.uploads import load
 

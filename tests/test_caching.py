@@ -25,7 +25,7 @@ from app.config import Settings
 from app.db import make_engine, make_session_factory, write_session
 from app.ingest.presence import apply_presence
 from app.main import create_app
-from app.schemas.questions import StatsQuery
+from seizure_stats.schemas.questions import StatsQuery
 from tests.conftest import make_token
 from tests.support import manifests, oracle
 from tests.support.servers import live_server

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from app.cli import main
-from app.schemas.fold_values import MAX_FOLDS
+from seizure_stats.schemas.fold_values import MAX_FOLDS
 from tests.support import manifests, oracle
 from tests.test_folds import manifest_folds
 

@@ -22,8 +22,8 @@ from app.dashboard.formatting import (
     format_weight,
 )
 from app.dashboard.snippets import curl_snippet, python_snippet
-from app.schemas.questions import StatsQuery
-from app.schemas.reports import HistogramBin, HistogramResponse
+from seizure_stats.schemas.questions import StatsQuery
+from seizure_stats.schemas.reports import HistogramBin, HistogramResponse
 from tests.support import manifests, oracle
 from tests.support.uploads import load
 
@@ -81,7 +81,7 @@ def test_snippets_reproduce_the_query() -> None:
     assert "--data-urlencode weighting=linear" in curl
     assert "basis" not in curl  # defaults stay out
     python = python_snippet("http://stats:8000", "tusz-train", query)
-    assert "from app.client import SeizureStatsClient" in python
+    assert "from seizure_stats.client import SeizureStatsClient" in python
     assert "SeizureStatsClient('http://stats:8000')" in python
     assert "patient=['a b', \"c'd\"]" in python
     assert "snapshot=3" in python

@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.client import SeizureStatsClient
 from app.storage.migrations import head_revision
+from seizure_stats.client import SeizureStatsClient
 from tests.support import manifests, oracle
 from tests.support.postgres import throwaway_database
 from tests.support.servers import free_port

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from app.cli import main
-from app.client import SeizureStatsClient
+from seizure_stats.client import SeizureStatsClient
 from tests.conftest import make_token
 from tests.support import manifests, oracle
 from tests.support.uploads import load

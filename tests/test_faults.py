@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.client import APIError, SeizureStatsClient, ServiceUnavailableError
 from app.storage.migrations import upgrade
+from seizure_stats.client import APIError, SeizureStatsClient, ServiceUnavailableError
 from tests.conftest import make_token
 from tests.support import manifests
 from tests.support.ci import cannot_run

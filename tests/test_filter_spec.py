@@ -1,4 +1,4 @@
-"""Every surface offers every declared filter (app.schemas.filters.FILTERS), and every weighting.
+"""Every surface offers every declared filter (seizure_stats.schemas.filters.FILTERS), and every weighting.
 
 A filter is declared once; these walk the declaration and fail when a surface lacks one of
 them: the OpenAPI parameters and POST bodies, the CLI, the client, the dashboard form, the docs.
@@ -17,10 +17,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.cli import main
-from app.client import SeizureStatsClient
-from app.labels import Weighting
-from app.schemas.filters import FILTER_FIELDS, FILTERS, NAME_FILTERS
-from app.schemas.questions import WEIGHTINGS
+from seizure_stats.client import SeizureStatsClient
+from seizure_stats.labels import Weighting
+from seizure_stats.schemas.filters import FILTER_FIELDS, FILTERS, NAME_FILTERS
+from seizure_stats.schemas.questions import WEIGHTINGS
 from tests.support import manifests
 from tests.support.uploads import load
 

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from app.cli import main
-from app.client import APIError, SeizureStatsClient
 from app.dashboard.snippets import curl_snippet, python_snippet
-from app.schemas.questions import StatsQuery
+from seizure_stats.client import APIError, SeizureStatsClient
+from seizure_stats.schemas.questions import StatsQuery
 from tests.conftest import make_token
 from tests.support import manifests, oracle
 from tests.support.uploads import load

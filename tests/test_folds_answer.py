@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from sklearn.model_selection import StratifiedGroupKFold
 
 import app.api.folds
-from app.balance import NothingToBalanceError, kept_when_all_present, select_balanced
-from app.schemas.folds import BalancedPart, FoldPart
+from seizure_stats.balance import NothingToBalanceError, kept_when_all_present, select_balanced
+from seizure_stats.schemas.folds import BalancedPart, FoldPart
 from tests.support import manifests, oracle
 from tests.support.oracle import names_of
 from tests.support.uploads import load

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.schemas import questions as schemas
-from app.schemas.scans import ScanPartIn
+from seizure_stats.schemas import questions as schemas
+from seizure_stats.schemas.scans import ScanPartIn
 from tests.support import manifests
 from tests.support.uploads import load
 

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.streams import accepts_gzip
-from app.client import SeizureStatsClient, UnmatchedFilterError, UnmatchedFilterWarning
+from seizure_stats.client import SeizureStatsClient, UnmatchedFilterError, UnmatchedFilterWarning
 from tests.conftest import make_token
 from tests.support import manifests, oracle
 from tests.support.uploads import load

@@ -315,7 +315,7 @@ def test_content_hash_ignores_formatting_and_key_order() -> None:
 
 def test_parsed_columns_keep_manifest_order() -> None:
     parsed = parse(json.dumps(manifests.SMALL))
-    from app.labels import Category
+    from seizure_stats.labels import Category
 
     columns = parsed.as_arrays(Category.NO_SEIZURE)
     got = [

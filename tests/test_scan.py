@@ -18,13 +18,13 @@ import pytest
 from click.testing import CliRunner, Result
 from fastapi.testclient import TestClient
 
-import app.client
+import seizure_stats.client
 from app.cli import main
 from app.ingest.manifest import parse_manifest
 from app.scan import npz
 from app.scan.cache_reader import list_cache_dir, plan_scan, scan_part
 from app.scan.file_result import IssueCode, parse_shard, shard_of
-from app.schemas.scans import IssueCodeName
+from seizure_stats.schemas.scans import IssueCodeName
 from tests.support import scan_cache
 from tests.support.scan_cache import BAD_FILES
 
@@ -361,12 +361,12 @@ def test_scan_through_the_service(
         return httpx.Response(answer.status_code, headers=headers, content=answer.content)
 
     transport = httpx.MockTransport(to_app)  # the client talks to the in-process app
-    real_client = app.client.SeizureStatsClient
+    real_client = seizure_stats.client.SeizureStatsClient
 
     def in_process(*args: Any, **kwargs: Any) -> Any:
         return real_client(*args, **kwargs, transport=transport)
 
-    monkeypatch.setattr(app.client, "SeizureStatsClient", in_process)
+    monkeypatch.setattr(seizure_stats.client, "SeizureStatsClient", in_process)
     manifest_path = tmp_path / "manifest.json"
     url = "http://testserver"
     first = cli("scan", str(cache), "--dataset", "r", "--url", url, "--workers", "1")

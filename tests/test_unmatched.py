@@ -19,8 +19,13 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from app.cli import main
-from app.client import APIError, SeizureStatsClient, UnmatchedFilterError, UnmatchedFilterWarning
 from app.demo import generate_recordings
+from seizure_stats.client import (
+    APIError,
+    SeizureStatsClient,
+    UnmatchedFilterError,
+    UnmatchedFilterWarning,
+)
 from tests.conftest import make_token
 from tests.support import manifests, oracle
 from tests.support.uploads import load

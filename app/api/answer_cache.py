@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import catalog
 from app.db import read_session
 from app.models import Dataset, Snapshot
-from app.schemas.questions import FILTER_FIELDS, SubsetFilter
 from app.storage.commit_signal import ChangeSignal
+from seizure_stats.schemas.questions import FILTER_FIELDS, SubsetFilter
 
 # (kind, dataset id, snapshot ids, presence version or None, sha256 of the normalised question):
 # a filter of 100,000 recording names costs 64 bytes here, not megabytes for as long as the

@@ -27,7 +27,7 @@ from app.api.heavy import ask_question, run_read
 from app.models import Dataset, Snapshot
 from app.queries.answers import QUESTION_KINDS, QuestionKind
 from app.queries.filters import release_filter_garbage
-from app.schemas.questions import SubsetFilter
+from seizure_stats.schemas.questions import SubsetFilter
 
 Compute = Callable[[Session, Dataset, Snapshot], Answer | StreamedAnswer]
 

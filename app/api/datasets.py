@@ -26,7 +26,7 @@ from app.db import read_session, run_write
 from app.ingest.importer import prepare_import, store_import
 from app.ingest.presence import record_presence
 from app.models import Recording
-from app.schemas.datasets import (
+from seizure_stats.schemas.datasets import (
     DatasetCreate,
     DatasetOut,
     ImportResponse,
@@ -35,7 +35,7 @@ from app.schemas.datasets import (
     RecordingOut,
     SnapshotOut,
 )
-from app.schemas.questions import SnapshotId, Text
+from seizure_stats.schemas.questions import SnapshotId, Text
 
 logger = logging.getLogger(__name__)
 router = datasets_router("datasets")

@@ -15,7 +15,7 @@ from app.api.routers import NOT_MODIFIED, datasets_router
 from app.api.routers import QUESTION_ERRORS as ERRORS
 from app.models import Dataset, Snapshot
 from app.queries.fold_report import compute_folds
-from app.schemas.folds import FoldsQuery, FoldsResponse
+from seizure_stats.schemas.folds import FoldsQuery, FoldsResponse
 
 router = datasets_router("folds")
 

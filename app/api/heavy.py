@@ -25,7 +25,7 @@ from app.api.answer_cache import (
 )
 from app.api.deps import session_factory_of
 from app.queries.filters import has_long_values
-from app.schemas.questions import SubsetFilter
+from seizure_stats.schemas.questions import SubsetFilter
 
 T = TypeVar("T")
 Work = Callable[[sessionmaker[Session]], T]

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from app.api.answer_path import answer
 from app.api.deps import only_params
-from app.schemas.questions import SubsetFilter, question_in
+from seizure_stats.schemas.questions import SubsetFilter, question_in
 
 # Answers the question: (request, dataset, question, format or None) -> the response.
 Respond = Callable[[Request, str, Any, Any], Awaitable[Response]]

@@ -20,8 +20,8 @@ from app.api.routers import QUESTION_ERRORS as ERRORS
 from app.api.stats import LONG_LISTS
 from app.api.streams import stream_breakdown_csv
 from app.queries.diff import DEFAULT_RECORDING_LIMIT, diff_snapshots
-from app.schemas.questions import SnapshotId
-from app.schemas.reports import (
+from seizure_stats.schemas.questions import SnapshotId
+from seizure_stats.schemas.reports import (
     MAX_BREAKDOWN_LIMIT,
     BreakdownParams,
     BreakdownQuery,
@@ -30,7 +30,7 @@ from app.schemas.reports import (
     HistogramResponse,
     SnapshotDiff,
 )
-from app.schemas.reports import BreakdownFormat as Format
+from seizure_stats.schemas.reports import BreakdownFormat as Format
 
 router = datasets_router("breakdowns")
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from app.api.bodies import BodyGuardRoute
 from app.api.deps import ReadAccess
-from app.schemas.questions import ErrorResponse
+from seizure_stats.schemas.questions import ErrorResponse
 
 Responses = dict[int | str, dict[str, Any]]
 

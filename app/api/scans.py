@@ -26,8 +26,8 @@ from app.errors import InvalidRequestError
 from app.scan.file_records import list_records
 from app.scan.parts import prepare_part, submit_part
 from app.scan.status import get_scan, list_scans, scan_out, snapshot_scan_issues
-from app.schemas.questions import SnapshotId
-from app.schemas.scans import (
+from seizure_stats.schemas.questions import SnapshotId
+from seizure_stats.schemas.scans import (
     SCAN_ID_PATTERN,
     ScanFileIn,
     ScanFileRecordOut,

@@ -10,7 +10,7 @@ from app.api.question_routes import POST_SUMMARY, QuestionRoutes, answered_as_js
 from app.api.routers import NOT_MODIFIED, datasets_router
 from app.api.routers import QUESTION_ERRORS as ERRORS
 from app.api.streams import stream_index
-from app.schemas.questions import (
+from seizure_stats.schemas.questions import (
     BalancedIndexParams,
     BalancedQuery,
     BalancedResponse,

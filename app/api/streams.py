@@ -18,8 +18,8 @@ from app.api.answer_path import answer_subset
 from app.models import Dataset, Snapshot
 from app.queries.answers import BREAKDOWN_EXPORT
 from app.queries.balanced import IndexArrays, checked_index, checked_index_arrays
-from app.schemas.questions import BalancedQuery
-from app.schemas.reports import BreakdownQuery, BreakdownResponse
+from seizure_stats.schemas.questions import BalancedQuery
+from seizure_stats.schemas.reports import BreakdownQuery, BreakdownResponse
 
 CSV_COLUMNS = (
     "key",

@@ -78,7 +78,7 @@ def counted(count: int, noun: str) -> str:
 @contextmanager
 def reported_errors() -> Iterator[None]:
     """Turn service and client errors into a one-line message and a non-zero exit."""
-    from app.client import SeizureStatsError
+    from seizure_stats.client import SeizureStatsError
 
     try:
         yield

@@ -47,8 +47,8 @@ def import_command(
     source = source or manifest.name
     with reported_errors():
         if url:
-            from app.client import SeizureStatsClient
             from app.ingest.presence import check_presence
+            from seizure_stats.client import SeizureStatsClient
 
             with SeizureStatsClient(url, token=token) as client:
                 result = client.import_manifest(dataset, manifest, source=source)
@@ -71,7 +71,7 @@ def import_command(
                 )
             outcome = run_write(factory, partial(store_import, prepared=prepared))
             from app.catalog import snapshot_out
-            from app.schemas.datasets import ImportResponse
+            from seizure_stats.schemas.datasets import ImportResponse
 
             summary = snapshot_out(outcome.snapshot, outcome.dataset)
             result = ImportResponse(**summary.model_dump(), created=outcome.created)
@@ -125,7 +125,7 @@ def verify(cache_dir: Path, dataset: str, url: str | None, token: str | None) ->
 
     with reported_errors():
         if url:
-            from app.client import SeizureStatsClient
+            from seizure_stats.client import SeizureStatsClient
 
             with SeizureStatsClient(url, token=token) as client:
                 names = client.recordings(dataset)
@@ -158,7 +158,7 @@ def demo(dataset: str, recordings: int, seed: int, url: str | None, token: str |
     body, missing = demo_manifest_bytes(recordings, seed)
     with reported_errors():
         if url:
-            from app.client import SeizureStatsClient
+            from seizure_stats.client import SeizureStatsClient
 
             with SeizureStatsClient(url, token=token) as client:
                 result = client.import_manifest(dataset, io.BytesIO(body), source="demo")
@@ -168,7 +168,7 @@ def demo(dataset: str, recordings: int, seed: int, url: str | None, token: str |
             from app.db import run_write
             from app.ingest.importer import store_parsed
             from app.ingest.manifest import parse_manifest
-            from app.labels import DEFAULT_FULL_THRESHOLD
+            from seizure_stats.labels import DEFAULT_FULL_THRESHOLD
 
             parsed = parse_manifest(io.BytesIO(body), full_threshold=DEFAULT_FULL_THRESHOLD)
             store = partial(

@@ -7,8 +7,8 @@ from typing import Any
 import click
 
 from app.cli import echo_model, local_session_factory, main, reported_errors, service_options
-from app.schemas.folds import DEFAULT_K, STRATIFY, FoldsQuery, FoldsResponse
-from app.schemas.questions import WEIGHTINGS
+from seizure_stats.schemas.folds import DEFAULT_K, STRATIFY, FoldsQuery, FoldsResponse
+from seizure_stats.schemas.questions import WEIGHTINGS
 
 
 @main.command()
@@ -29,7 +29,7 @@ def folds(dataset: str, url: str | None, token: str | None, as_json: bool, **opt
     with reported_errors():
         query = FoldsQuery.model_validate(options)
         if url:
-            from app.client import SeizureStatsClient
+            from seizure_stats.client import SeizureStatsClient
 
             with SeizureStatsClient(url, token=token) as client:
                 answer = client.folds(dataset, **query.model_dump())

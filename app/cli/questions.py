@@ -17,8 +17,8 @@ from app.cli import (
     reported_errors,
     service_options,
 )
-from app.schemas.filters import FILTERS
-from app.schemas.questions import BASES, WEIGHTINGS, BalancedQuery, StatsQuery
+from seizure_stats.schemas.filters import FILTERS
+from seizure_stats.schemas.questions import BASES, WEIGHTINGS, BalancedQuery, StatsQuery
 
 
 def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,7 +72,7 @@ def stats(dataset: str, url: str | None, token: str | None, as_json: bool, **opt
     with reported_errors():
         query = StatsQuery.model_validate(filters | options)
         if url:
-            from app.client import SeizureStatsClient
+            from seizure_stats.client import SeizureStatsClient
 
             with SeizureStatsClient(url, token=token) as client:
                 answer = client.stats(dataset, **filters, **options)
@@ -132,7 +132,7 @@ def balanced(
         query = BalancedQuery.model_validate(filters | options)
         entries: list[tuple[str, int]] = []
         if url:
-            from app.client import SeizureStatsClient
+            from seizure_stats.client import SeizureStatsClient
 
             with SeizureStatsClient(url, token=token) as client:
                 answer = client.balanced(dataset, **filters, **options)
@@ -177,7 +177,7 @@ def datasets(url: str | None, token: str | None, as_json: bool) -> None:
     """List datasets and their current snapshots."""
     with reported_errors():
         if url:
-            from app.client import SeizureStatsClient
+            from seizure_stats.client import SeizureStatsClient
 
             with SeizureStatsClient(url, token=token) as client:
                 found = client.datasets()

@@ -69,7 +69,7 @@ def scan(
     with reported_errors():
         listing = list_cache_dir(cache_dir, pattern=pattern, shard=shard)
         if url:
-            from app.client import SeizureStatsClient
+            from seizure_stats.client import SeizureStatsClient
 
             with SeizureStatsClient(url, token=token) as client:
                 records = client.scan_files(dataset, counts=manifest_path is not None)
@@ -118,10 +118,10 @@ def _remote_assembly(
     client: Any, dataset: str, records: list[Any], reused: list[Any], fresh: list[Any]
 ) -> Any:
     """The manifest the service will assemble, built here from its records and the fresh reads."""
-    from app.client import APIError
-    from app.labels import DEFAULT_FULL_THRESHOLD
     from app.scan.assembly import assemble
     from app.scan.file_records import as_result
+    from seizure_stats.client import APIError
+    from seizure_stats.labels import DEFAULT_FULL_THRESHOLD
 
     try:
         threshold = client.dataset(dataset).full_threshold

@@ -13,7 +13,7 @@ from app.dashboard.sections import hidden_fields
 from app.errors import AppError
 from app.models import Dataset, Snapshot
 from app.queries.balanced import compute_balanced
-from app.schemas.questions import FILTER_FIELDS, BalancedQuery
+from seizure_stats.schemas.questions import FILTER_FIELDS, BalancedQuery
 
 # The page's parameters of the balanced form; `weighting` and `beta` are the subset's own.
 BALANCED_OPTIONS = ("full_ratio", "background_ratio", "seed")

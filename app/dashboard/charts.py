@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from app.schemas.reports import HistogramResponse
+from seizure_stats.schemas.reports import HistogramResponse
 
 WIDTH = 1000
 HEIGHT = 220  # plot area; axis labels go below

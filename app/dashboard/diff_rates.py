@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Dataset, Snapshot
 from app.queries.stats import compute_stats
-from app.schemas.questions import StatsQuery, StatsResponse
+from seizure_stats.schemas.questions import StatsQuery, StatsResponse
 
 
 @dataclass(frozen=True)

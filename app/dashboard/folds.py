@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.errors import AppError
 from app.models import Dataset, Snapshot
 from app.queries.fold_report import compute_folds
-from app.schemas.folds import STRATIFY, FoldsQuery
+from seizure_stats.schemas.folds import STRATIFY, FoldsQuery
 
 # The form's parameters, named apart from the balanced form's `seed`; and the API's names.
 FOLD_OPTIONS = ("folds_k", "folds_seed", "folds_stratify")

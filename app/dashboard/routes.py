@@ -30,9 +30,9 @@ from app.models import Dataset, Snapshot
 from app.queries.diff import diff_snapshots
 from app.queries.filters import describe
 from app.queries.stats import compute_stats
-from app.schemas.filters import FILTERS, FOLD_FILTERS, FOLD_SETTINGS, NAME_FILTERS
-from app.schemas.questions import BASES, WEIGHTINGS, SnapshotId, StatsQuery, StatsResponse
-from app.schemas.reports import (
+from seizure_stats.schemas.filters import FILTERS, FOLD_FILTERS, FOLD_SETTINGS, NAME_FILTERS
+from seizure_stats.schemas.questions import BASES, WEIGHTINGS, SnapshotId, StatsQuery, StatsResponse
+from seizure_stats.schemas.reports import (
     BREAKDOWN_SORTS,
     GROUP_BY,
     BreakdownQuery,

@@ -15,8 +15,8 @@ from app.queries.breakdown import compute_breakdown
 from app.queries.histogram import compute_histogram
 from app.queries.stats import compute_stats
 from app.scan.status import snapshot_scan_issues
-from app.schemas.questions import FILTER_FIELDS, StatsQuery, SubsetFilter
-from app.schemas.reports import (
+from seizure_stats.schemas.questions import FILTER_FIELDS, StatsQuery, SubsetFilter
+from seizure_stats.schemas.reports import (
     MAX_BREAKDOWN_LIMIT,
     BreakdownQuery,
     BreakdownResponse,

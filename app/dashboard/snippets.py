@@ -6,8 +6,8 @@ import json
 import shlex
 from typing import Any
 
-from app.schemas.filters import FILTERS
-from app.schemas.questions import StatsQuery
+from seizure_stats.schemas.filters import FILTERS
+from seizure_stats.schemas.questions import StatsQuery
 
 # Past this many filter values a URL gets unwieldy; the snippets send a JSON body instead,
 # as the Python client does.
@@ -62,7 +62,7 @@ def python_snippet(base_url: str, dataset: str, query: StatsQuery) -> str:
     else:
         call = "client.stats(\n" + "".join(f"        {a},\n" for a in arguments) + "    )"
     return (
-        "from app.client import SeizureStatsClient\n"
+        "from seizure_stats.client import SeizureStatsClient\n"
         "\n"
         f"with SeizureStatsClient({base_url!r}) as client:\n"
         f"    stats = {call}\n"

@@ -21,8 +21,8 @@ from app.ingest.gunzip import GZIP_MAGIC, open_gunzipped
 from app.ingest.manifest import ParsedManifest, ProgressCallback, parse_manifest
 from app.ingest.presence import PresenceReport, apply_presence, check_presence
 from app.ingest.snapshot_store import store_snapshot
-from app.labels import DEFAULT_FULL_THRESHOLD
 from app.models import Dataset, Snapshot
+from seizure_stats.labels import DEFAULT_FULL_THRESHOLD
 
 
 @dataclass(frozen=True)

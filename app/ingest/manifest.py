@@ -22,7 +22,7 @@ from app.errors import ManifestError, UnreadableManifestError
 from app.ingest.names import MAX_FILE_NAME, cache_file_problem
 from app.ingest.surrogates import MARKER, SurrogateGuard
 from app.ingest.token_limit import MAX_TOKEN_BYTES, TokenLimitReader, TokenTooLongError
-from app.labels import CATEGORY_KEYS, Category
+from seizure_stats.labels import CATEGORY_KEYS, Category
 
 MAX_WINDOW_IDX = 2**31 - 1
 HASH_FORMAT = b"seizure-stats/manifest-v1\n"

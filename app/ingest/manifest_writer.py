@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from app.ingest.manifest import ParsedManifest
-from app.labels import Category
+from seizure_stats.labels import Category
 
 ENTRIES_PER_WRITE = 50_000
 

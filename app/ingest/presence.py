@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.catalog import get_dataset
 from app.errors import InvalidRequestError, NotFoundError
 from app.models import Dataset, Recording
-from app.schemas.datasets import PresenceResult
+from seizure_stats.schemas.datasets import PresenceResult
 
 UNKNOWN_SHOWN = 1000
 

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from app.db import is_sqlite
 from app.ingest.manifest import ParsedManifest
 from app.ingest.names import parse_recording_name
-from app.labels import Category
 from app.models import ROLLUP_PREFIX, Dataset, Recording, RecordingRollup, Snapshot, SnapshotColumns
+from seizure_stats.labels import Category
 
 ROWS_PER_BATCH = 100_000
 ProgressCallback = Callable[[int], None]

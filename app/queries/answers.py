@@ -17,8 +17,8 @@ from app.queries.balanced import balanced_index, compute_balanced
 from app.queries.breakdown import compute_breakdown
 from app.queries.histogram import compute_histogram
 from app.queries.stats import compute_stats
-from app.schemas.questions import SubsetFilter
-from app.schemas.reports import BreakdownQuery, BreakdownResponse
+from seizure_stats.schemas.questions import SubsetFilter
+from seizure_stats.schemas.reports import BreakdownQuery, BreakdownResponse
 
 Q = TypeVar("Q", bound=SubsetFilter)
 A = TypeVar("A")

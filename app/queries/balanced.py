@@ -1,4 +1,5 @@
-"""Balanced selection over a stored subset: loads the category lists, runs app.balance on them."""
+"""Balanced selection over a stored subset: loads the category lists, runs seizure_stats.balance
+on them."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.balance import BalancedSelection, NothingToBalanceError, select_balanced
 from app.errors import InvalidRequestError
-from app.labels import Category
 from app.models import Dataset, Recording, Snapshot, SnapshotColumns
 from app.queries.stats import make_counts, subset_warnings, window_weight
 from app.queries.subset import Subset, answer_source, is_present
 from app.queries.unmatched import UnmatchedValues, checked_filters
-from app.schemas.questions import BalancedQuery, BalancedResponse, SubsetFilter
+from seizure_stats.balance import BalancedSelection, NothingToBalanceError, select_balanced
+from seizure_stats.labels import Category
+from seizure_stats.schemas.questions import BalancedQuery, BalancedResponse, SubsetFilter
 
 
 @dataclass(frozen=True)

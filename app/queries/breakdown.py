@@ -15,7 +15,6 @@ from sqlalchemy import Float, Select, case, cast, func, literal, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.labels import ratio
 from app.models import Dataset, Recording, Snapshot
 from app.queries.stats import make_counts, sample_counts
 from app.queries.subset import (
@@ -30,8 +29,9 @@ from app.queries.subset import (
     when_present,
 )
 from app.queries.unmatched import checked_filters
-from app.schemas.questions import CATEGORY_NAMES, CategoryName
-from app.schemas.reports import (
+from seizure_stats.labels import ratio
+from seizure_stats.schemas.questions import CATEGORY_NAMES, CategoryName
+from seizure_stats.schemas.reports import (
     DEFAULT_BREAKDOWN_LIMIT,
     BreakdownGroup,
     BreakdownQuery,

@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.labels import Category
 from app.models import Dataset, Recording, RecordingRollup, Snapshot, Window
 from app.queries.subset import added, rollup_column
-from app.schemas.questions import CATEGORY_NAMES, CategoryName
-from app.schemas.reports import (
+from seizure_stats.labels import Category
+from seizure_stats.schemas.questions import CATEGORY_NAMES, CategoryName
+from seizure_stats.schemas.reports import (
     CategoryChange,
     CategoryMove,
     RecordingChange,

@@ -1,5 +1,6 @@
-"""Filters -> SQL over the recordings table. Filters are declared in app.schemas.filters; here,
-what each kind of value (a patient, a session, a recording) matches.
+"""Filters -> SQL over the recordings table. Filters are declared in
+seizure_stats.schemas.filters; here, what each kind of value (a patient, a session, a recording)
+matches.
 
 Values are always bound parameters, never spliced into SQL. Long value lists travel as one
 parameter (a JSON array on SQLite, an array on Postgres), so thousands of recordings cost one
@@ -18,7 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.models import Recording
-from app.schemas.filters import FILTERS, FilterSpec, SubsetFilter
+from seizure_stats.schemas.filters import FILTERS, FilterSpec, SubsetFilter
 
 Column = ColumnElement[Any] | InstrumentedAttribute[Any]
 # Past this many values a list goes to the database as one array parameter.

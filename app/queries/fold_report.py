@@ -5,8 +5,8 @@ The cost does not grow with k: one pass sums the rollups by patient and presence
 part is the sum over its patients, and its training part is the snapshot's total minus its test
 part. Each is the /stats answer of that subset (the training part is `exclude_patient` of the
 fold's patients). The balanced selection of a training part with no missing recording follows
-from its counts alone (app.balance.kept_when_all_present); otherwise the snapshot's category
-lists are read once and the selection is run on each fold's share of them.
+from its counts alone (seizure_stats.balance.kept_when_all_present); otherwise the snapshot's
+category lists are read once and the selection is run on each fold's share of them.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import numpy as np
 from sqlalchemy import case, func, literal
 from sqlalchemy.orm import Session
 
-from app.balance import kept_when_all_present, select_balanced
-from app.labels import Category
 from app.models import Dataset, Recording, Snapshot
 from app.queries.balanced import SubsetLists, load_subset_lists
 from app.queries.folds import (
@@ -31,7 +29,9 @@ from app.queries.folds import (
 )
 from app.queries.stats import make_counts, sample_counts, subset_warnings, window_weight
 from app.queries.subset import Subset, added, answer_source, is_present, rollup_column
-from app.schemas.folds import (
+from seizure_stats.balance import kept_when_all_present, select_balanced
+from seizure_stats.labels import Category
+from seizure_stats.schemas.folds import (
     BalancedPart,
     Fold,
     FoldPart,
@@ -40,7 +40,7 @@ from app.schemas.folds import (
     FoldsResponse,
     RatioRange,
 )
-from app.schemas.questions import CATEGORY_NAMES, SubsetFilter
+from seizure_stats.schemas.questions import CATEGORY_NAMES, SubsetFilter
 
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
 # The columns summed per patient and presence, in this order: windows, positive samples and

@@ -25,8 +25,8 @@ from app.errors import InvalidRequestError
 from app.folds import FoldError, assign_folds
 from app.models import Recording, RecordingRollup, Snapshot
 from app.queries.filters import in_values
-from app.schemas.filters import FOLD_FILTERS, FOLD_SETTINGS, SubsetFilter
-from app.schemas.fold_values import StratifyChoice, parse_fold
+from seizure_stats.schemas.filters import FOLD_FILTERS, FOLD_SETTINGS, SubsetFilter
+from seizure_stats.schemas.fold_values import StratifyChoice, parse_fold
 
 Stratify = StratifyChoice
 FoldKey = tuple[str, int, int, str]

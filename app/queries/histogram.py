@@ -19,7 +19,7 @@ from app.errors import InvalidRequestError
 from app.models import Dataset, Snapshot, Window
 from app.queries.subset import Subset, answer_source, count_subset
 from app.queries.unmatched import checked_filters
-from app.schemas.reports import HistogramBin, HistogramQuery, HistogramResponse
+from seizure_stats.schemas.reports import HistogramBin, HistogramQuery, HistogramResponse
 
 ZERO_BIN = -1
 

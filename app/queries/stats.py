@@ -10,7 +10,10 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidRequestError
-from app.labels import (
+from app.models import Dataset, Snapshot
+from app.queries.subset import answer_source, count_subset
+from app.queries.unmatched import checked_filters
+from seizure_stats.labels import (
     LOW_RATIO_WARNING_BELOW,
     STALE_WARNING_ABOVE,
     Basis,
@@ -18,10 +21,7 @@ from app.labels import (
     pos_weight,
     ratio,
 )
-from app.models import Dataset, Snapshot
-from app.queries.subset import answer_source, count_subset
-from app.queries.unmatched import checked_filters
-from app.schemas.questions import Counts, SampleCounts, StatsQuery, StatsResponse
+from seizure_stats.schemas.questions import Counts, SampleCounts, StatsQuery, StatsResponse
 
 
 def make_counts(partial: int, full: int, background: int) -> Counts:

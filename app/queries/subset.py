@@ -38,11 +38,11 @@ from sqlalchemy import Select, and_, case, func, literal, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.labels import Category
 from app.models import ROLLUP_PREFIX, Dataset, Recording, RecordingRollup, Snapshot, Window
 from app.queries.filters import recording_clause
 from app.queries.folds import NO_FOLDS, FoldNarrowing, fold_narrowing
-from app.schemas.questions import CATEGORY_NAMES, SubsetFilter
+from seizure_stats.labels import Category
+from seizure_stats.schemas.questions import CATEGORY_NAMES, SubsetFilter
 
 KINDS = ("windows", "pos", "samples")
 

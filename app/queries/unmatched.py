@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from app.errors import UnmatchedFilterError
 from app.models import Recording, RecordingRollup, Snapshot
 from app.queries.filters import NAME_COLUMNS, in_values
-from app.schemas.filters import NAME_FILTERS, FilterSpec
-from app.schemas.questions import SubsetFilter, WarningDetail
+from seizure_stats.schemas.filters import NAME_FILTERS, FilterSpec
+from seizure_stats.schemas.questions import SubsetFilter, WarningDetail
 
 # The filters whose values can name nothing: those that name recordings.
 MATCHED_FILTERS: tuple[FilterSpec, ...] = tuple(

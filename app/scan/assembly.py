@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from app.ingest.manifest import CategoryColumns, ParsedManifest, content_hash
-from app.labels import Category, categorize_counts
 from app.scan.file_result import FileResult, IssueCode
+from app.scan.window_categories import categorize_counts
+from seizure_stats.labels import Category
 
 
 @dataclass(frozen=True)

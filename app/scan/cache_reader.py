@@ -18,7 +18,7 @@ from pathlib import Path
 from app.errors import InvalidRequestError
 from app.scan.file_result import FileResult, shard_of, to_wire
 from app.scan.npz import read_cache_file
-from app.schemas.scans import ScanPartIn
+from seizure_stats.schemas.scans import ScanPartIn
 
 DEFAULT_PATTERN = "*_windows.npz"
 # Below this many files to read, starting worker processes costs more than it saves.

@@ -18,7 +18,7 @@ from app.db import read_session
 from app.errors import ConflictError
 from app.models import Dataset, ScanFile
 from app.scan.file_result import FileResult, pack_counts, unpack_counts
-from app.schemas.scans import ScanFileRecordOut
+from seizure_stats.schemas.scans import ScanFileRecordOut
 
 NAMES_PER_STATEMENT = 500
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from app.schemas.scans import ScanFileIn
+from seizure_stats.schemas.scans import ScanFileIn
 
 OK = "ok"
 REUSED = "reused"

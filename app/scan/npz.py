@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from app.labels import categorize_labels
 from app.scan.file_result import OK, FileResult, IssueCode
+from app.scan.window_categories import categorize_labels
 
 inflate_module: ModuleType
 try:  # pragma: no cover - depends on the environment

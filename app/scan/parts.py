@@ -39,7 +39,7 @@ from app.scan.file_records import (
 )
 from app.scan.file_result import OK, REUSED, FileResult, from_wire, shard_of
 from app.scan.status import scan_out
-from app.schemas.scans import ScanOut, ScanPartIn
+from seizure_stats.schemas.scans import ScanOut, ScanPartIn
 
 
 @dataclass(frozen=True)

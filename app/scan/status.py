@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from app import catalog
 from app.errors import NotFoundError
 from app.models import Dataset, Scan, ScanIssue, ScanPart, Snapshot
-from app.schemas.scans import ScanIssueOut, ScanOut, SnapshotScanIssues
+from seizure_stats.schemas.scans import ScanIssueOut, ScanOut, SnapshotScanIssues
 
 MAX_ISSUES_SHOWN = 10_000
 

@@ -1,6 +1,6 @@
 """Client for training jobs and scripts: httpx and the wire schemas, nothing from the server side.
 
-from app.client import SeizureStatsClient
+from seizure_stats.client import SeizureStatsClient
 with SeizureStatsClient("http://stats:8000") as client:
     stats = client.stats("demo-train", exclude_patient=["aaaamcgo"])
 criterion = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(stats.pos_weight))
@@ -22,17 +22,17 @@ from typing import IO, Any, TypeVar
 
 import httpx
 
-from app.schemas.datasets import (
+from seizure_stats.schemas.datasets import (
     DatasetOut,
     ImportResponse,
     PresenceResult,
     RecordingOut,
     SnapshotOut,
 )
-from app.schemas.filters import FILTER_FIELDS, FILTERS
-from app.schemas.folds import FoldsResponse
-from app.schemas.questions import BalancedResponse, IndexEntry, StatsResponse
-from app.schemas.scans import ScanFileRecordOut, ScanOut, ScanPartIn, SnapshotScanIssues
+from seizure_stats.schemas.filters import FILTER_FIELDS, FILTERS
+from seizure_stats.schemas.folds import FoldsResponse
+from seizure_stats.schemas.questions import BalancedResponse, IndexEntry, StatsResponse
+from seizure_stats.schemas.scans import ScanFileRecordOut, ScanOut, ScanPartIn, SnapshotScanIssues
 
 __all__ = [
     "APIError",
@@ -100,8 +100,8 @@ Filters = dict[str, list[str] | int | str]
 
 
 def takes_filters(method: Method) -> Method:
-    """Show every filter (app.schemas.filters) as a keyword argument of the method, before its
-    own options: the method takes them as `**named`."""
+    """Show every filter (seizure_stats.schemas.filters) as a keyword argument of the method,
+    before its own options: the method takes them as `**named`."""
     signature = inspect.signature(method)
     own = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
     first_option = next(i for i, p in enumerate(own) if p.kind is p.KEYWORD_ONLY)

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.datasets import SnapshotOut
-from app.schemas.questions import MAX_INT64, Text
+from seizure_stats.schemas.datasets import SnapshotOut
+from seizure_stats.schemas.questions import MAX_INT64, Text
 
 SCAN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 MAX_LABEL_COUNT = 2**31 - 1

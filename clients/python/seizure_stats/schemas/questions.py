@@ -9,7 +9,7 @@ from typing import Annotated, Literal, TypeVar, cast, get_args
 
 from pydantic import BaseModel, Field, field_validator
 
-from app.schemas.filters import (
+from seizure_stats.schemas.filters import (
     CATEGORY_NAMES,
     FILTER_FIELDS,
     MAX_FILTER_VALUES,

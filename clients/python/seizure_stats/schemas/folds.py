@@ -11,8 +11,8 @@ from typing import get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.schemas.fold_values import MAX_FOLD_SEED, MAX_FOLDS, StratifyChoice
-from app.schemas.questions import (
+from seizure_stats.schemas.fold_values import MAX_FOLD_SEED, MAX_FOLDS, StratifyChoice
+from seizure_stats.schemas.questions import (
     Counts,
     SampleCounts,
     SnapshotId,

@@ -10,7 +10,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from app.schemas.questions import (
+from seizure_stats.schemas.questions import (
     MAX_ID,
     CategoryName,
     Counts,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
 
-from app.schemas.fold_values import (
+from seizure_stats.schemas.fold_values import (
     MAX_FOLD_SEED,
     FoldSeed,
     FoldText,

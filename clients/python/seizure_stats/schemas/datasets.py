@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.schemas.questions import Counts, Text, refuse_boolean
+from seizure_stats.schemas.questions import Counts, Text, refuse_boolean
 
 
 class DatasetCreate(BaseModel):
