@@ -131,13 +131,14 @@ class PatientRows:
             *summed,
             func.sum(case((windows > 0, 1), else_=0)),
         ).group_by(Recording.patient, present)
-        # Through the connection: rows as tuples, without the ORM's per-row work.
+        # Through the connection: rows as tuples, without the ORM's per-row work; turned into
+        # columns in one pass (slicing each row costs several times more at 35k rows).
         rows = session.connection().execute(query).all()
-        values = np.array([row[2:] for row in rows], dtype=np.int64).reshape(
-            len(rows), RECORDINGS + 1
-        )
-        present_rows = np.array([bool(row[1]) for row in rows], dtype=np.int64)
-        return cls([row[0] for row in rows], present_rows, values)
+        if not rows:
+            return cls([], np.zeros(0, dtype=np.int64), np.zeros((0, RECORDINGS + 1), np.int64))
+        patients, presence, *sums = zip(*rows, strict=True)
+        values = np.array(sums, dtype=np.int64).T
+        return cls(list(patients), np.array(presence, dtype=bool).astype(np.int64), values)
 
     def class_counts(self, stratify: Stratify) -> tuple[list[str], IntArray]:
         """The patients with windows, in sorted order, and their class counts, present or not:
