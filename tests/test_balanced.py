@@ -84,6 +84,42 @@ def test_filtered_subsets_with_missing_files(client: TestClient, seed: int) -> N
         check(client, "gen", manifest, missing, filters, options)
 
 
+@pytest.mark.parametrize("seed", [6, 7])
+def test_subsets_with_nothing_missing_in_a_dataset_with_missing_files(
+    client: TestClient, seed: int
+) -> None:
+    """Subsets none of whose windows are missing (their counts follow from the totals, no list
+    is read) beside subsets that have some (the lists are read), in one snapshot: every answer
+    equals the step-by-step selection."""
+    rng = random.Random(seed)
+    manifest = manifests.generated(seed, recordings=50)
+    names = manifests.recordings_of(manifest)
+    missing = set(rng.sample(names, 6))
+    load(client, "gen", manifest, missing)
+    present = [name for name in names if name not in missing]
+    patients_of_missing = sorted({oracle.names_of(n)[1] for n in missing})
+    nothing_missing: list[dict[str, list[str]]] = [
+        {"recording": rng.sample(present, 25)},
+        {"exclude_patient": patients_of_missing},
+        {"exclude_recording": sorted(missing)},
+        {"exclude_recording": sorted(missing), "category": ["partial_seizure", "no_seizure"]},
+    ]
+    some_missing: list[dict[str, list[str]]] = [{}, {"recording": sorted(missing) + present[:5]}]
+    for filters in nothing_missing + some_missing:
+        for options in [
+            {},
+            {"full_ratio": 1.0, "background_ratio": 40.0, "seed": rng.randrange(10_000)},
+            {"full_ratio": 0.0, "background_ratio": 0.5, "seed": rng.randrange(10_000)},
+        ]:
+            counts, _ = oracle.expected_balanced(manifest, missing, filters, **options)
+            params = [(k, v) for k, values in filters.items() for v in values]
+            params += [(k, str(v)) for k, v in options.items()]
+            answer = client.get("/api/v1/datasets/gen/balanced", params=params).json()
+            assert answer["counts"] == oracle.counts_of(counts), (filters, options)
+            if filters in nothing_missing:
+                assert answer["missing_skipped"] == 0
+
+
 def test_missing_skipped_counts_drawn_entries_whose_file_is_missing(client: TestClient) -> None:
     missing = {"bbbbbbbb_s001_t001_windows.npz"}
     load(client, "small", manifests.SMALL, missing)

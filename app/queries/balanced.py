@@ -1,5 +1,5 @@
 """Balanced selection over a stored subset: loads the category lists, runs seizure_stats.balance
-on them."""
+on them; its counts, when nothing of the subset is missing, from the subset's totals alone."""
 
 from __future__ import annotations
 
@@ -14,9 +14,14 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidRequestError
 from app.models import Dataset, Recording, Snapshot, SnapshotColumns
 from app.queries.stats import make_counts, subset_warnings, window_weight
-from app.queries.subset import Subset, answer_source, is_present
+from app.queries.subset import Subset, answer_source, count_subset, is_present
 from app.queries.unmatched import UnmatchedValues, checked_filters
-from seizure_stats.balance import BalancedSelection, NothingToBalanceError, select_balanced
+from seizure_stats.balance import (
+    BalancedSelection,
+    NothingToBalanceError,
+    kept_when_all_present,
+    select_balanced,
+)
 from seizure_stats.labels import Category
 from seizure_stats.schemas.questions import BalancedQuery, BalancedResponse, SubsetFilter
 
@@ -87,8 +92,7 @@ def load_subset_lists(session: Session, snapshot: Snapshot, subset: SubsetFilter
 def run_selection(
     lists: SubsetLists, query: BalancedQuery, unmatched: UnmatchedValues
 ) -> BalancedSelection:
-    """The balanced selection; a 422 when there is nothing to balance around, which names the
-    filter values that matched nothing when there are any (they are the likely cause)."""
+    """The balanced selection; a 422 when there is nothing to balance around."""
     try:
         return select_balanced(
             lists.presence_flags(Category.PARTIAL_SEIZURE),
@@ -99,8 +103,14 @@ def run_selection(
             seed=query.seed,
         )
     except NothingToBalanceError as exc:
-        cause = "".join(f"; {warning}" for warning in unmatched.warnings())
-        raise InvalidRequestError(f"{exc}{cause}") from None
+        raise nothing_to_balance(exc, unmatched) from None
+
+
+def nothing_to_balance(exc: NothingToBalanceError, unmatched: UnmatchedValues) -> Exception:
+    """The 422 of a subset with no partial window, naming the filter values that matched
+    nothing when there are any (they are the likely cause)."""
+    cause = "".join(f"; {warning}" for warning in unmatched.warnings())
+    return InvalidRequestError(f"{exc}{cause}")
 
 
 def compute_balanced(
@@ -108,10 +118,8 @@ def compute_balanced(
 ) -> BalancedResponse:
     """Counts, ratio and pos_weight of what the balanced training dataset would keep."""
     unmatched = checked_filters(session, snapshot, query, strict=query.strict)
-    lists = load_subset_lists(session, snapshot, query)
-    selection = run_selection(lists, query, unmatched)
-    partial, full, background = selection.kept_per_category
-    counts = make_counts(partial, full, background)
+    kept, skipped, fold_warnings = kept_counts(session, snapshot, query, unmatched)
+    counts = make_counts(*kept)
     seizure_ratio, weight = window_weight(counts, query.weighting, query.beta)
     return BalancedResponse(
         **answer_source(dataset, snapshot),
@@ -119,14 +127,42 @@ def compute_balanced(
         seizure_ratio=seizure_ratio,
         weighting=query.weighting,
         pos_weight=weight,
-        missing_skipped=selection.missing_skipped,
+        missing_skipped=skipped,
         full_ratio=query.full_ratio,
         background_ratio=query.background_ratio,
         seed=query.seed,
-        **unmatched.report(
-            subset_warnings(counts, selection.missing_skipped) + list(lists.warnings)
-        ),
+        **unmatched.report(subset_warnings(counts, skipped) + list(fold_warnings)),
     )
+
+
+def kept_counts(
+    session: Session, snapshot: Snapshot, query: BalancedQuery, unmatched: UnmatchedValues
+) -> tuple[tuple[int, int, int], int, tuple[str, ...]]:
+    """What the selection keeps of each category, the entries it skips as missing, and the
+    warnings of the folds the filter names.
+
+    When no recording of the subset is missing, the kept counts follow from the subset's
+    totals alone (`kept_when_all_present`): one pass over its rollups, no list read. Otherwise
+    the selection runs over the category lists, since which entries it draws decides how many
+    of them are missing.
+    """
+    totals = count_subset(session, snapshot, query)
+    if totals.missing_windows == 0:
+        windows = totals.windows
+        try:
+            kept = kept_when_all_present(
+                windows["partial_seizure"],
+                windows["full_seizure"],
+                windows["no_seizure"],
+                full_ratio=query.full_ratio,
+                background_ratio=query.background_ratio,
+            )
+        except NothingToBalanceError as exc:
+            raise nothing_to_balance(exc, unmatched) from None
+        return kept, 0, totals.warnings
+    lists = load_subset_lists(session, snapshot, query)
+    selection = run_selection(lists, query, unmatched)
+    return selection.kept_per_category, selection.missing_skipped, lists.warnings
 
 
 def balanced_index(
