@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,25 @@ def test_dockerfile_final_stage() -> None:
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignored[1:2] == ["*"] or "*" in ignored
     assert "!docker/entrypoint.sh" in ignored
+
+
+def test_the_build_stage_has_everything_the_install_needs() -> None:
+    """`pip install .` in the build stage needs the server's sources and every folder its
+    pyproject requires by path (the client package), copied in and not left out by .dockerignore."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    local = [d.split("{root:uri}/", 1)[1] for d in project["dependencies"] if "{root:uri}/" in d]
+    assert local == ["clients/python"]
+    lines = [line.strip() for line in DOCKERFILE.read_text().splitlines()]
+    install = next(i for i, line in enumerate(lines) if "pip install" in line)
+    copied = set()
+    for line in lines[:install]:
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
+            copied |= {w.rstrip("/").removeprefix("./") for w in words[1:-1] if w[:2] != "--"}
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    for needed in ["pyproject.toml", project["readme"], "app", "migrations", *local]:
+        assert needed in copied, f"{needed} is not copied before pip install"
+        assert f"!{needed}" in ignored or f"!{needed}/" in ignored, f"{needed} is docker-ignored"
 
 
 def test_entrypoint_is_a_valid_executable_shell_script() -> None:

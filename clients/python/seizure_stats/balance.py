@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from seizure_stats.numpy_extra import numpy_missing
+
+try:
+    import numpy as np
+except ModuleNotFoundError as missing:
+    raise numpy_missing("seizure_stats.balance") from missing
 
 DEFAULT_FULL_RATIO = 0.3
 DEFAULT_BACKGROUND_RATIO = 2.5

@@ -22,6 +22,7 @@ from typing import IO, Any, TypeVar
 
 import httpx
 
+from seizure_stats.numpy_extra import numpy_missing
 from seizure_stats.schemas.datasets import (
     DatasetOut,
     ImportResponse,
@@ -259,7 +260,10 @@ class SeizureStatsClient:
         (each name once, sorted), and per entry `recording` (a position in `cache_files`) and
         `window_idx`. Entry i is (cache_files[recording[i]], window_idx[i]); for a large
         selection this loads many times faster than the JSON lines."""
-        import numpy as np  # only here: the rest of the client works without numpy
+        try:
+            import numpy as np  # only here: the rest of the client works without numpy
+        except ModuleNotFoundError as missing:
+            raise numpy_missing("balanced_index_arrays") from missing
 
         filters = _filters("balanced_index", named)
         options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
