@@ -10,8 +10,10 @@ import io
 import json
 import math
 import random
+import re
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -90,7 +92,7 @@ def origin_order(
 
 @pytest.mark.e2e
 def test_the_dataset_over_the_balanced_index_is_the_existing_balanced_dataset(
-    live_server: str, database_url: str, tmp_path: Path
+    live_server: str, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache_dir = tmp_path / "cache"
     names = write_cache(cache_dir)
@@ -136,6 +138,47 @@ def test_the_dataset_over_the_balanced_index_is_the_existing_balanced_dataset(
     assert balanced.seizure_ratio == p
     assert pos_weight_of(balanced) == math.sqrt((1 - p) / p)
     assert pos_weight_of(stats) != pos_weight_of(balanced)
+
+    # The README's lines, as they stand, build the same dataset and weight (seed 42 there).
+    scope = run_readme_lines(live_server, cache_dir, monkeypatch)
+    with SeizureStatsClient(live_server) as client:
+        weight = client.balanced("tusz-train", seed=42).pos_weight
+    assert scope["criterion"] == {
+        "reduction": "none",
+        "pos_weight": ("tensor", [weight], "float32", "cpu"),
+    }
+    dataset = scope["train_dataset"]
+    assert [dataset.entry(i) for i in range(len(dataset))] == origin_order(cache_dir, plain)
+    assert scope["train_loader"][0] is dataset
+
+
+def readme_block(heading: str) -> str:
+    """The first Python block of a README section."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split(f"\n{heading}\n", 1)[1].split("\n#", 1)[0]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, f"no Python block under {heading!r}"
+    return match.group(1)
+
+
+def run_readme_lines(url: str, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Run "Replacing the dataset and pos_weight code" against `url`, with stand-ins for torch
+    and for the names the training script around it defines."""
+    monkeypatch.setenv("SEIZURE_STATS_URL", url)
+    fake_torch = SimpleNamespace(
+        float32="float32",
+        tensor=lambda values, dtype, device: ("tensor", values, dtype, device),
+    )
+    monkeypatch.setitem(sys.modules, "torch", fake_torch)
+    scope: dict[str, Any] = {
+        "train_cache_dir": cache_dir,
+        "device": "cpu",
+        "nn": SimpleNamespace(BCEWithLogitsLoss=lambda **options: options),
+        "DataLoader": lambda dataset, **options: (dataset, options),
+    }
+    code = readme_block("### Replacing the dataset and pos_weight code")
+    exec(compile(code, "README.md", "exec"), scope)
+    return scope
 
 
 def test_items_are_read_from_any_npz_layout(tmp_path: Path) -> None:
