@@ -155,7 +155,7 @@ def test_the_dataset_over_the_balanced_index_is_the_existing_balanced_dataset(
 def readme_block(heading: str) -> str:
     """The first Python block of a README section."""
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme.split(f"\n{heading}\n", 1)[1].split("\n#", 1)[0]
+    section = re.split(r"\n##+ ", readme.split(f"\n{heading}\n", 1)[1], maxsplit=1)[0]
     match = re.search(r"```python\n(.*?)```", section, re.S)
     assert match, f"no Python block under {heading!r}"
     return match.group(1)
