@@ -14,6 +14,8 @@ content hash; a file that does not answer the question asked is never used.
 
 Files are written to a temporary name beside their place and moved there in one step, so a
 reader (another rank of the same job, say) sees the old answer or the new one, never a part.
+They are not synced to disk first: a file that a power cut leaves torn fails its reading and is
+ignored like any unusable one, and a sync would cost each answer milliseconds.
 """
 
 from __future__ import annotations
@@ -298,8 +300,6 @@ class IndexWriter:
         try:
             self._flush_pending()
             self._gzip.close()
-            self._raw.flush()
-            os.fsync(self._raw.fileno())
             self._raw.close()
             os.replace(self._temporary, self.record.path)
         except BaseException:
@@ -330,8 +330,6 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     try:
         with os.fdopen(descriptor, "wb") as handle:
             write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(name, path)
     except BaseException:
         Path(name).unlink(missing_ok=True)
