@@ -14,8 +14,9 @@ content hash; a file that does not answer the question asked is never used.
 
 Files are written to a temporary name beside their place and moved there in one step, so a
 reader (another rank of the same job, say) sees the old answer or the new one, never a part.
-They are not synced to disk first: a file that a power cut leaves torn fails its reading and is
-ignored like any unusable one, and a sync would cost each answer milliseconds.
+A JSON or npz file is not synced to disk first: one that a power cut leaves torn fails its
+reading (no closing brace, no zip directory) and is ignored like any unusable one. An index's
+JSON lines would be read in part before their end showed torn, so they are synced.
 """
 
 from __future__ import annotations
@@ -300,6 +301,8 @@ class IndexWriter:
         try:
             self._flush_pending()
             self._gzip.close()
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
             self._raw.close()
             os.replace(self._temporary, self.record.path)
         except BaseException:
