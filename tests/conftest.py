@@ -28,6 +28,16 @@ from tests.support.servers import running_server
 pytest_plugins = ("tests.support.browser",)
 
 
+@pytest.fixture(autouse=True)
+def client_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The client keeps every answer in a cache directory: each test gets one of its own (and so
+    do the processes it starts), never the user's, and none starts offline."""
+    directory = tmp_path_factory.mktemp("client-cache")
+    monkeypatch.setenv("SEIZURE_STATS_CACHE", str(directory))
+    monkeypatch.delenv("SEIZURE_STATS_OFFLINE", raising=False)
+    return directory
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh, migrated Postgres database for this test run."""

@@ -123,15 +123,21 @@ def test_postgres_restarts_while_requests_flow(cluster: ThrowawayPostgres, tmp_p
                 )
                 assert refused.status_code == 503, refused.text
 
-                # A client with a small budget gives up with the service's reason ...
+                # A client with a small budget and no answer of its own to fall back on
+                # gives up with the service's reason ...
                 with (
-                    SeizureStatsClient(url, retries=1, backoff=0.05) as impatient,
+                    SeizureStatsClient(url, retries=1, backoff=0.05, cache=False) as impatient,
                     pytest.raises(APIError) as caught,
                 ):
                     impatient.stats("ds")
                 assert caught.value.status_code == 503
                 assert caught.value.error == "database_unavailable"
                 assert "database is unavailable" in str(caught.value)
+                if mode == "immediate":  # ... one that got the answer before gives it again
+                    with SeizureStatsClient(url, retries=1, backoff=0.05) as remembering:
+                        cached = remembering.stats("ds")
+                    assert cached.from_cache
+                    assert cached.model_dump() == baseline
 
                 # ... while the default budget rides over an outage of a couple of seconds.
                 answers: list[object] = []
@@ -180,9 +186,10 @@ def test_postgres_restarts_while_requests_flow(cluster: ThrowawayPostgres, tmp_p
     finally:
         server.stop()
 
-    # With the service itself gone, the client reports that, after its retries.
+    # With the service itself gone, a client without a cached answer reports that, after its
+    # retries.
     with (
-        SeizureStatsClient(server.url, retries=2, backoff=0.05) as client,
+        SeizureStatsClient(server.url, retries=2, backoff=0.05, cache=False) as client,
         pytest.raises(ServiceUnavailableError) as unreachable,
     ):
         client.stats("ds")

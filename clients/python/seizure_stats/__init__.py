@@ -1,9 +1,11 @@
 """The Seizure Stats Service's client for training jobs, with the wire schemas and the pure
 arithmetic (categories, pos_weight schemes, balanced selection) the service itself uses."""
 
-from seizure_stats.client import (
+from seizure_stats.client import SeizureStatsClient
+from seizure_stats.errors import (
     APIError,
-    SeizureStatsClient,
+    NotCachedError,
+    OfflineError,
     SeizureStatsError,
     ServiceUnavailableError,
     UnmatchedFilterError,
@@ -12,6 +14,8 @@ from seizure_stats.client import (
 
 __all__ = [
     "APIError",
+    "NotCachedError",
+    "OfflineError",
     "SeizureStatsClient",
     "SeizureStatsError",
     "ServiceUnavailableError",

@@ -14,15 +14,33 @@ import io
 import os
 import random
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar
 
 import httpx
 
+from seizure_stats.answer_cache import Question
+from seizure_stats.errors import (
+    APIError,
+    NotCachedError,
+    OfflineError,
+    SeizureStatsError,
+    ServiceUnavailableError,
+    UnmatchedFilterError,
+    UnmatchedFilterWarning,
+)
+from seizure_stats.index_answers import IndexAnswer, IndexArrays, IndexEntries, warn_of_unmatched
 from seizure_stats.numpy_extra import numpy_missing
+from seizure_stats.offline import (
+    OFFLINE_MODE,
+    OfflineAnswers,
+    default_cache_dir,
+    kept_headers,
+    offline_from_environment,
+)
 from seizure_stats.schemas.datasets import (
     DatasetOut,
     ImportResponse,
@@ -32,11 +50,16 @@ from seizure_stats.schemas.datasets import (
 )
 from seizure_stats.schemas.filters import FILTER_FIELDS, FILTERS
 from seizure_stats.schemas.folds import FoldsResponse
-from seizure_stats.schemas.questions import BalancedResponse, IndexEntry, StatsResponse
+from seizure_stats.schemas.provenance import Answer, mark_cached
+from seizure_stats.schemas.questions import BalancedResponse, StatsResponse
 from seizure_stats.schemas.scans import ScanFileRecordOut, ScanOut, ScanPartIn, SnapshotScanIssues
 
 __all__ = [
     "APIError",
+    "IndexArrays",
+    "IndexEntries",
+    "NotCachedError",
+    "OfflineError",
     "SeizureStatsClient",
     "SeizureStatsError",
     "ServiceUnavailableError",
@@ -49,53 +72,11 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_URL_VALUES = 100
 
 
-class SeizureStatsError(Exception):
-    """Base of the client's errors."""
-
-
-class UnmatchedFilterWarning(UserWarning):
-    """A non-strict streamed answer (the balanced index) named filter values that match no
-    recording of the snapshot; the JSON answers carry the same in `warnings`."""
-
-
-class APIError(SeizureStatsError):
-    """The service refused the request (4xx) or failed (5xx after retries)."""
-
-    def __init__(self, status_code: int, error: str, detail: str) -> None:
-        super().__init__(f"{status_code} {error}: {detail}")
-        self.status_code = status_code
-        self.error = error
-        self.detail = detail
-
-
-class UnmatchedFilterError(APIError):
-    """A strict question (the client's default) named a patient, session or recording that the
-    snapshot does not have: `unmatched` holds each such filter's values (the first 1,000),
-    `unmatched_counts` how many there are."""
-
-    def __init__(self, status_code: int, error: str, detail: str, body: Any) -> None:
-        super().__init__(status_code, error, detail)
-        unmatched, counts = body.get("unmatched"), body.get("unmatched_counts")
-        self.unmatched: dict[str, list[str]] = (
-            {str(name): [str(v) for v in values] for name, values in unmatched.items()}
-            if isinstance(unmatched, dict)
-            else {}
-        )
-        self.unmatched_counts: dict[str, int] = (
-            {str(name): int(count) for name, count in counts.items()}
-            if isinstance(counts, dict)
-            else {}
-        )
-
-
-class ServiceUnavailableError(SeizureStatsError):
-    """The service could not be reached within the retry budget."""
-
-
 FilterValue = str | Iterable[str] | None
 # A one-value filter setting (`fold_seed`, `fold_stratify`).
 SettingValue = int | str | None
 Method = TypeVar("Method", bound=Callable[..., Any])
+Answered = TypeVar("Answered", bound=Answer)
 # The filters a call sets: lists of values, and one-value settings as given.
 Filters = dict[str, list[str] | int | str]
 
@@ -122,7 +103,13 @@ def takes_filters(method: Method) -> Method:
 
 
 class SeizureStatsClient:
-    """A synchronous client. Retries connection errors, 429 and 5xx with exponential backoff."""
+    """A synchronous client. Retries connection errors, 429 and 5xx with exponential backoff.
+
+    Every answer to a question is kept in `cache_dir` (default: `SEIZURE_STATS_CACHE`, else
+    ~/.cache/seizure-stats; `cache=False` keeps nothing) and given back, marked `from_cache`,
+    when the service stays unreachable; `offline=True` (default: `SEIZURE_STATS_OFFLINE=1`)
+    sends nothing and answers from the cache only (seizure_stats.offline).
+    """
 
     def __init__(
         self,
@@ -133,6 +120,9 @@ class SeizureStatsClient:
         retries: int = 4,
         backoff: float = 0.5,
         transport: httpx.BaseTransport | None = None,
+        cache_dir: Path | str | None = None,
+        cache: bool = True,
+        offline: bool | None = None,
     ) -> None:
         base_url = base_url or os.environ.get("SEIZURE_STATS_URL") or "http://127.0.0.1:8000"
         token = token or os.environ.get("SEIZURE_STATS_TOKEN")
@@ -142,6 +132,18 @@ class SeizureStatsClient:
         )
         self._retries = retries
         self._backoff = backoff
+        directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        offline = offline_from_environment() if offline is None else offline
+        self._offline = OfflineAnswers(directory if cache else None, offline=offline)
+
+    @property
+    def cache_dir(self) -> Path | None:
+        """Where answers are kept (None with `cache=False`)."""
+        return self._offline.cache.directory if self._offline.cache else None
+
+    @property
+    def offline(self) -> bool:
+        return self._offline.offline
 
     def __enter__(self) -> SeizureStatsClient:
         return self
@@ -193,8 +195,9 @@ class SeizureStatsClient:
         filters = _filters("stats", named)
         options = {"snapshot": snapshot, "weighting": weighting, "beta": beta, "basis": basis}
         options["strict"] = strict
-        data = self._query(f"/api/v1/datasets/{dataset}/stats", filters, options)
-        return StatsResponse.model_validate(data)
+        path = f"/api/v1/datasets/{dataset}/stats"
+        fetch = partial(self._query, path, filters, options)
+        return self._ask(StatsResponse, self._question(dataset, "stats", filters, options), fetch)
 
     @takes_filters
     def balanced(
@@ -215,8 +218,10 @@ class SeizureStatsClient:
         filters = _filters("balanced", named)
         options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
         options |= {"weighting": weighting, "beta": beta, "strict": strict}
-        data = self._query(f"/api/v1/datasets/{dataset}/balanced", filters, options)
-        return BalancedResponse.model_validate(data)
+        path = f"/api/v1/datasets/{dataset}/balanced"
+        fetch = partial(self._query, path, filters, options)
+        question = self._question(dataset, "balanced", filters, options)
+        return self._ask(BalancedResponse, question, fetch)
 
     @takes_filters
     def balanced_index(
@@ -229,20 +234,24 @@ class SeizureStatsClient:
         seed: int = 42,
         strict: bool = True,
         **named: FilterValue | SettingValue,
-    ) -> Iterator[IndexEntry]:
+    ) -> IndexEntries:
         """The balanced dataset's (cache_file, window_idx) entries in dataset order, streamed
-        (strict as `stats`)."""
+        (strict as `stats`); the question is sent when the first entry is wanted."""
         filters = _filters("balanced_index", named)
         options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
         options["strict"] = strict
-        response = self._send(self._index_request(dataset, filters, options), stream=True)
-        _warn_of_unmatched(response)
-        try:
-            for line in response.iter_lines():
-                if line.strip():
-                    yield IndexEntry.model_validate_json(line)
-        finally:
-            response.close()
+        question = self._question(dataset, "balanced-index", filters, options)
+
+        def open_lines() -> tuple[Mapping[str, str], Iterator[str]]:
+            response = self._send(self._index_request(dataset, filters, options), stream=True)
+            return kept_headers(response.headers), _lines_of(response)
+
+        def open_answer() -> IndexAnswer:
+            stream = self._offline.stream(question, open_lines)
+            warn_of_unmatched(stream.headers, stacklevel=4)
+            return IndexAnswer.of(stream.headers, stream.cached_at, stream.lines)
+
+        return IndexEntries(open_answer)
 
     @takes_filters
     def balanced_index_arrays(
@@ -255,7 +264,7 @@ class SeizureStatsClient:
         seed: int = 42,
         strict: bool = True,
         **named: FilterValue | SettingValue,
-    ) -> dict[str, Any]:
+    ) -> IndexArrays:
         """The same entries as balanced_index, as numpy arrays (needs numpy): `cache_files`
         (each name once, sorted), and per entry `recording` (a position in `cache_files`) and
         `window_idx`. Entry i is (cache_files[recording[i]], window_idx[i]); for a large
@@ -268,10 +277,17 @@ class SeizureStatsClient:
         filters = _filters("balanced_index", named)
         options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
         options["strict"] = strict
-        response = self._send(self._index_request(dataset, filters, options, "npz"))
-        _warn_of_unmatched(response)
-        with np.load(io.BytesIO(response.content), allow_pickle=False) as arrays:
-            return {name: arrays[name] for name in ("cache_files", "recording", "window_idx")}
+        question = self._question(dataset, "balanced-index-npz", filters, options)
+
+        def fetch() -> tuple[Mapping[str, str], bytes]:
+            response = self._send(self._index_request(dataset, filters, options, "npz"))
+            return kept_headers(response.headers), response.content
+
+        headers, content, cached_at = self._offline.npz(question, fetch)
+        warn_of_unmatched(headers, stacklevel=2)
+        with np.load(io.BytesIO(content), allow_pickle=False) as arrays:
+            columns = {name: arrays[name] for name in ("cache_files", "recording", "window_idx")}
+        return IndexArrays(columns, headers, cached_at)
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -302,8 +318,9 @@ class SeizureStatsClient:
             "background_ratio": background_ratio,
             "balanced_seed": balanced_seed,
         }
-        data = self._json("GET", f"/api/v1/datasets/{dataset}/folds", params=_params({}, options))
-        return FoldsResponse.model_validate(data)
+        path = f"/api/v1/datasets/{dataset}/folds"
+        fetch = partial(self._json, "GET", path, params=_params({}, options))
+        return self._ask(FoldsResponse, self._question(dataset, "folds", {}, options), fetch)
 
     def import_manifest(
         self, dataset: str, manifest: Path | str | IO[bytes], *, source: str = ""
@@ -369,6 +386,17 @@ class SeizureStatsClient:
 
     # -- plumbing ------------------------------------------------------------------------------
 
+    def _question(
+        self, dataset: str, kind: str, filters: Filters, options: Mapping[str, Any]
+    ) -> Question:
+        return Question.of(str(self._http.base_url), dataset, kind, filters, options)
+
+    def _ask(self, model: type[Answered], question: Question, fetch: Callable[[], Any]) -> Answered:
+        """A question's JSON answer: live and kept, or from the cache when it must be."""
+        data, cached_at = self._offline.json(question, fetch)
+        answer = model.model_validate(data)
+        return answer if cached_at is None else mark_cached(answer, cached_at)
+
     def _index_request(
         self,
         dataset: str,
@@ -396,6 +424,9 @@ class SeizureStatsClient:
     def _send(
         self, request: httpx.Request, *, stream: bool = False, retry: bool = True
     ) -> httpx.Response:
+        if self._offline.offline:
+            sent = f"{request.method} {request.url}"
+            raise OfflineError(f"{OFFLINE_MODE}: {sent} not sent")
         attempts = self._retries + 1 if retry else 1
         for attempt in range(attempts):
             last_try = attempt == attempts - 1
@@ -475,14 +506,11 @@ def _balanced_options(
     }
 
 
-def _warn_of_unmatched(response: httpx.Response) -> None:
-    """Say what a streamed answer's headers name as matching nothing (only a non-strict
-    question gets such an answer: a strict one is refused)."""
-    shown = response.headers.get("x-unmatched-filter")
-    if shown:
-        count = response.headers.get("x-unmatched-values", "some")
-        message = f"unmatched_filter: {count} filter value(s) match no recording: {shown}"
-        warnings.warn(message, UnmatchedFilterWarning, stacklevel=3)
+def _lines_of(response: httpx.Response) -> Iterator[str]:
+    try:
+        yield from response.iter_lines()
+    finally:
+        response.close()
 
 
 def _value_count(filters: Filters) -> int:

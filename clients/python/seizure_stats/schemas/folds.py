@@ -12,6 +12,7 @@ from typing import get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from seizure_stats.schemas.fold_values import MAX_FOLD_SEED, MAX_FOLDS, StratifyChoice
+from seizure_stats.schemas.provenance import Answer
 from seizure_stats.schemas.questions import (
     Counts,
     SampleCounts,
@@ -99,7 +100,7 @@ class FoldSpread(BaseModel):
     train_seizure_ratio: RatioRange
 
 
-class FoldsResponse(BaseModel):
+class FoldsResponse(Answer):
     dataset: str
     snapshot: int
     content_hash: str

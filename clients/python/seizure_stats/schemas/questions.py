@@ -20,6 +20,7 @@ from seizure_stats.schemas.filters import (
     refuse_unstorable,
     split_values,
 )
+from seizure_stats.schemas.provenance import Answer
 
 __all__ = [
     "CATEGORY_NAMES",
@@ -171,7 +172,7 @@ class SampleCounts(BaseModel):
     total: int | None = Field(description="Label samples; null when unknown.")
 
 
-class StatsResponse(BaseModel):
+class StatsResponse(Answer):
     dataset: str
     snapshot: int
     content_hash: str
@@ -194,7 +195,7 @@ class StatsResponse(BaseModel):
     unmatched_counts: UnmatchedCounts
 
 
-class BalancedResponse(BaseModel):
+class BalancedResponse(Answer):
     dataset: str
     snapshot: int
     content_hash: str
