@@ -1,7 +1,8 @@
 """The helpers for PyTorch users: pos_weight as BCEWithLogitsLoss takes it, and the map-style
 dataset over the balanced index, in the existing balanced dataset's order, read from NPZ files.
 
-torch is not a dependency: the tests that need it are skipped without it.
+torch is not a dependency of the client; scripts/test installs it for the tests that hand our
+output to it (skipped without it, failed under CI=true).
 """
 
 from __future__ import annotations
@@ -24,10 +25,20 @@ from seizure_stats.schemas.questions import IndexEntry
 from seizure_stats.training import BalancedWindows, pos_weight_of, pos_weight_tensor, read_row
 from tests.conftest import make_token
 from tests.support import oracle
+from tests.support.ci import cannot_run
 from tests.support.scan_cache import brute_force
 
 SAMPLES = 64
 CHANNELS = 19
+
+
+def import_torch() -> Any:
+    """torch, for the tests that hand our output to it; scripts/test installs it, CI needs it."""
+    try:
+        import torch
+    except ImportError:
+        cannot_run("torch is not installed (scripts/test installs it)")
+    return torch
 
 
 def window_rows(file_number: int, n: int) -> np.ndarray[Any, Any]:
@@ -239,7 +250,7 @@ def test_pos_weight_tensor_says_what_it_needs_without_torch(
 
 
 def test_pos_weight_tensor_is_what_bce_with_logits_loss_takes() -> None:
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     weight = pos_weight_tensor(1.39)
     assert weight.dtype == torch.float32
     assert tuple(weight.shape) == (1,)
@@ -257,7 +268,7 @@ def test_pos_weight_tensor_is_what_bce_with_logits_loss_takes() -> None:
 
 
 def test_a_data_loader_takes_the_dataset_as_it_is(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
+    torch = import_torch()
     names = write_cache(tmp_path, recordings=3)
     entries = [(name, 1) for name in names] + [(names[0], 3)]
     dataset = BalancedWindows(tmp_path, entries)
