@@ -17,9 +17,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol, SupportsIndex
 
-import numpy as np
-
+from seizure_stats.numpy_extra import numpy_missing
 from seizure_stats.schemas.questions import IndexEntry
+
+try:
+    import numpy as np
+except ModuleNotFoundError as missing:
+    raise numpy_missing("seizure_stats.training") from missing
 
 Array = np.ndarray[Any, np.dtype[Any]]
 Float32Array = np.ndarray[Any, np.dtype[np.float32]]
