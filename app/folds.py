@@ -83,7 +83,8 @@ def assign_folds(class_counts: Any, n_splits: int, seed: int) -> FoldAssignment:
     scorer = FoldScorer(n_splits, class_sizes)
     # Each group's counts repeated once per candidate fold, in visiting order, made in one go.
     repeated = np.tile(shuffled[visit], (1, n_splits))
-    chosen = [scorer.join_best(group) for group in repeated]
+    by_fold = repeated.reshape(n_groups, n_splits, -1)
+    chosen = [scorer.join_best(*group) for group in zip(repeated, by_fold, strict=True)]
     fold_of_group = np.empty(n_groups, dtype=np.int64)
     fold_of_group[order[visit]] = chosen
     return FoldAssignment(fold_of_group, warnings)
@@ -118,16 +119,17 @@ class FoldScorer:
         self._n_classes = np.full(n_splits, float(n_classes))
         self._mean = np.empty((1, width))
         self._spread = np.empty((1, width))
+        self._spread_by_class = self._spread.reshape(n_splits, n_classes)
         self._scores = np.empty(n_splits)
         self.n_splits, self.n_classes = n_splits, n_classes
 
-    def join_best(self, repeated_group: FloatArray) -> int:
-        """Add the group (its class counts repeated once per fold) to the fold whose joining
-        leaves the class shares least spread across folds; on a tie (within isclose's
-        tolerance) the fold with fewer windows; then the first. Returns that fold."""
+    def join_best(self, repeated_group: FloatArray, group_by_fold: FloatArray) -> int:
+        """Add the group (its class counts repeated once per fold: flat, and as a (fold, class)
+        view) to the fold whose joining leaves the class shares least spread across folds; on a
+        tie (within isclose's tolerance) the fold with fewer windows; then the first. Returns
+        that fold."""
         np.copyto(self._candidates, self.counts)
-        group = repeated_group.reshape(self.n_splits, self.n_classes)
-        np.add(self._joined, group, out=self._joined)
+        np.add(self._joined, group_by_fold, out=self._joined)
         shares, mean, spread = self._shares, self._mean, self._spread
         np.divide(self._candidates, self._class_sizes, out=shares)
         np.add.reduce(shares, axis=0, keepdims=True, out=mean)
@@ -137,7 +139,7 @@ class FoldScorer:
         np.add.reduce(shares, axis=0, keepdims=True, out=spread)
         np.true_divide(spread, self._n_folds, out=spread)
         np.sqrt(spread, out=spread)
-        np.add.reduce(spread.reshape(self.n_splits, self.n_classes), axis=1, out=self._scores)
+        np.add.reduce(self._spread_by_class, axis=1, out=self._scores)
         np.true_divide(self._scores, self._n_classes, out=self._scores)
         scores: list[float] = self._scores.tolist()
         lowest = min(scores)
