@@ -172,8 +172,7 @@ class AnswerCache:
         path = self.path_of(question, ".json")
         record = self._record(question, path, answer["snapshot"], answer["content_hash"], {})
         body = json.dumps({"record": record.to_json(), "answer": answer}).encode()
-        write_atomically(path, lambda handle: handle.write(body))
-        self._link_pinned(record, ".json")
+        write_atomically(path, lambda handle: handle.write(body), also=self._pinned(record, ".json"))
         return record
 
     def load_json(self, question: Question) -> tuple[Record, Any] | None:
@@ -194,7 +193,7 @@ class AnswerCache:
     ) -> IndexWriter:
         path = self.path_of(question, ".jsonl.gz")
         record = self._record(question, path, snapshot, content_hash, headers)
-        return IndexWriter(record, lambda: self._link_pinned(record, ".jsonl.gz"))
+        return IndexWriter(record, also=self._pinned(record, ".jsonl.gz"))
 
     def load_index(self, question: Question) -> tuple[Record, Iterator[str]] | None:
         path = self.path_of(question, ".jsonl.gz")
@@ -226,8 +225,8 @@ class AnswerCache:
         buffer = io.BytesIO(content)
         with zipfile.ZipFile(buffer, "a") as archive:
             archive.writestr(NPZ_RECORD, json.dumps(record.to_json()))
-        write_atomically(path, lambda handle: handle.write(buffer.getbuffer()))
-        self._link_pinned(record, ".npz")
+        also = self._pinned(record, ".npz")
+        write_atomically(path, lambda handle: handle.write(buffer.getbuffer()), also=also)
         return record
 
     def load_npz(self, question: Question) -> tuple[Record, bytes] | None:
@@ -262,27 +261,22 @@ class AnswerCache:
             raise ValueError("the file answers another question")
         return record
 
-    def _link_pinned(self, record: Record, suffix: str) -> None:
-        """Make the answer to a question about the current snapshot the answer to the same
-        question pinned to the snapshot it was about, too: a second name for the same file."""
+    def _pinned(self, record: Record, suffix: str) -> Path | None:
+        """Where the answer to a question about the current snapshot is the answer to the same
+        question pinned to the snapshot it was about, too (a second name for the same file);
+        None for a question that pins its snapshot already."""
         if not record.question.about_current():
-            return
-        pinned = self.path_of(record.question.pinned(record.snapshot), suffix)
-        temporary = pinned.with_name(f".link-{uuid.uuid4().hex}")
-        try:
-            os.link(record.path, temporary)
-        except OSError:  # a file system without hard links
-            shutil.copyfile(record.path, temporary)
-        os.replace(temporary, pinned)
+            return None
+        return self.path_of(record.question.pinned(record.snapshot), suffix)
 
 
 class IndexWriter:
     """A cache file of the balanced index, written as its lines arrive; it takes its place only
     once every line has (`commit`), so an index read in part is never kept."""
 
-    def __init__(self, record: Record, committed: Callable[[], None]) -> None:
+    def __init__(self, record: Record, *, also: Path | None) -> None:
         self.record = record
-        self._committed = committed
+        self._also = also
         record.path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, name = tempfile.mkstemp(prefix=".tmp-", dir=record.path.parent)
         self._temporary = Path(name)
@@ -304,11 +298,10 @@ class IndexWriter:
             self._raw.flush()
             os.fsync(self._raw.fileno())
             self._raw.close()
-            os.replace(self._temporary, self.record.path)
+            move_into_place(self._temporary, self.record.path, also=self._also)
         except BaseException:
             self.discard()
             raise
-        self._committed()
 
     def discard(self) -> None:
         self._gzip.close()
@@ -326,17 +319,37 @@ def _lines_of(handle: IO[str]) -> Iterator[str]:
             yield line.rstrip("\n")
 
 
-def write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write a file under a temporary name in its folder, then move it into place."""
+def write_atomically(
+    path: Path, write: Callable[[IO[bytes]], object], *, also: Path | None = None
+) -> None:
+    """Write a file under a temporary name in its folder, then move it into place (and give it
+    the second name `also`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, name = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             write(handle)
-        os.replace(name, path)
+        move_into_place(Path(name), path, also=also)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
+
+
+def move_into_place(temporary: Path, path: Path, *, also: Path | None) -> None:
+    """Move a file written under a temporary name to `path`, having given it the name `also`
+    first. The second name is linked from the temporary file, never from `path`: by then
+    another job sharing the cache may have put its own answer, about another snapshot, there."""
+    if also is not None:
+        link = also.with_name(f".link-{uuid.uuid4().hex}")
+        try:
+            try:
+                os.link(temporary, link)
+            except OSError:  # a file system without hard links
+                shutil.copyfile(temporary, link)
+            os.replace(link, also)
+        finally:  # os.replace leaves `link` behind when both names are one file already
+            link.unlink(missing_ok=True)
+    os.replace(temporary, path)
 
 
 def safe_name(text: str) -> str:
