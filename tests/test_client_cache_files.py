@@ -3,7 +3,9 @@ another one finds in them, and who may read them."""
 
 from __future__ import annotations
 
+import io
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +51,30 @@ def test_a_later_answer_about_another_snapshot_never_takes_the_pinned_name(
     found = cache.load_json(question)
     assert found is not None and found[1]["snapshot"] == 5  # B's, the last to take its place
     assert not [p.name for p in tmp_path.rglob(".*") if p.is_file()]  # no temporary file left
+
+
+@pytest.mark.parametrize("umask", [0o002, 0o022])
+def test_cache_files_have_the_mode_of_any_new_file(tmp_path: Path, umask: int) -> None:
+    cache = AnswerCache(tmp_path / "cache")
+    question = current_question()
+    previous = os.umask(umask)
+    try:
+        cache.store_json(question, STATS_ANSWER)
+        cache.store_npz(question, empty_zip(), 4, "sha256:04", {})
+        writer = cache.index_writer(question, 4, "sha256:04", {})
+        writer.write_line('{"cache_file": "a_windows.npz", "window_idx": 2}')
+        writer.commit()
+    finally:
+        os.umask(previous)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) == 6  # three answers, each under its pinned name too
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(0o666 & ~umask)}
+    folders = [p for p in tmp_path.rglob("*") if p.is_dir()]
+    assert {oct(p.stat().st_mode & 0o777) for p in folders} == {oct(0o777 & ~umask)}
+
+
+def empty_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w"):
+        pass
+    return buffer.getvalue()

@@ -281,6 +281,7 @@ class IndexWriter:
         descriptor, name = tempfile.mkstemp(prefix=".tmp-", dir=record.path.parent)
         self._temporary = Path(name)
         self._raw = os.fdopen(descriptor, "wb")
+        share(descriptor)
         self._gzip = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=INDEX_GZIP_LEVEL)
         self._pending: list[str] = [json.dumps(record.to_json()) + "\n"]
         self._pending_size = 0
@@ -328,6 +329,7 @@ def write_atomically(
     descriptor, name = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(descriptor, "wb") as handle:
+            share(handle.fileno())
             write(handle)
         move_into_place(Path(name), path, also=also)
     except BaseException:
@@ -350,6 +352,14 @@ def move_into_place(temporary: Path, path: Path, *, also: Path | None) -> None:
         finally:  # os.replace leaves `link` behind when both names are one file already
             link.unlink(missing_ok=True)
     os.replace(temporary, path)
+
+
+def share(descriptor: int) -> None:
+    """Give a file written under a temporary name the mode of any new file (0o666 less the
+    umask) instead of mkstemp's 0o600: a cache shared by the users of a group stays readable."""
+    umask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(umask)
+    os.fchmod(descriptor, 0o666 & ~umask)
 
 
 def safe_name(text: str) -> str:
