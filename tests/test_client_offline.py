@@ -424,3 +424,43 @@ def test_the_default_cache_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         assert client.cache_dir == tmp_path / "home" / ".cache" / "seizure-stats"
     with SeizureStatsClient("http://stats.test", cache_dir=tmp_path / "mine") as client:
         assert client.cache_dir == tmp_path / "mine"
+
+
+class WatchedBody(httpx.SyncByteStream):
+    """An index answer's body that records whether the client closed it."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __iter__(self) -> Any:
+        yield INDEX_LINES
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_an_index_opened_and_never_read_leaves_no_file_and_no_connection(
+    client_cache: Path,
+) -> None:
+    bodies: list[WatchedBody] = []
+
+    def service(request: httpx.Request) -> httpx.Response:
+        bodies.append(WatchedBody())
+        return httpx.Response(200, headers=INDEX_HEADERS, stream=bodies[-1])
+
+    with mock_client(service) as client:
+        entries = client.balanced_index("d")
+        assert (entries.snapshot, entries.from_cache) == (4, False)
+        assert not [p for p in client_cache.rglob("*") if p.is_file()]
+        entries.close()
+        assert bodies[-1].closed
+        entries = client.balanced_index("d")
+        entries.close()  # closed before it was ever opened: nothing was asked
+        assert len(bodies) == 1
+        assert index_pairs(client.balanced_index("d")) == [
+            ("a_windows.npz", 2),
+            ("b_windows.npz", 0),
+        ]
+        assert bodies[-1].closed
+    assert not [p for p in client_cache.rglob(".*") if p.is_file()]  # no temporary file left
+    assert len(cached_files(client_cache)) == 2  # the whole index, under both its names

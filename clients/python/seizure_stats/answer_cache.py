@@ -172,7 +172,8 @@ class AnswerCache:
         path = self.path_of(question, ".json")
         record = self._record(question, path, answer["snapshot"], answer["content_hash"], {})
         body = json.dumps({"record": record.to_json(), "answer": answer}).encode()
-        write_atomically(path, lambda handle: handle.write(body), also=self._pinned(record, ".json"))
+        also = self._pinned(record, ".json")
+        write_atomically(path, lambda handle: handle.write(body), also=also)
         return record
 
     def load_json(self, question: Question) -> tuple[Record, Any] | None:
@@ -195,18 +196,21 @@ class AnswerCache:
         record = self._record(question, path, snapshot, content_hash, headers)
         return IndexWriter(record, also=self._pinned(record, ".jsonl.gz"))
 
-    def load_index(self, question: Question) -> tuple[Record, Iterator[str]] | None:
+    def load_index(
+        self, question: Question
+    ) -> tuple[Record, Iterator[str], Callable[[], None]] | None:
+        """The record, the lines, and what closes the file (whether the lines are read or not)."""
         path = self.path_of(question, ".jsonl.gz")
         if not path.exists():
             return None
-        # Left open for the lines to be read as they are wanted; _lines_of closes it.
+        # Left open for the lines to be read as they are wanted, until the caller closes it.
         handle = gzip.open(path, "rt", encoding="utf-8")  # noqa: SIM115
         try:
             record = self._checked(question, json.loads(handle.readline()), path)
         except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
             handle.close()
             raise UnusableCacheFile(f"{path}: {exc}") from exc
-        return record, _lines_of(handle)
+        return record, (line.rstrip("\n") for line in handle), handle.close
 
     # -- the balanced index as numpy columns -----------------------------------------------------
 
@@ -312,12 +316,6 @@ class IndexWriter:
     def _flush_pending(self) -> None:
         self._gzip.write("".join(self._pending).encode())
         self._pending, self._pending_size = [], 0
-
-
-def _lines_of(handle: IO[str]) -> Iterator[str]:
-    with handle:
-        for line in handle:
-            yield line.rstrip("\n")
 
 
 def write_atomically(

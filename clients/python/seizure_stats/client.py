@@ -37,6 +37,7 @@ from seizure_stats.numpy_extra import numpy_missing
 from seizure_stats.offline import (
     OFFLINE_MODE,
     OfflineAnswers,
+    Stream,
     default_cache_dir,
     kept_headers,
     offline_from_environment,
@@ -242,14 +243,14 @@ class SeizureStatsClient:
         options["strict"] = strict
         question = self._question(dataset, "balanced-index", filters, options)
 
-        def open_lines() -> tuple[Mapping[str, str], Iterator[str]]:
+        def open_lines() -> Stream:
             response = self._send(self._index_request(dataset, filters, options), stream=True)
-            return kept_headers(response.headers), _lines_of(response)
+            return Stream(kept_headers(response.headers), _lines_of(response), None, response.close)
 
         def open_answer() -> IndexAnswer:
             stream = self._offline.stream(question, open_lines)
             warn_of_unmatched(stream.headers, stacklevel=4)
-            return IndexAnswer.of(stream.headers, stream.cached_at, stream.lines)
+            return IndexAnswer.of(stream.headers, stream.cached_at, stream.lines, stream.release)
 
         return IndexEntries(open_answer)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -58,11 +58,13 @@ def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Stream:
-    """A streamed answer's headers and lines; `cached_at` when they come from the cache."""
+    """A streamed answer's headers and lines; `cached_at` when they come from the cache.
+    `release` lets go of what the lines are read from (a connection, a file), read or not."""
 
     headers: Mapping[str, str]
     lines: Iterator[str]
     cached_at: datetime | None
+    release: Callable[[], None]
 
 
 class OfflineAnswers:
@@ -87,25 +89,27 @@ class OfflineAnswers:
 
         return self._answer(question, live, cached)
 
-    def stream(
-        self, question: Question, open_live: Callable[[], tuple[Mapping[str, str], Iterator[str]]]
-    ) -> Stream:
+    def stream(self, question: Question, open_live: Callable[[], Stream]) -> Stream:
         """A streamed answer of lines (the balanced index); kept once every line has arrived."""
 
         def live() -> Stream:
-            headers, lines = open_live()
-            if self.cache is not None:
-                writer = self._keep(question, lambda cache: _index_writer(cache, question, headers))
-                if writer is not None:
-                    lines = self._tee(question, lines, writer)
-            return Stream(headers, lines, None)
+            stream = open_live()
+            if self.cache is None:
+                return stream
+            lines = self._tee(question, stream.headers, stream.lines)
+
+            def release() -> None:
+                lines.close()
+                stream.release()
+
+            return Stream(stream.headers, lines, None, release)
 
         def cached(cache: AnswerCache) -> tuple[Record, Stream] | None:
             found = cache.load_index(question)
             if found is None:
                 return None
-            record, lines = found
-            return record, Stream(record.headers, lines, record.received_at)
+            record, lines, release = found
+            return record, Stream(record.headers, lines, record.received_at, release)
 
         return self._answer(question, live, cached)
 
@@ -214,20 +218,28 @@ class OfflineAnswers:
             logger.warning("seizure_stats: could not keep the %s answer: %s", question.kind, exc)
             return None
 
-    def _tee(self, question: Question, lines: Iterator[str], writer: IndexWriter) -> Iterator[str]:
-        """The lines as they arrive, written to the cache on the way; kept only when complete."""
-        kept: IndexWriter | None = writer
-        complete = False
+    def _tee(
+        self, question: Question, headers: Mapping[str, str], lines: Iterator[str]
+    ) -> Generator[str]:
+        """The lines as they arrive, written to the cache on the way; kept only when complete.
+        The cache file is started with the first line (or at the end of an empty index), so an
+        answer opened and never read leaves nothing behind."""
+        kept: IndexWriter | None = None
+        started = complete = False
         try:
             for line in lines:
+                if not started:
+                    started, kept = True, self._start_index(question, headers)
                 if kept is not None:
                     try:
                         kept.write_line(line)
                     except OSError as exc:
-                        logger.warning("seizure_stats: could not keep the index: %s", exc)
+                        logger.warning("could not keep the index: %s", exc)
                         kept.discard()
                         kept = None
                 yield line
+            if not started:  # no line at all: an empty index is an answer too
+                kept = self._start_index(question, headers)
             complete = True
         finally:
             close = getattr(lines, "close", None)
@@ -235,9 +247,13 @@ class OfflineAnswers:
                 close()
             if kept is not None:
                 if complete:
-                    self._keep(question, lambda _: kept.commit())
+                    writer = kept
+                    self._keep(question, lambda _: writer.commit())
                 else:
                     kept.discard()
+
+    def _start_index(self, question: Question, headers: Mapping[str, str]) -> IndexWriter | None:
+        return self._keep(question, lambda cache: _index_writer(cache, question, headers))
 
 
 def _index_writer(
