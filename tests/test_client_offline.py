@@ -464,3 +464,32 @@ def test_an_index_opened_and_never_read_leaves_no_file_and_no_connection(
         assert bodies[-1].closed
     assert not [p for p in client_cache.rglob(".*") if p.is_file()]  # no temporary file left
     assert len(cached_files(client_cache)) == 2  # the whole index, under both its names
+
+
+def test_without_a_home_directory_the_client_runs_without_a_cache(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.delenv("SEIZURE_STATS_CACHE")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr(Path, "home", no_home)
+    with mock_client(FlakyService(200), cache=False) as uncached:
+        assert uncached.cache_dir is None
+    assert caplog.text == ""  # no cache asked for: none looked for
+    with mock_client(FlakyService(200)) as client:
+        assert client.cache_dir is None
+        assert client.stats("d").pos_weight == STATS_BODY["pos_weight"]
+    assert "answers are not kept" in caplog.text
+
+
+def test_a_429_after_the_retries_falls_back_to_the_cache() -> None:
+    service = FlakyService(200, 429)
+    with mock_client(service) as client:
+        live = client.stats("d")
+        cached = client.stats("d")
+        assert cached.from_cache
+        assert cached.model_dump() == live.model_dump()
+    assert len(service.requests) == 1 + 3

@@ -38,7 +38,7 @@ from seizure_stats.offline import (
     OFFLINE_MODE,
     OfflineAnswers,
     Stream,
-    default_cache_dir,
+    cache_directory,
     kept_headers,
     offline_from_environment,
 )
@@ -133,9 +133,9 @@ class SeizureStatsClient:
         )
         self._retries = retries
         self._backoff = backoff
-        directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         offline = offline_from_environment() if offline is None else offline
-        self._offline = OfflineAnswers(directory if cache else None, offline=offline)
+        directory = cache_directory(cache_dir) if cache else None
+        self._offline = OfflineAnswers(directory, offline=offline)
 
     @property
     def cache_dir(self) -> Path | None:

@@ -47,6 +47,18 @@ def default_cache_dir() -> Path:
     return Path(base) / "seizure-stats"
 
 
+def cache_directory(chosen: Path | str | None) -> Path | None:
+    """The cache directory chosen, else the default one; None, with a warning, when there is no
+    home directory to find it in (HOME unset, and a user id the password database lacks)."""
+    try:
+        return Path(chosen).expanduser() if chosen is not None else default_cache_dir()
+    except RuntimeError as exc:
+        logger.warning(
+            "no cache directory (%s): answers are not kept; set %s to keep them", exc, CACHE_ENV
+        )
+        return None
+
+
 def offline_from_environment() -> bool:
     """Whether `SEIZURE_STATS_OFFLINE` asks for offline mode (1, true, yes or on)."""
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
@@ -161,7 +173,8 @@ class OfflineAnswers:
         try:
             return live()
         except (ServiceUnavailableError, APIError) as exc:
-            if isinstance(exc, APIError) and exc.status_code < 500:
+            # A 4xx is an answer: the question is wrong. A 429 says the service is busy instead.
+            if isinstance(exc, APIError) and exc.status_code < 500 and exc.status_code != 429:
                 raise
             found = self._look_up(cached)
             if found is None:
