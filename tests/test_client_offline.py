@@ -493,3 +493,25 @@ def test_a_429_after_the_retries_falls_back_to_the_cache() -> None:
         assert cached.from_cache
         assert cached.model_dump() == live.model_dump()
     assert len(service.requests) == 1 + 3
+
+
+class CutBody(httpx.SyncByteStream):
+    """An index answer whose connection is lost after its first line."""
+
+    def __iter__(self) -> Any:
+        yield INDEX_LINES.splitlines(keepends=True)[0]
+        raise httpx.ReadError("connection reset by peer")
+
+
+def test_a_connection_lost_in_the_middle_of_an_index_is_the_service_unavailable(
+    client_cache: Path,
+) -> None:
+    def service(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers=INDEX_HEADERS, stream=CutBody())
+
+    with mock_client(service) as client:
+        entries = client.balanced_index("d")
+        assert next(entries).cache_file == "a_windows.npz"
+        with pytest.raises(ServiceUnavailableError, match="lost in the middle of the answer"):
+            next(entries)
+    assert cached_files(client_cache) == []  # an index read in part is never kept

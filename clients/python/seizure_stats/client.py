@@ -508,8 +508,17 @@ def _balanced_options(
 
 
 def _lines_of(response: httpx.Response) -> Iterator[str]:
+    """A streamed answer's lines. A connection lost once they have begun is the service's
+    failure like one lost before: it cannot fall back to the cache any more, since the lines
+    read so far are in the caller's hands already."""
     try:
         yield from response.iter_lines()
+    except httpx.TransportError as exc:
+        request = response.request
+        raise ServiceUnavailableError(
+            f"{request.method} {request.url}: the connection was lost in the middle of the "
+            f"answer: {exc!r}"
+        ) from exc
     finally:
         response.close()
 
