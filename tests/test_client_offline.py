@@ -515,3 +515,27 @@ def test_a_connection_lost_in_the_middle_of_an_index_is_the_service_unavailable(
         with pytest.raises(ServiceUnavailableError, match="lost in the middle of the answer"):
             next(entries)
     assert cached_files(client_cache) == []  # an index read in part is never kept
+
+
+def test_a_password_in_the_base_url_is_written_nowhere(
+    client_cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = FlakyService(200, None)
+    with SeizureStatsClient(
+        "http://reader:s3cret@stats.test",
+        transport=httpx.MockTransport(service),
+        retries=0,
+    ) as client:
+        client.stats("d")
+        assert client.stats("d").from_cache
+        with pytest.raises(ServiceUnavailableError) as unreachable:
+            client.stats("e")
+    assert service.requests[0].headers["authorization"].startswith("Basic ")  # still sent
+    written = [path.read_text() for path in cached_files(client_cache)]
+    assert len(written) == 2
+    assert all('"service": "http://stats.test"' in text for text in written)
+    assert "s3cret" not in "".join(written)
+    assert "from http://stats.test" in caplog.text
+    assert "s3cret" not in caplog.text
+    assert "s3cret" not in str(unreachable.value)
+    assert "reader" not in str(unreachable.value)

@@ -390,7 +390,7 @@ class SeizureStatsClient:
     def _question(
         self, dataset: str, kind: str, filters: Filters, options: Mapping[str, Any]
     ) -> Question:
-        return Question.of(str(self._http.base_url), dataset, kind, filters, options)
+        return Question.of(shown_url(self._http.base_url), dataset, kind, filters, options)
 
     def _ask(self, model: type[Answered], question: Question, fetch: Callable[[], Any]) -> Answered:
         """A question's JSON answer: live and kept, or from the cache when it must be."""
@@ -426,7 +426,7 @@ class SeizureStatsClient:
         self, request: httpx.Request, *, stream: bool = False, retry: bool = True
     ) -> httpx.Response:
         if self._offline.offline:
-            sent = f"{request.method} {request.url}"
+            sent = f"{request.method} {shown_url(request.url)}"
             raise OfflineError(f"{OFFLINE_MODE}: {sent} not sent")
         attempts = self._retries + 1 if retry else 1
         for attempt in range(attempts):
@@ -436,7 +436,7 @@ class SeizureStatsClient:
             except httpx.TransportError as exc:
                 if last_try:
                     raise ServiceUnavailableError(
-                        f"{request.method} {request.url} failed after {attempt + 1} "
+                        f"{request.method} {shown_url(request.url)} failed after {attempt + 1} "
                         f"attempt(s): {exc!r}"
                     ) from exc
                 self._sleep(attempt, None)
@@ -469,6 +469,13 @@ def _api_error(response: httpx.Response) -> APIError:
         return APIError(response.status_code, error, detail)
     except (ValueError, KeyError, TypeError):
         return APIError(response.status_code, "http_error", response.text[:500])
+
+
+def shown_url(url: httpx.URL) -> str:
+    """A URL as the client writes it into its cache and its messages: without the user name
+    and password a base URL may carry (httpx sends them as basic auth; they are no one's to
+    read in a cache file or a log)."""
+    return str(url.copy_with(userinfo=b""))
 
 
 def _as_list(value: FilterValue) -> list[str]:
@@ -516,8 +523,8 @@ def _lines_of(response: httpx.Response) -> Iterator[str]:
     except httpx.TransportError as exc:
         request = response.request
         raise ServiceUnavailableError(
-            f"{request.method} {request.url}: the connection was lost in the middle of the "
-            f"answer: {exc!r}"
+            f"{request.method} {shown_url(request.url)}: the connection was lost in the middle "
+            f"of the answer: {exc!r}"
         ) from exc
     finally:
         response.close()
