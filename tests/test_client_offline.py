@@ -539,3 +539,14 @@ def test_a_password_in_the_base_url_is_written_nowhere(
     assert "s3cret" not in caplog.text
     assert "s3cret" not in str(unreachable.value)
     assert "reader" not in str(unreachable.value)
+
+
+def test_the_warnings_leave_the_logger_name_to_the_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with mock_client(FlakyService(200, None)) as client:
+        client.stats("d")
+        assert client.stats("d").from_cache
+    (record,) = caplog.records
+    assert record.name == "seizure_stats"
+    assert record.getMessage().startswith("the service cannot answer")

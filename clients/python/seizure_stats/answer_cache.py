@@ -190,7 +190,11 @@ class AnswerCache:
     # -- the balanced index as JSON lines --------------------------------------------------------
 
     def index_writer(
-        self, question: Question, snapshot: int, content_hash: str, headers: Mapping[str, str]
+        self,
+        question: Question,
+        snapshot: int | None,
+        content_hash: str | None,
+        headers: Mapping[str, str],
     ) -> IndexWriter:
         path = self.path_of(question, ".jsonl.gz")
         record = self._record(question, path, snapshot, content_hash, headers)
@@ -218,8 +222,8 @@ class AnswerCache:
         self,
         question: Question,
         content: bytes,
-        snapshot: int,
-        content_hash: str,
+        snapshot: int | None,
+        content_hash: str | None,
         headers: Mapping[str, str],
     ) -> Record:
         """Keep the npz the service sent (its arrays compressed already), with the record added
@@ -255,6 +259,8 @@ class AnswerCache:
         content_hash: object,
         headers: Mapping[str, str],
     ) -> Record:
+        if snapshot is None or content_hash is None:  # nothing to say what it is about
+            raise ValueError("the answer names no snapshot or content hash")
         received_at = datetime.now(UTC)
         return Record(question, received_at, int(str(snapshot)), str(content_hash), headers, path)
 

@@ -22,7 +22,7 @@ from typing import IO, Any, TypeVar
 
 import httpx
 
-from seizure_stats.answer_cache import Question
+from seizure_stats.answer_cache import Question, query_text
 from seizure_stats.errors import (
     APIError,
     NotCachedError,
@@ -194,8 +194,13 @@ class SeizureStatsClient:
         A filter value the snapshot has no recording for raises UnmatchedFilterError, unless
         `strict=False` (then the answer carries it in `unmatched` and a warning)."""
         filters = _filters("stats", named)
-        options = {"snapshot": snapshot, "weighting": weighting, "beta": beta, "basis": basis}
-        options["strict"] = strict
+        options = {
+            "snapshot": snapshot,
+            "weighting": weighting,
+            "beta": beta,
+            "basis": basis,
+            "strict": strict,
+        }
         path = f"/api/v1/datasets/{dataset}/stats"
         fetch = partial(self._query, path, filters, options)
         return self._ask(StatsResponse, self._question(dataset, "stats", filters, options), fetch)
@@ -217,8 +222,8 @@ class SeizureStatsClient:
         """Counts and pos_weight of what the balanced training dataset keeps (strict as
         `stats`)."""
         filters = _filters("balanced", named)
-        options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
-        options |= {"weighting": weighting, "beta": beta, "strict": strict}
+        options = _balanced_options(snapshot, full_ratio, background_ratio, seed, strict)
+        options |= {"weighting": weighting, "beta": beta}
         path = f"/api/v1/datasets/{dataset}/balanced"
         fetch = partial(self._query, path, filters, options)
         question = self._question(dataset, "balanced", filters, options)
@@ -239,8 +244,7 @@ class SeizureStatsClient:
         """The balanced dataset's (cache_file, window_idx) entries in dataset order, streamed
         (strict as `stats`); the question is sent when the first entry is wanted."""
         filters = _filters("balanced_index", named)
-        options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
-        options["strict"] = strict
+        options = _balanced_options(snapshot, full_ratio, background_ratio, seed, strict)
         question = self._question(dataset, "balanced-index", filters, options)
 
         def open_lines() -> Stream:
@@ -276,8 +280,7 @@ class SeizureStatsClient:
             raise numpy_missing("balanced_index_arrays") from missing
 
         filters = _filters("balanced_index", named)
-        options = _balanced_options(snapshot, full_ratio, background_ratio, seed)
-        options["strict"] = strict
+        options = _balanced_options(snapshot, full_ratio, background_ratio, seed, strict)
         question = self._question(dataset, "balanced-index-npz", filters, options)
 
         def fetch() -> tuple[Mapping[str, str], bytes]:
@@ -504,13 +507,15 @@ def _filters(method: str, named: Mapping[str, Any]) -> Filters:
 
 
 def _balanced_options(
-    snapshot: int | None, full_ratio: float, background_ratio: float, seed: int
+    snapshot: int | None, full_ratio: float, background_ratio: float, seed: int, strict: bool
 ) -> dict[str, Any]:
+    """The options of a question about the balanced selection (its counts or its index)."""
     return {
         "snapshot": snapshot,
         "full_ratio": full_ratio,
         "background_ratio": background_ratio,
         "seed": seed,
+        "strict": strict,
     }
 
 
@@ -546,14 +551,8 @@ def _params(
         for name, values in filters.items()
         for value in (values if isinstance(values, list) else [str(values)])
     ]
-    params += [(key, _query_text(value)) for key, value in _drop_none(options).items()]
+    params += [(key, query_text(value)) for key, value in _drop_none(options).items()]
     return params
-
-
-def _query_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _read_chunks(stream: IO[bytes], size: int = 1024 * 1024) -> Iterator[bytes]:

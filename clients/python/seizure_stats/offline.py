@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from seizure_stats.answer_cache import AnswerCache, IndexWriter, Question, Record, UnusableCacheFile
 from seizure_stats.errors import APIError, NotCachedError, ServiceUnavailableError
+from seizure_stats.index_answers import snapshot_of
 
 CACHE_ENV = "SEIZURE_STATS_CACHE"
 OFFLINE_ENV = "SEIZURE_STATS_OFFLINE"
@@ -136,7 +137,7 @@ class OfflineAnswers:
                 self._keep(
                     question,
                     lambda cache: cache.store_npz(
-                        question, content, *_snapshot_of(headers), headers
+                        question, content, *snapshot_of(headers), headers
                     ),
                 )
             return headers, content, None
@@ -191,7 +192,7 @@ class OfflineAnswers:
         try:
             return cached(self.cache)
         except UnusableCacheFile as exc:
-            logger.warning("seizure_stats: ignoring an unusable cache file: %s", exc)
+            logger.warning("ignoring an unusable cache file: %s", exc)
             return None
 
     def _where(self) -> str:
@@ -210,8 +211,7 @@ class OfflineAnswers:
         else:
             about = f"snapshot {record.snapshot} ({record.content_hash}), as pinned"
         logger.warning(
-            "seizure_stats: %s; answering %s about %r from the cache, as received from %s at "
-            "%s: %s (%s)",
+            "%s; answering %s about %r from the cache, as received from %s at %s: %s (%s)",
             reason,
             question.kind,
             question.dataset,
@@ -228,7 +228,7 @@ class OfflineAnswers:
         try:
             return store(self.cache)
         except (OSError, KeyError, ValueError) as exc:
-            logger.warning("seizure_stats: could not keep the %s answer: %s", question.kind, exc)
+            logger.warning("could not keep the %s answer: %s", question.kind, exc)
             return None
 
     def _tee(
@@ -266,15 +266,7 @@ class OfflineAnswers:
                     kept.discard()
 
     def _start_index(self, question: Question, headers: Mapping[str, str]) -> IndexWriter | None:
-        return self._keep(question, lambda cache: _index_writer(cache, question, headers))
-
-
-def _index_writer(
-    cache: AnswerCache, question: Question, headers: Mapping[str, str]
-) -> IndexWriter:
-    snapshot, content_hash = _snapshot_of(headers)
-    return cache.index_writer(question, snapshot, content_hash, headers)
-
-
-def _snapshot_of(headers: Mapping[str, str]) -> tuple[int, str]:
-    return int(headers["x-snapshot"]), headers["x-content-hash"]
+        snapshot, content_hash = snapshot_of(headers)
+        return self._keep(
+            question, lambda cache: cache.index_writer(question, snapshot, content_hash, headers)
+        )
