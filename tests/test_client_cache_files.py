@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from seizure_stats import answer_cache
+from seizure_stats import atomic_files
 from seizure_stats.answer_cache import AnswerCache, Question
 
 STATS_ANSWER = {"snapshot": 4, "content_hash": "sha256:04", "pos_weight": 2.0}
@@ -38,10 +38,10 @@ def test_a_later_answer_about_another_snapshot_never_takes_the_pinned_name(
             later["done"] = True
             cache.store_json(question, STATS_ANSWER | {"snapshot": 5, "content_hash": "sha256:05"})
 
-    monkeypatch.setattr(answer_cache.os, "replace", replace_then_let_b_write)
+    monkeypatch.setattr(atomic_files.os, "replace", replace_then_let_b_write)
     cache.store_json(question, STATS_ANSWER)
     assert later["done"]
-    monkeypatch.setattr(answer_cache.os, "replace", replace)
+    monkeypatch.setattr(atomic_files.os, "replace", replace)
 
     for snapshot in (4, 5):
         found = cache.load_json(question.pinned(snapshot))
@@ -49,7 +49,8 @@ def test_a_later_answer_about_another_snapshot_never_takes_the_pinned_name(
         record, answer = found
         assert (record.snapshot, answer["snapshot"]) == (snapshot, snapshot)
     found = cache.load_json(question)
-    assert found is not None and found[1]["snapshot"] == 5  # B's, the last to take its place
+    assert found is not None
+    assert found[1]["snapshot"] == 5  # B's, the last to take its place
     assert not [p.name for p in tmp_path.rglob(".*") if p.is_file()]  # no temporary file left
 
 

@@ -25,23 +25,20 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import re
-import shutil
-import tempfile
-import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from seizure_stats.atomic_files import write_atomically
+from seizure_stats.index_writer import IndexWriter
 
 FORMAT = 1
 # The record inside a cached npz, beside the arrays; numpy.load lists it and never reads it.
 NPZ_RECORD = "seizure_stats_answer.json"
-# Cheap to write and still a tenth of the text: the same few names and digits over again.
-INDEX_GZIP_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -278,92 +275,6 @@ class AnswerCache:
         if not record.question.about_current():
             return None
         return self.path_of(record.question.pinned(record.snapshot), suffix)
-
-
-class IndexWriter:
-    """A cache file of the balanced index, written as its lines arrive; it takes its place only
-    once every line has (`commit`), so an index read in part is never kept."""
-
-    def __init__(self, record: Record, *, also: Path | None) -> None:
-        self.record = record
-        self._also = also
-        record.path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, name = tempfile.mkstemp(prefix=".tmp-", dir=record.path.parent)
-        self._temporary = Path(name)
-        self._raw = os.fdopen(descriptor, "wb")
-        share(descriptor)
-        self._gzip = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=INDEX_GZIP_LEVEL)
-        self._pending: list[str] = [json.dumps(record.to_json()) + "\n"]
-        self._pending_size = 0
-
-    def write_line(self, line: str) -> None:
-        self._pending.append(line + "\n")
-        self._pending_size += len(line) + 1
-        if self._pending_size > 1 << 16:  # one compressor call per 64 KiB, not per line
-            self._flush_pending()
-
-    def commit(self) -> None:
-        try:
-            self._flush_pending()
-            self._gzip.close()
-            self._raw.flush()
-            os.fsync(self._raw.fileno())
-            self._raw.close()
-            move_into_place(self._temporary, self.record.path, also=self._also)
-        except BaseException:
-            self.discard()
-            raise
-
-    def discard(self) -> None:
-        self._gzip.close()
-        self._raw.close()
-        self._temporary.unlink(missing_ok=True)
-
-    def _flush_pending(self) -> None:
-        self._gzip.write("".join(self._pending).encode())
-        self._pending, self._pending_size = [], 0
-
-
-def write_atomically(
-    path: Path, write: Callable[[IO[bytes]], object], *, also: Path | None = None
-) -> None:
-    """Write a file under a temporary name in its folder, then move it into place (and give it
-    the second name `also`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            share(handle.fileno())
-            write(handle)
-        move_into_place(Path(name), path, also=also)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-
-
-def move_into_place(temporary: Path, path: Path, *, also: Path | None) -> None:
-    """Move a file written under a temporary name to `path`, having given it the name `also`
-    first. The second name is linked from the temporary file, never from `path`: by then
-    another job sharing the cache may have put its own answer, about another snapshot, there."""
-    if also is not None:
-        link = also.with_name(f".link-{uuid.uuid4().hex}")
-        try:
-            try:
-                os.link(temporary, link)
-            except OSError:  # a file system without hard links
-                shutil.copyfile(temporary, link)
-            os.replace(link, also)
-        finally:  # os.replace leaves `link` behind when both names are one file already
-            link.unlink(missing_ok=True)
-    os.replace(temporary, path)
-
-
-def share(descriptor: int) -> None:
-    """Give a file written under a temporary name the mode of any new file (0o666 less the
-    umask) instead of mkstemp's 0o600: a cache shared by the users of a group stays readable."""
-    umask = os.umask(0o022)  # reading the umask means setting it: put it straight back
-    os.umask(umask)
-    os.fchmod(descriptor, 0o666 & ~umask)
 
 
 def safe_name(text: str) -> str:

@@ -25,9 +25,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from seizure_stats.answer_cache import AnswerCache, IndexWriter, Question, Record, UnusableCacheFile
+from seizure_stats.answer_cache import AnswerCache, Question, Record, UnusableCacheFile
 from seizure_stats.errors import APIError, NotCachedError, ServiceUnavailableError
 from seizure_stats.index_answers import snapshot_of
+from seizure_stats.index_writer import IndexWriter
 
 CACHE_ENV = "SEIZURE_STATS_CACHE"
 OFFLINE_ENV = "SEIZURE_STATS_OFFLINE"
