@@ -8,14 +8,13 @@ criterion = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(stats.pos_weight)
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -50,16 +49,14 @@ from seizure_stats.query_params import (
 )
 from seizure_stats.schemas.datasets import (
     DatasetOut,
-    ImportResponse,
-    PresenceResult,
     RecordingOut,
     SnapshotOut,
 )
 from seizure_stats.schemas.folds import FoldsResponse
 from seizure_stats.schemas.provenance import Answer, mark_cached
 from seizure_stats.schemas.questions import BalancedResponse, StatsResponse
-from seizure_stats.schemas.scans import ScanFileRecordOut, ScanOut, ScanPartIn, SnapshotScanIssues
 from seizure_stats.transport import Transport, lines_of, shown_url
+from seizure_stats.upkeep import DatasetUpkeep
 
 __all__ = [
     "APIError",
@@ -77,7 +74,7 @@ __all__ = [
 Answered = TypeVar("Answered", bound=Answer)
 
 
-class SeizureStatsClient:
+class SeizureStatsClient(DatasetUpkeep):
     """A synchronous client. Retries connection errors, 429 and 5xx with exponential backoff.
 
     Every answer to a question is kept in `cache_dir` (default: `SEIZURE_STATS_CACHE`, else
@@ -305,68 +302,6 @@ class SeizureStatsClient:
         fetch = partial(self._transport.json, "GET", path, params=query_params.params({}, options))
         return self._ask(FoldsResponse, self._question(dataset, "folds", {}, options), fetch)
 
-    def import_manifest(
-        self, dataset: str, manifest: Path | str | IO[bytes], *, source: str = ""
-    ) -> ImportResponse:
-        """Upload a manifest.json (a path, or an open binary file; gzip is detected)."""
-        if isinstance(manifest, str | Path):
-            path = Path(manifest)
-            with path.open("rb") as handle:
-                return self.import_manifest(dataset, handle, source=source or path.name)
-        head = manifest.read(2)
-        manifest.seek(0)
-        headers = {"Content-Type": "application/json"}
-        if head == b"\x1f\x8b":
-            headers["Content-Encoding"] = "gzip"
-        request = self._transport.build(
-            "POST",
-            f"/api/v1/datasets/{dataset}/snapshots",
-            params={"source": source} if source else None,
-            content=_read_chunks(manifest),
-            headers=headers,
-        )
-        # An upload cannot be replayed from a consumed stream: no retries here.
-        response = self._transport.send(request, retry=False)
-        return ImportResponse.model_validate(response.json())
-
-    def report_presence(
-        self, dataset: str, *, present: Iterable[str] = (), missing: Iterable[str] = ()
-    ) -> PresenceResult:
-        body = {"present": list(present), "missing": list(missing)}
-        data = self._transport.json("POST", f"/api/v1/datasets/{dataset}/presence", json=body)
-        return PresenceResult.model_validate(data)
-
-    def push_scan_part(self, dataset: str, part: ScanPartIn) -> ScanOut:
-        """Push one part of a scan (gzip JSON). Safe to retry: an identical part is a no-op."""
-        body = gzip.compress(part.model_dump_json().encode(), compresslevel=5)
-        request = self._transport.build(
-            "POST",
-            f"/api/v1/datasets/{dataset}/scan-parts",
-            content=body,
-            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
-        )
-        return ScanOut.model_validate(self._transport.send(request).json())
-
-    def scan_files(self, dataset: str, *, counts: bool = False) -> list[ScanFileRecordOut]:
-        """What the service knows per cache file (empty for a dataset it does not know)."""
-        path = f"/api/v1/datasets/{dataset}/scan-files"
-        try:
-            data = self._transport.json("GET", path, params={"counts": "true"} if counts else None)
-        except APIError as exc:
-            if exc.status_code == 404:
-                return []
-            raise
-        return [ScanFileRecordOut.model_validate(r) for r in data]
-
-    def scan(self, dataset: str, scan_id: str) -> ScanOut:
-        return ScanOut.model_validate(
-            self._transport.json("GET", f"/api/v1/datasets/{dataset}/scans/{scan_id}")
-        )
-
-    def scan_issues(self, dataset: str, snapshot: int) -> SnapshotScanIssues:
-        path = f"/api/v1/datasets/{dataset}/snapshots/{snapshot}/scan-issues"
-        return SnapshotScanIssues.model_validate(self._transport.json("GET", path))
-
     # -- plumbing ------------------------------------------------------------------------------
 
     def _question(
@@ -402,8 +337,3 @@ class SeizureStatsClient:
         if query_params.too_long_for_a_url(filters):
             return self._transport.json("POST", path, json=query_params.body(filters, options))
         return self._transport.json("GET", path, params=query_params.params(filters, options))
-
-
-def _read_chunks(stream: IO[bytes], size: int = 1024 * 1024) -> Iterator[bytes]:
-    while chunk := stream.read(size):
-        yield chunk
