@@ -78,9 +78,10 @@ class SeizureStatsClient(DatasetUpkeep):
     """A synchronous client. Retries connection errors, 429 and 5xx with exponential backoff.
 
     Every answer to a question is kept in `cache_dir` (default: `SEIZURE_STATS_CACHE`, else
-    ~/.cache/seizure-stats; `cache=False` keeps nothing) and given back, marked `from_cache`,
-    when the service stays unreachable; `offline=True` (default: `SEIZURE_STATS_OFFLINE=1`)
-    sends nothing and answers from the cache only (seizure_stats.offline).
+    `$XDG_CACHE_HOME/seizure-stats`, else ~/.cache/seizure-stats; `cache=False` keeps nothing)
+    and given back, marked `from_cache`, when the service stays unreachable; `offline=True`
+    (default: `SEIZURE_STATS_OFFLINE=1`, read here, when the client is made) sends nothing and
+    answers from the cache only (seizure_stats.offline).
     """
 
     def __init__(
