@@ -424,3 +424,129 @@ def test_the_default_cache_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         assert client.cache_dir == tmp_path / "home" / ".cache" / "seizure-stats"
     with SeizureStatsClient("http://stats.test", cache_dir=tmp_path / "mine") as client:
         assert client.cache_dir == tmp_path / "mine"
+
+
+class WatchedBody(httpx.SyncByteStream):
+    """An index answer's body that records whether the client closed it."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __iter__(self) -> Any:
+        yield INDEX_LINES
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_an_index_opened_and_never_read_leaves_no_file_and_no_connection(
+    client_cache: Path,
+) -> None:
+    bodies: list[WatchedBody] = []
+
+    def service(request: httpx.Request) -> httpx.Response:
+        bodies.append(WatchedBody())
+        return httpx.Response(200, headers=INDEX_HEADERS, stream=bodies[-1])
+
+    with mock_client(service) as client:
+        entries = client.balanced_index("d")
+        assert (entries.snapshot, entries.from_cache) == (4, False)
+        assert not [p for p in client_cache.rglob("*") if p.is_file()]
+        entries.close()
+        assert bodies[-1].closed
+        entries = client.balanced_index("d")
+        entries.close()  # closed before it was ever opened: nothing was asked
+        assert len(bodies) == 1
+        assert index_pairs(client.balanced_index("d")) == [
+            ("a_windows.npz", 2),
+            ("b_windows.npz", 0),
+        ]
+        assert bodies[-1].closed
+    assert not [p for p in client_cache.rglob(".*") if p.is_file()]  # no temporary file left
+    assert len(cached_files(client_cache)) == 2  # the whole index, under both its names
+
+
+def test_without_a_home_directory_the_client_runs_without_a_cache(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.delenv("SEIZURE_STATS_CACHE")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("HOME", raising=False)
+    monkeypatch.setattr(Path, "home", no_home)
+    with mock_client(FlakyService(200), cache=False) as uncached:
+        assert uncached.cache_dir is None
+    assert caplog.text == ""  # no cache asked for: none looked for
+    with mock_client(FlakyService(200)) as client:
+        assert client.cache_dir is None
+        assert client.stats("d").pos_weight == STATS_BODY["pos_weight"]
+    assert "answers are not kept" in caplog.text
+
+
+def test_a_429_after_the_retries_falls_back_to_the_cache() -> None:
+    service = FlakyService(200, 429)
+    with mock_client(service) as client:
+        live = client.stats("d")
+        cached = client.stats("d")
+        assert cached.from_cache
+        assert cached.model_dump() == live.model_dump()
+    assert len(service.requests) == 1 + 3
+
+
+class CutBody(httpx.SyncByteStream):
+    """An index answer whose connection is lost after its first line."""
+
+    def __iter__(self) -> Any:
+        yield INDEX_LINES.splitlines(keepends=True)[0]
+        raise httpx.ReadError("connection reset by peer")
+
+
+def test_a_connection_lost_in_the_middle_of_an_index_is_the_service_unavailable(
+    client_cache: Path,
+) -> None:
+    def service(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers=INDEX_HEADERS, stream=CutBody())
+
+    with mock_client(service) as client:
+        entries = client.balanced_index("d")
+        assert next(entries).cache_file == "a_windows.npz"
+        with pytest.raises(ServiceUnavailableError, match="lost in the middle of the answer"):
+            next(entries)
+    assert cached_files(client_cache) == []  # an index read in part is never kept
+
+
+def test_a_password_in_the_base_url_is_written_nowhere(
+    client_cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = FlakyService(200, None)
+    with SeizureStatsClient(
+        "http://reader:s3cret@stats.test",
+        transport=httpx.MockTransport(service),
+        retries=0,
+    ) as client:
+        client.stats("d")
+        assert client.stats("d").from_cache
+        with pytest.raises(ServiceUnavailableError) as unreachable:
+            client.stats("e")
+    assert service.requests[0].headers["authorization"].startswith("Basic ")  # still sent
+    written = [path.read_text() for path in cached_files(client_cache)]
+    assert len(written) == 2
+    assert all('"service": "http://stats.test"' in text for text in written)
+    assert "s3cret" not in "".join(written)
+    assert "from http://stats.test" in caplog.text
+    assert "s3cret" not in caplog.text
+    assert "s3cret" not in str(unreachable.value)
+    assert "reader" not in str(unreachable.value)
+
+
+def test_the_warnings_leave_the_logger_name_to_the_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with mock_client(FlakyService(200, None)) as client:
+        client.stats("d")
+        assert client.stats("d").from_cache
+    (record,) = caplog.records
+    assert record.name == "seizure_stats"
+    assert record.getMessage().startswith("the service cannot answer")

@@ -25,23 +25,20 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import re
-import shutil
-import tempfile
-import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from seizure_stats.atomic_files import write_atomically
+from seizure_stats.index_writer import IndexWriter
 
 FORMAT = 1
 # The record inside a cached npz, beside the arrays; numpy.load lists it and never reads it.
 NPZ_RECORD = "seizure_stats_answer.json"
-# Cheap to write and still a tenth of the text: the same few names and digits over again.
-INDEX_GZIP_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -172,8 +169,8 @@ class AnswerCache:
         path = self.path_of(question, ".json")
         record = self._record(question, path, answer["snapshot"], answer["content_hash"], {})
         body = json.dumps({"record": record.to_json(), "answer": answer}).encode()
-        write_atomically(path, lambda handle: handle.write(body))
-        self._link_pinned(record, ".json")
+        also = self._pinned(record, ".json")
+        write_atomically(path, lambda handle: handle.write(body), also=also)
         return record
 
     def load_json(self, question: Question) -> tuple[Record, Any] | None:
@@ -190,24 +187,31 @@ class AnswerCache:
     # -- the balanced index as JSON lines --------------------------------------------------------
 
     def index_writer(
-        self, question: Question, snapshot: int, content_hash: str, headers: Mapping[str, str]
+        self,
+        question: Question,
+        snapshot: int | None,
+        content_hash: str | None,
+        headers: Mapping[str, str],
     ) -> IndexWriter:
         path = self.path_of(question, ".jsonl.gz")
         record = self._record(question, path, snapshot, content_hash, headers)
-        return IndexWriter(record, lambda: self._link_pinned(record, ".jsonl.gz"))
+        return IndexWriter(record, also=self._pinned(record, ".jsonl.gz"))
 
-    def load_index(self, question: Question) -> tuple[Record, Iterator[str]] | None:
+    def load_index(
+        self, question: Question
+    ) -> tuple[Record, Iterator[str], Callable[[], None]] | None:
+        """The record, the lines, and what closes the file (whether the lines are read or not)."""
         path = self.path_of(question, ".jsonl.gz")
         if not path.exists():
             return None
-        # Left open for the lines to be read as they are wanted; _lines_of closes it.
+        # Left open for the lines to be read as they are wanted, until the caller closes it.
         handle = gzip.open(path, "rt", encoding="utf-8")  # noqa: SIM115
         try:
             record = self._checked(question, json.loads(handle.readline()), path)
         except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
             handle.close()
             raise UnusableCacheFile(f"{path}: {exc}") from exc
-        return record, _lines_of(handle)
+        return record, (line.rstrip("\n") for line in handle), handle.close
 
     # -- the balanced index as numpy columns -----------------------------------------------------
 
@@ -215,8 +219,8 @@ class AnswerCache:
         self,
         question: Question,
         content: bytes,
-        snapshot: int,
-        content_hash: str,
+        snapshot: int | None,
+        content_hash: str | None,
         headers: Mapping[str, str],
     ) -> Record:
         """Keep the npz the service sent (its arrays compressed already), with the record added
@@ -226,8 +230,8 @@ class AnswerCache:
         buffer = io.BytesIO(content)
         with zipfile.ZipFile(buffer, "a") as archive:
             archive.writestr(NPZ_RECORD, json.dumps(record.to_json()))
-        write_atomically(path, lambda handle: handle.write(buffer.getbuffer()))
-        self._link_pinned(record, ".npz")
+        also = self._pinned(record, ".npz")
+        write_atomically(path, lambda handle: handle.write(buffer.getbuffer()), also=also)
         return record
 
     def load_npz(self, question: Question) -> tuple[Record, bytes] | None:
@@ -252,6 +256,8 @@ class AnswerCache:
         content_hash: object,
         headers: Mapping[str, str],
     ) -> Record:
+        if snapshot is None or content_hash is None:  # nothing to say what it is about
+            raise ValueError("the answer names no snapshot or content hash")
         received_at = datetime.now(UTC)
         return Record(question, received_at, int(str(snapshot)), str(content_hash), headers, path)
 
@@ -262,81 +268,13 @@ class AnswerCache:
             raise ValueError("the file answers another question")
         return record
 
-    def _link_pinned(self, record: Record, suffix: str) -> None:
-        """Make the answer to a question about the current snapshot the answer to the same
-        question pinned to the snapshot it was about, too: a second name for the same file."""
+    def _pinned(self, record: Record, suffix: str) -> Path | None:
+        """Where the answer to a question about the current snapshot is the answer to the same
+        question pinned to the snapshot it was about, too (a second name for the same file);
+        None for a question that pins its snapshot already."""
         if not record.question.about_current():
-            return
-        pinned = self.path_of(record.question.pinned(record.snapshot), suffix)
-        temporary = pinned.with_name(f".link-{uuid.uuid4().hex}")
-        try:
-            os.link(record.path, temporary)
-        except OSError:  # a file system without hard links
-            shutil.copyfile(record.path, temporary)
-        os.replace(temporary, pinned)
-
-
-class IndexWriter:
-    """A cache file of the balanced index, written as its lines arrive; it takes its place only
-    once every line has (`commit`), so an index read in part is never kept."""
-
-    def __init__(self, record: Record, committed: Callable[[], None]) -> None:
-        self.record = record
-        self._committed = committed
-        record.path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, name = tempfile.mkstemp(prefix=".tmp-", dir=record.path.parent)
-        self._temporary = Path(name)
-        self._raw = os.fdopen(descriptor, "wb")
-        self._gzip = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=INDEX_GZIP_LEVEL)
-        self._pending: list[str] = [json.dumps(record.to_json()) + "\n"]
-        self._pending_size = 0
-
-    def write_line(self, line: str) -> None:
-        self._pending.append(line + "\n")
-        self._pending_size += len(line) + 1
-        if self._pending_size > 1 << 16:  # one compressor call per 64 KiB, not per line
-            self._flush_pending()
-
-    def commit(self) -> None:
-        try:
-            self._flush_pending()
-            self._gzip.close()
-            self._raw.flush()
-            os.fsync(self._raw.fileno())
-            self._raw.close()
-            os.replace(self._temporary, self.record.path)
-        except BaseException:
-            self.discard()
-            raise
-        self._committed()
-
-    def discard(self) -> None:
-        self._gzip.close()
-        self._raw.close()
-        self._temporary.unlink(missing_ok=True)
-
-    def _flush_pending(self) -> None:
-        self._gzip.write("".join(self._pending).encode())
-        self._pending, self._pending_size = [], 0
-
-
-def _lines_of(handle: IO[str]) -> Iterator[str]:
-    with handle:
-        for line in handle:
-            yield line.rstrip("\n")
-
-
-def write_atomically(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write a file under a temporary name in its folder, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            write(handle)
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+            return None
+        return self.path_of(record.question.pinned(record.snapshot), suffix)
 
 
 def safe_name(text: str) -> str:

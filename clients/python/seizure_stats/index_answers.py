@@ -4,7 +4,7 @@ columns; each says which snapshot it is about and whether it came from the offli
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,14 +20,20 @@ class IndexAnswer:
     snapshot: int | None
     content_hash: str | None
     cached_at: datetime | None
-    entries: Iterator[IndexEntry]
+    entries: Generator[IndexEntry]
+    # Lets go of what the entries are read from (a connection, a cache file), read or not.
+    release: Callable[[], None]
 
     @classmethod
     def of(
-        cls, headers: Mapping[str, str], cached_at: datetime | None, lines: Iterator[str]
+        cls,
+        headers: Mapping[str, str],
+        cached_at: datetime | None,
+        lines: Iterator[str],
+        release: Callable[[], None],
     ) -> IndexAnswer:
         snapshot, content_hash = snapshot_of(headers)
-        return cls(snapshot, content_hash, cached_at, _entries_of(lines))
+        return cls(snapshot, content_hash, cached_at, _entries_of(lines, release), release)
 
 
 class IndexEntries(Iterator[IndexEntry]):
@@ -70,9 +76,9 @@ class IndexEntries(Iterator[IndexEntry]):
         """Stop reading: the connection or cache file is released (as it is after the last
         entry)."""
         if self._answer is not None:
-            close = getattr(self._answer.entries, "close", None)
-            if close is not None:
-                close()
+            self._answer.entries.close()
+            # Closing entries never started runs none of their code: let go directly.
+            self._answer.release()
 
     def _opened(self) -> IndexAnswer:
         if self._answer is None:
@@ -113,12 +119,10 @@ def warn_of_unmatched(headers: Mapping[str, str], *, stacklevel: int) -> None:
         warnings.warn(message, UnmatchedFilterWarning, stacklevel=stacklevel + 1)
 
 
-def _entries_of(lines: Iterator[str]) -> Iterator[IndexEntry]:
+def _entries_of(lines: Iterator[str], release: Callable[[], None]) -> Generator[IndexEntry]:
     try:
         for line in lines:
             if line.strip():
                 yield IndexEntry.model_validate_json(line)
     finally:  # closing the entries closes what they are read from
-        close = getattr(lines, "close", None)
-        if close is not None:
-            close()
+        release()

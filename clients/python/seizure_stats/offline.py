@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from seizure_stats.answer_cache import AnswerCache, IndexWriter, Question, Record, UnusableCacheFile
+from seizure_stats.answer_cache import AnswerCache, Question, Record, UnusableCacheFile
 from seizure_stats.errors import APIError, NotCachedError, ServiceUnavailableError
+from seizure_stats.index_answers import snapshot_of
+from seizure_stats.index_writer import IndexWriter
 
 CACHE_ENV = "SEIZURE_STATS_CACHE"
 OFFLINE_ENV = "SEIZURE_STATS_OFFLINE"
@@ -47,6 +49,18 @@ def default_cache_dir() -> Path:
     return Path(base) / "seizure-stats"
 
 
+def cache_directory(chosen: Path | str | None) -> Path | None:
+    """The cache directory chosen, else the default one; None, with a warning, when there is no
+    home directory to find it in (HOME unset, and a user id the password database lacks)."""
+    try:
+        return Path(chosen).expanduser() if chosen is not None else default_cache_dir()
+    except RuntimeError as exc:
+        logger.warning(
+            "no cache directory (%s): answers are not kept; set %s to keep them", exc, CACHE_ENV
+        )
+        return None
+
+
 def offline_from_environment() -> bool:
     """Whether `SEIZURE_STATS_OFFLINE` asks for offline mode (1, true, yes or on)."""
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
@@ -58,11 +72,13 @@ def kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Stream:
-    """A streamed answer's headers and lines; `cached_at` when they come from the cache."""
+    """A streamed answer's headers and lines; `cached_at` when they come from the cache.
+    `release` lets go of what the lines are read from (a connection, a file), read or not."""
 
     headers: Mapping[str, str]
     lines: Iterator[str]
     cached_at: datetime | None
+    release: Callable[[], None]
 
 
 class OfflineAnswers:
@@ -87,25 +103,27 @@ class OfflineAnswers:
 
         return self._answer(question, live, cached)
 
-    def stream(
-        self, question: Question, open_live: Callable[[], tuple[Mapping[str, str], Iterator[str]]]
-    ) -> Stream:
+    def stream(self, question: Question, open_live: Callable[[], Stream]) -> Stream:
         """A streamed answer of lines (the balanced index); kept once every line has arrived."""
 
         def live() -> Stream:
-            headers, lines = open_live()
-            if self.cache is not None:
-                writer = self._keep(question, lambda cache: _index_writer(cache, question, headers))
-                if writer is not None:
-                    lines = self._tee(question, lines, writer)
-            return Stream(headers, lines, None)
+            stream = open_live()
+            if self.cache is None:
+                return stream
+            lines = self._tee(question, stream.headers, stream.lines)
+
+            def release() -> None:
+                lines.close()
+                stream.release()
+
+            return Stream(stream.headers, lines, None, release)
 
         def cached(cache: AnswerCache) -> tuple[Record, Stream] | None:
             found = cache.load_index(question)
             if found is None:
                 return None
-            record, lines = found
-            return record, Stream(record.headers, lines, record.received_at)
+            record, lines, release = found
+            return record, Stream(record.headers, lines, record.received_at, release)
 
         return self._answer(question, live, cached)
 
@@ -120,7 +138,7 @@ class OfflineAnswers:
                 self._keep(
                     question,
                     lambda cache: cache.store_npz(
-                        question, content, *_snapshot_of(headers), headers
+                        question, content, *snapshot_of(headers), headers
                     ),
                 )
             return headers, content, None
@@ -157,7 +175,8 @@ class OfflineAnswers:
         try:
             return live()
         except (ServiceUnavailableError, APIError) as exc:
-            if isinstance(exc, APIError) and exc.status_code < 500:
+            # A 4xx is an answer: the question is wrong. A 429 says the service is busy instead.
+            if isinstance(exc, APIError) and exc.status_code < 500 and exc.status_code != 429:
                 raise
             found = self._look_up(cached)
             if found is None:
@@ -174,7 +193,7 @@ class OfflineAnswers:
         try:
             return cached(self.cache)
         except UnusableCacheFile as exc:
-            logger.warning("seizure_stats: ignoring an unusable cache file: %s", exc)
+            logger.warning("ignoring an unusable cache file: %s", exc)
             return None
 
     def _where(self) -> str:
@@ -193,8 +212,7 @@ class OfflineAnswers:
         else:
             about = f"snapshot {record.snapshot} ({record.content_hash}), as pinned"
         logger.warning(
-            "seizure_stats: %s; answering %s about %r from the cache, as received from %s at "
-            "%s: %s (%s)",
+            "%s; answering %s about %r from the cache, as received from %s at %s: %s (%s)",
             reason,
             question.kind,
             question.dataset,
@@ -211,23 +229,31 @@ class OfflineAnswers:
         try:
             return store(self.cache)
         except (OSError, KeyError, ValueError) as exc:
-            logger.warning("seizure_stats: could not keep the %s answer: %s", question.kind, exc)
+            logger.warning("could not keep the %s answer: %s", question.kind, exc)
             return None
 
-    def _tee(self, question: Question, lines: Iterator[str], writer: IndexWriter) -> Iterator[str]:
-        """The lines as they arrive, written to the cache on the way; kept only when complete."""
-        kept: IndexWriter | None = writer
-        complete = False
+    def _tee(
+        self, question: Question, headers: Mapping[str, str], lines: Iterator[str]
+    ) -> Generator[str]:
+        """The lines as they arrive, written to the cache on the way; kept only when complete.
+        The cache file is started with the first line (or at the end of an empty index), so an
+        answer opened and never read leaves nothing behind."""
+        kept: IndexWriter | None = None
+        started = complete = False
         try:
             for line in lines:
+                if not started:
+                    started, kept = True, self._start_index(question, headers)
                 if kept is not None:
                     try:
                         kept.write_line(line)
                     except OSError as exc:
-                        logger.warning("seizure_stats: could not keep the index: %s", exc)
+                        logger.warning("could not keep the index: %s", exc)
                         kept.discard()
                         kept = None
                 yield line
+            if not started:  # no line at all: an empty index is an answer too
+                kept = self._start_index(question, headers)
             complete = True
         finally:
             close = getattr(lines, "close", None)
@@ -235,17 +261,13 @@ class OfflineAnswers:
                 close()
             if kept is not None:
                 if complete:
-                    self._keep(question, lambda _: kept.commit())
+                    writer = kept
+                    self._keep(question, lambda _: writer.commit())
                 else:
                     kept.discard()
 
-
-def _index_writer(
-    cache: AnswerCache, question: Question, headers: Mapping[str, str]
-) -> IndexWriter:
-    snapshot, content_hash = _snapshot_of(headers)
-    return cache.index_writer(question, snapshot, content_hash, headers)
-
-
-def _snapshot_of(headers: Mapping[str, str]) -> tuple[int, str]:
-    return int(headers["x-snapshot"]), headers["x-content-hash"]
+    def _start_index(self, question: Question, headers: Mapping[str, str]) -> IndexWriter | None:
+        snapshot, content_hash = snapshot_of(headers)
+        return self._keep(
+            question, lambda cache: cache.index_writer(question, snapshot, content_hash, headers)
+        )
