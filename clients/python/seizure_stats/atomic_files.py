@@ -47,9 +47,22 @@ def move_into_place(temporary: Path, path: Path, *, also: Path | None) -> None:
     os.replace(temporary, path)
 
 
+def current_umask() -> int:
+    """The process's umask. Linux shows it in /proc/self/status; elsewhere reading it means
+    setting it and putting it back, which a thread creating a file meanwhile could see."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def share(descriptor: int) -> None:
     """Give a file written under a temporary name the mode of any new file (0o666 less the
     umask) instead of mkstemp's 0o600: a cache shared by the users of a group stays readable."""
-    umask = os.umask(0o022)  # reading the umask means setting it: put it straight back
-    os.umask(umask)
-    os.fchmod(descriptor, 0o666 & ~umask)
+    os.fchmod(descriptor, 0o666 & ~current_umask())
