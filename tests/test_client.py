@@ -195,6 +195,22 @@ def test_long_filters_travel_in_a_post_body() -> None:
     assert body["snapshot"] == 4
 
 
+def test_a_success_that_is_not_json_is_the_service_unavailable() -> None:
+    """A 200 page from something in front of the service (a proxy's maintenance page) is not an
+    answer: ServiceUnavailableError, as when nothing answers, not a JSON decoding error."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>down for maintenance</html>")
+
+    with (
+        SeizureStatsClient(
+            "http://stats.test", transport=httpx.MockTransport(handler), retries=0, cache=False
+        ) as client,
+        pytest.raises(ServiceUnavailableError, match=r"not JSON.*down for maintenance"),
+    ):
+        client.stats("d")
+
+
 def test_client_imports_nothing_from_the_server_side() -> None:
     import subprocess
     import sys

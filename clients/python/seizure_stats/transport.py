@@ -42,7 +42,18 @@ class Transport:
         return self.http.build_request(method, path, **kwargs)
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self.send(self.build(method, path, **kwargs)).json()
+        """A JSON answer's content. A 2xx that is not JSON comes from something between us and
+        the service (a proxy's maintenance page, say): the service did not answer."""
+        response = self.send(self.build(method, path, **kwargs))
+        try:
+            return response.json()
+        except ValueError:
+            request = response.request
+            raise ServiceUnavailableError(
+                f"{request.method} {shown_url(request.url)}: {response.status_code} with a body "
+                f"that is not JSON ({response.headers.get('content-type', 'no content type')}): "
+                f"{response.text[:200]!r}"
+            ) from None
 
     def send(
         self, request: httpx.Request, *, stream: bool = False, retry: bool = True
