@@ -21,7 +21,7 @@ import app
 from app.api import datasets, folds, health, metrics, reports, scans, stats
 from app.api.admission import AdmissionGate, SnapshotSizes
 from app.api.answer_cache import AnswerCache, DatasetStates
-from app.api.deps import needs_write_token, refused_parameters
+from app.api.deps import needs_write_token
 from app.api.middleware.head_requests import HeadAsGetMiddleware
 from app.api.middleware.request_body import RequestBodyMiddleware
 from app.api.middleware.request_context import RequestContextMiddleware
@@ -172,10 +172,7 @@ def install_error_handlers(application: FastAPI) -> None:
         return error_response(exc)
 
     @application.exception_handler(RequestValidationError)
-    async def _request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        refused = refused_parameters(request, exc.errors())
-        if refused is not None:
-            return error_response(refused)
+    async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return _validation_response(exc.errors())
 
     @application.exception_handler(ValidationError)
