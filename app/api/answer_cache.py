@@ -156,21 +156,17 @@ def _digest(asked: dict[str, Any]) -> str:
 
 
 def make_question(kind: str, dataset: str, state: DatasetState, query: SubsetFilter) -> Question:
-    pinned = getattr(query, "snapshot", None)
-    snapshot_id = pinned if pinned is not None else state.current_snapshot_id
-    if snapshot_id is None:
-        raise catalog.no_snapshot_yet(dataset)
+    """A question about a subset, keyed by its normalised filter and its options."""
     normalized: dict[str, Any] = query.normalized().model_dump()
     options = query.model_dump(exclude={*FILTER_FIELDS, "snapshot"})
-    digest = _digest(normalized | options)
-    key = (kind, state.dataset_id, (snapshot_id,), state.presence_version, digest)
-    return Question(key, pinned is not None)
+    pinned = getattr(query, "snapshot", None)
+    return make_options_question(kind, dataset, state, pinned, normalized | options)
 
 
 def make_options_question(
     kind: str, dataset: str, state: DatasetState, snapshot: int | None, options: dict[str, Any]
 ) -> Question:
-    """A question about a whole snapshot (no filter), keyed by its options: the folds."""
+    """A question keyed by its options alone: the folds, about a whole snapshot, ask it so."""
     snapshot_id = snapshot if snapshot is not None else state.current_snapshot_id
     if snapshot_id is None:
         raise catalog.no_snapshot_yet(dataset)
