@@ -141,17 +141,21 @@ def snapshot_out(snapshot: Snapshot, dataset: Dataset) -> SnapshotOut:
     )
 
 
+def snapshot_out_of(
+    session: Session, dataset: Dataset, snapshot_id: int | None
+) -> SnapshotOut | None:
+    """The wire form of the snapshot an optional reference names (a current one, a scan's)."""
+    if snapshot_id is None:
+        return None
+    return snapshot_out(get_snapshot(session, dataset, snapshot_id), dataset)
+
+
 def dataset_out(session: Session, dataset: Dataset) -> DatasetOut:
-    current = (
-        get_snapshot(session, dataset, dataset.current_snapshot_id)
-        if dataset.current_snapshot_id is not None
-        else None
-    )
     return DatasetOut(
         name=dataset.name,
         description=dataset.description,
         full_threshold=dataset.full_threshold,
         created_at=dataset.created_at,
         snapshots=count_snapshots(session, dataset),
-        current_snapshot=snapshot_out(current, dataset) if current is not None else None,
+        current_snapshot=snapshot_out_of(session, dataset, dataset.current_snapshot_id),
     )

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("data")
+
+# The bounds a setting's kind of number implies, declared once: a size, count or grace period
+# cannot be negative, some things need at least one, and a time limit of zero would refuse all.
+NonNegative = Annotated[int, Field(ge=0)]
+AtLeastOne = Annotated[int, Field(ge=1)]
+Duration = Annotated[float, Field(gt=0)]
 
 
 def default_database_url(data_dir: Path = DEFAULT_DATA_DIR) -> str:
@@ -32,80 +38,62 @@ class Settings(BaseSettings):
         default=DEFAULT_DATA_DIR, description="Where the embedded database lives."
     )
     max_upload_bytes: int = Field(
-        default=2 * 1024**3,
-        description="Largest manifest body accepted, after gzip decoding (bytes).",
+        2 * 1024**3, description="Largest manifest body accepted, after gzip decoding (bytes)."
     )
-    max_body_bytes: int = Field(
-        default=64 * 1024**2,
-        ge=0,
+    max_body_bytes: NonNegative = Field(
+        64 * 1024**2,
         description="Largest JSON request body accepted (bytes); manifests and scan parts have "
         "max_upload_bytes.",
     )
     answer_cache_entries: int = Field(
-        default=4096, description="Answers kept per process (0 turns the cache off)."
+        4096, description="Answers kept per process (0 turns the cache off)."
     )
-    answer_cache_bytes: int = Field(
-        default=64 * 1024**2,
-        ge=0,
+    answer_cache_bytes: NonNegative = Field(
+        64 * 1024**2,
         description="Bytes of answers kept per process, bodies plus a fixed cost per entry.",
     )
-    heavy_read_slots: int = Field(
-        default=4,
-        ge=1,
+    heavy_read_slots: AtLeastOne = Field(
+        4,
         description="Reads of large snapshots computed at once (each on a connection of its own).",
     )
-    heavy_read_queue: int = Field(
-        default=32, ge=0, description="Reads of large snapshots that may wait for a slot."
+    heavy_read_queue: NonNegative = Field(
+        32, description="Reads of large snapshots that may wait for a slot."
     )
-    heavy_read_wait_seconds: float = Field(
-        default=10.0,
-        gt=0,
-        description="Longest wait for a slot; then, as when the queue is full, 429 busy.",
+    heavy_read_wait_seconds: Duration = Field(
+        10.0, description="Longest wait for a slot; then, as when the queue is full, 429 busy."
     )
-    heavy_read_min_windows: int = Field(
-        default=100_000,
-        ge=0,
-        description="From this many windows (a diff: both snapshots') a read is heavy.",
+    heavy_read_min_windows: NonNegative = Field(
+        100_000, description="From this many windows (a diff: both snapshots') a read is heavy."
     )
     sqlite_busy_timeout_ms: int = Field(
-        default=60_000, description="How long SQLite waits for a lock before giving up."
+        60_000, description="How long SQLite waits for a lock before giving up."
     )
     require_read_token: bool = Field(
-        default=False,
-        description="Reads need a token too (any scope); writes always need a write token.",
+        False, description="Reads need a token too (any scope); writes always need a write token."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        default="INFO", description="Lowest level of log records written to stderr."
+        "INFO", description="Lowest level of log records written to stderr."
     )
     log_format: Literal["auto", "json", "text"] = Field(
-        default="auto",
-        description="json: one object per line; text: for people; auto: text on a terminal.",
+        "auto", description="json: one object per line; text: for people; auto: text on a terminal."
     )
-    log_queue_records: int = Field(
-        default=10_000,
-        ge=1,
+    log_queue_records: AtLeastOne = Field(
+        10_000,
         description="Log records queued for stderr; when it blocks, more are dropped and counted.",
     )
-    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
-    shutdown_timeout_seconds: int = Field(
-        default=10,
-        ge=0,
-        description="On SIGTERM, how long running requests get to finish before they are cut.",
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
+    shutdown_timeout_seconds: NonNegative = Field(
+        10, description="On SIGTERM, how long running requests get to finish before they are cut."
     )
 
-    header_timeout_seconds: float = Field(
-        default=10,
-        gt=0,
-        description="A connection whose request head is not complete in this time gets 408.",
+    header_timeout_seconds: Duration = Field(
+        10, description="A connection whose request head is not complete in this time gets 408."
     )
-    body_idle_timeout_seconds: float = Field(
-        default=30,
-        gt=0,
-        description="A request body that stalls this long between two chunks gets 408.",
+    body_idle_timeout_seconds: Duration = Field(
+        30, description="A request body that stalls this long between two chunks gets 408."
     )
-    body_timeout_seconds: float = Field(
-        default=900,
-        gt=0,
+    body_timeout_seconds: Duration = Field(
+        900,
         description="Longest wait for a whole request body (time the server works not counted).",
     )
 

@@ -7,10 +7,24 @@ from typing import Any
 
 
 class AppError(Exception):
-    """Base of every error the service reports to its callers."""
+    """Base of every error the service reports to its callers.
+
+    Each subclass names its HTTP status and its stable code in its class statement, so the
+    classes below read as one table of (name, status, code).
+    """
 
     status_code = 400
     code = "bad_request"
+
+    def __init_subclass__(
+        cls, *, status_code: int | None = None, code: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        # Left out, they are inherited: a refinement of an error keeps its parent's status.
+        if status_code is not None:
+            cls.status_code = status_code
+        if code is not None:
+            cls.code = code
 
     def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
@@ -20,25 +34,21 @@ class AppError(Exception):
         self.extra: dict[str, Any] = {}
 
 
-class NotFoundError(AppError):
-    status_code = 404
-    code = "not_found"
+class NotFoundError(AppError, status_code=404, code="not_found"):
+    """What the request names (a dataset, a snapshot, a scan) does not exist."""
 
 
-class ConflictError(AppError):
-    status_code = 409
-    code = "conflict"
+class ConflictError(AppError, status_code=409, code="conflict"):
+    """The request contradicts what is stored (a name taken, a record changed meanwhile)."""
 
 
-class InvalidRequestError(AppError):
-    status_code = 422
-    code = "invalid_request"
+class InvalidRequestError(AppError, status_code=422, code="invalid_request"):
+    """The request asks for something it cannot have: a value out of range, an unknown parameter,
+    an option the snapshot cannot answer."""
 
 
-class UnmatchedFilterError(InvalidRequestError):
+class UnmatchedFilterError(InvalidRequestError, code="unmatched_filter"):
     """A strict question names a patient, session or recording the snapshot does not have."""
-
-    code = "unmatched_filter"
 
     def __init__(
         self, detail: str, unmatched: dict[str, list[str]], counts: dict[str, int]
@@ -48,68 +58,47 @@ class UnmatchedFilterError(InvalidRequestError):
         self.extra = {"unmatched": unmatched, "unmatched_counts": counts}
 
 
-class ManifestError(AppError):
+class ManifestError(AppError, status_code=422, code="invalid_manifest"):
     """The manifest cannot be imported; the message names the offending entry."""
 
-    status_code = 422
-    code = "invalid_manifest"
 
-
-class UnreadableManifestError(ManifestError):
+class UnreadableManifestError(ManifestError, status_code=400, code="unreadable_manifest"):
     """The body is not JSON (or not gzip when it says it is)."""
 
-    status_code = 400
-    code = "unreadable_manifest"
+
+class PayloadTooLargeError(AppError, status_code=413, code="payload_too_large"):
+    """The body is larger than the service accepts."""
 
 
-class PayloadTooLargeError(AppError):
-    status_code = 413
-    code = "payload_too_large"
-
-
-class RequestTimeoutError(AppError):
+class RequestTimeoutError(AppError, status_code=408, code="request_timeout"):
     """The client sent its request (head or body) too slowly."""
 
-    status_code = 408
-    code = "request_timeout"
 
-
-class DatabaseUnavailableError(AppError):
+class DatabaseUnavailableError(AppError, status_code=503, code="database_unavailable"):
     """The database cannot be reached (or stays locked): try again shortly."""
 
-    status_code = 503
-    code = "database_unavailable"
     retry_after_seconds = 1
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail, headers={"Retry-After": str(self.retry_after_seconds)})
 
 
-class BusyError(AppError):
+class BusyError(AppError, status_code=429, code="busy"):
     """Too many heavy reads are running or waiting: try again after `Retry-After` seconds."""
-
-    status_code = 429
-    code = "busy"
 
     def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})
 
 
-class UnauthorizedError(AppError):
+class UnauthorizedError(AppError, status_code=401, code="unauthorized"):
     """No credentials, or wrong ones. `challenge` is the WWW-Authenticate header (RFC 6750)."""
-
-    status_code = 401
-    code = "unauthorized"
 
     def __init__(self, detail: str, *, challenge: str = "Bearer") -> None:
         super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
-class ForbiddenError(AppError):
+class ForbiddenError(AppError, status_code=403, code="forbidden"):
     """Valid credentials that do not allow this request."""
-
-    status_code = 403
-    code = "forbidden"
 
     def __init__(self, detail: str, *, challenge: str | None = None) -> None:
         super().__init__(detail, headers={"WWW-Authenticate": challenge} if challenge else None)
@@ -119,6 +108,11 @@ def error_body(code: str, detail: str) -> dict[str, str]:
     return {"error": code, "detail": detail}
 
 
+def error_fields(error: AppError) -> dict[str, Any]:
+    """The error's JSON body as a dict: its code, its detail and any data it carries."""
+    return error_body(error.code, error.detail) | error.extra
+
+
 def error_json(error: AppError) -> bytes:
     """The error's JSON body, for answers written below the framework (raw ASGI or sockets)."""
-    return json.dumps(error_body(error.code, error.detail) | error.extra).encode()
+    return json.dumps(error_fields(error)).encode()

@@ -21,7 +21,7 @@ import app
 from app.api import datasets, folds, health, metrics, reports, scans, stats
 from app.api.admission import AdmissionGate, SnapshotSizes
 from app.api.answer_cache import AnswerCache, DatasetStates
-from app.api.deps import needs_write_token, refused_parameters
+from app.api.deps import needs_write_token
 from app.api.middleware.head_requests import HeadAsGetMiddleware
 from app.api.middleware.request_body import RequestBodyMiddleware
 from app.api.middleware.request_context import RequestContextMiddleware
@@ -29,7 +29,7 @@ from app.api.middleware.security_headers import SecurityHeadersMiddleware
 from app.config import Settings
 from app.dashboard.site import install_dashboard
 from app.db import is_memory_database, make_engine, make_session_factory
-from app.errors import AppError, DatabaseUnavailableError, error_body
+from app.errors import AppError, DatabaseUnavailableError, error_body, error_fields
 from app.observability.log_queue import dropped_log_records, stop_log_queue
 from app.observability.logs import configure_logging
 from app.observability.metrics import Metrics
@@ -169,16 +169,10 @@ def document_open_reads(application: FastAPI, routers: list[APIRouter]) -> None:
 def install_error_handlers(application: FastAPI) -> None:
     @application.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
-        body = error_body(exc.code, exc.detail) | exc.extra
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return error_response(exc)
 
     @application.exception_handler(RequestValidationError)
-    async def _request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        refused = refused_parameters(request, exc.errors())
-        if refused is not None:
-            return JSONResponse(
-                error_body(refused.code, refused.detail), status_code=refused.status_code
-            )
+    async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return _validation_response(exc.errors())
 
     @application.exception_handler(ValidationError)
@@ -195,23 +189,15 @@ def install_error_handlers(application: FastAPI) -> None:
         logger.warning(
             "database unavailable during %s %s: %s", request.method, request.url.path, reason
         )
-        error = DatabaseUnavailableError(
-            f"the database is unavailable, try again shortly: {reason}"
-        )
-        return JSONResponse(
-            error_body(error.code, error.detail),
-            status_code=error.status_code,
-            headers=error.headers,
+        return error_response(
+            DatabaseUnavailableError(f"the database is unavailable, try again shortly: {reason}")
         )
 
     @application.exception_handler(PoolTimeoutError)
     async def _saturated(request: Request, exc: PoolTimeoutError) -> JSONResponse:
         logger.warning("no database connection free for %s %s", request.method, request.url.path)
-        error = DatabaseUnavailableError("the service is saturated, try again shortly")
-        return JSONResponse(
-            error_body(error.code, error.detail),
-            status_code=error.status_code,
-            headers=error.headers,
+        return error_response(
+            DatabaseUnavailableError("the service is saturated, try again shortly")
         )
 
     @application.exception_handler(StarletteHTTPException)
@@ -220,6 +206,11 @@ def install_error_handlers(application: FastAPI) -> None:
         return JSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
         )
+
+
+def error_response(error: AppError) -> JSONResponse:
+    """The one JSON answer of every AppError: its status, headers and body."""
+    return JSONResponse(error_fields(error), status_code=error.status_code, headers=error.headers)
 
 
 def _validation_response(errors: Any) -> JSONResponse:

@@ -35,6 +35,16 @@ def body(**lists: Any) -> str:
     return json.dumps(manifest)
 
 
+def named(cache_file: Any) -> str:
+    """A manifest of one no_seizure entry whose `cache_file` is this."""
+    return body(no_seizure=[{"cache_file": cache_file, "window_idx": 0}])
+
+
+def raw_index(text: str) -> str:
+    """A manifest of GOOD whose `window_idx` is written as this raw JSON text."""
+    return body(no_seizure=[GOOD]).replace('"window_idx": 0', '"window_idx": ' + text)
+
+
 INVALID: list[tuple[str, bytes | str, str]] = [
     ("not an object", "[]", "must be a JSON object"),
     ("a string", '"manifest"', "must be a JSON object"),
@@ -69,7 +79,7 @@ INVALID: list[tuple[str, bytes | str, str]] = [
     ),
     (
         "cache_file number",
-        body(no_seizure=[{"cache_file": 7, "window_idx": 0}]),
+        named(7),
         "no_seizure[0].cache_file: must be a string",
     ),
     ("negative index", body(no_seizure=[GOOD | {"window_idx": -3}]), "no_seizure[0].window_idx"),
@@ -84,24 +94,24 @@ INVALID: list[tuple[str, bytes | str, str]] = [
     ("huge index", body(no_seizure=[GOOD | {"window_idx": 10**30}]), "no_seizure[0].window_idx"),
     (
         "path traversal",
-        body(no_seizure=[{"cache_file": "../etc/passwd", "window_idx": 0}]),
+        named("../etc/passwd"),
         "bare file name",
     ),
     (
         "absolute path",
-        body(no_seizure=[{"cache_file": "/data/x.npz", "window_idx": 0}]),
+        named("/data/x.npz"),
         "bare file name",
     ),
     (
         "backslash path",
-        body(no_seizure=[{"cache_file": "a\\b.npz", "window_idx": 0}]),
+        named("a\\b.npz"),
         "bare file name",
     ),
-    ("dot-dot name", body(no_seizure=[{"cache_file": "..", "window_idx": 0}]), "'.' or '..'"),
-    ("empty name", body(no_seizure=[{"cache_file": "", "window_idx": 0}]), "is empty"),
+    ("dot-dot name", named(".."), "'.' or '..'"),
+    ("empty name", named(""), "is empty"),
     (
         "control character",
-        body(no_seizure=[{"cache_file": "a\u0000b", "window_idx": 0}]),
+        named("a\u0000b"),
         "control characters",
     ),
     (
@@ -138,20 +148,18 @@ INVALID: list[tuple[str, bytes | str, str]] = [
     ("utf-16", body(no_seizure=[GOOD]).encode("utf-16"), "not valid JSON"),
     (
         "latin-1 name",
-        body(no_seizure=[{"cache_file": "cafe.npz", "window_idx": 0}])
-        .replace("cafe", "caf\xe9")
-        .encode("latin-1"),
+        named("cafe.npz").replace("cafe", "caf\xe9").encode("latin-1"),
         "not valid UTF-8",
     ),
     ("raw control byte", body(no_seizure=[GOOD]).replace("p_s001", "p\x01s001"), "not valid JSON"),
     (
         "NaN index",
-        body(no_seizure=[GOOD]).replace('"window_idx": 0', '"window_idx": NaN'),
+        raw_index("NaN"),
         "not valid JSON",
     ),
     (
         "Infinity index",
-        body(no_seizure=[GOOD]).replace('"window_idx": 0', '"window_idx": Infinity'),
+        raw_index("Infinity"),
         "not valid JSON",
     ),
     ("unclosed array", "[" * 1000, "must be a JSON object"),
@@ -167,12 +175,12 @@ INVALID: list[tuple[str, bytes | str, str]] = [
     ),
     (
         "null cache_file",
-        body(no_seizure=[{"cache_file": None, "window_idx": 0}]),
+        named(None),
         "no_seizure[0].cache_file: must be a string, got null",
     ),
     (
         "list cache_file",
-        body(no_seizure=[{"cache_file": ["a.npz"], "window_idx": 0}]),
+        named(["a.npz"]),
         "no_seizure[0].cache_file: must be a string, got an array",
     ),
     (
@@ -192,22 +200,22 @@ INVALID: list[tuple[str, bytes | str, str]] = [
     ),
     (
         "exponent index",
-        body(no_seizure=[GOOD]).replace('"window_idx": 0', '"window_idx": 1e3'),
+        raw_index("1e3"),
         "no_seizure[0].window_idx",
     ),
     (
         "overflowing exponent",
-        body(no_seizure=[GOOD]).replace('"window_idx": 0', '"window_idx": 1e400'),
+        raw_index("1e400"),
         "no_seizure[0].window_idx",
     ),
     (
         "astronomical index",
-        body(no_seizure=[GOOD]).replace('"window_idx": 0', '"window_idx": ' + "9" * 5000),
+        raw_index("9" * 5000),
         "more than 4300 digits",
     ),
     (
         "astronomical negative",
-        body(no_seizure=[GOOD]).replace('"window_idx": 0', '"window_idx": -' + "9" * 20_000),
+        raw_index("-" + "9" * 20_000),
         "more than 4300 digits",
     ),
     (
@@ -217,22 +225,22 @@ INVALID: list[tuple[str, bytes | str, str]] = [
     ),
     (
         "windows absolute path",
-        body(no_seizure=[{"cache_file": "C:\\data\\x.npz", "window_idx": 0}]),
+        named("C:\\data\\x.npz"),
         "bare file name",
     ),
     (
         "home directory",
-        body(no_seizure=[{"cache_file": "~/x.npz", "window_idx": 0}]),
+        named("~/x.npz"),
         "bare file name",
     ),
     (
         "name too long",
-        body(no_seizure=[{"cache_file": "a" * 256, "window_idx": 0}]),
+        named("a" * 256),
         "longer than 255",
     ),
     (
         "key twice in an entry",
-        body(no_seizure=[GOOD]).replace('"window_idx": 0', '"window_idx": 0, "window_idx": 1'),
+        raw_index('0, "window_idx": 1'),
         "key 'window_idx' appears twice",
     ),
     (
@@ -249,16 +257,12 @@ INVALID: list[tuple[str, bytes | str, str]] = [
     ("deep objects at the top", '{"a": ' * 100_000 + "1" + "}" * 100_000, "unknown category 'a'"),
     (
         "deep nesting in a value",
-        body(no_seizure=[GOOD]).replace(
-            '"window_idx": 0', '"window_idx": ' + "[" * 100_000 + "]" * 100_000
-        ),
+        raw_index("[" * 100_000 + "]" * 100_000),
         "no_seizure[0].window_idx",
     ),
     (
         "deep nesting in an unknown key",
-        body(no_seizure=[GOOD]).replace(
-            '"window_idx": 0', '"window_idx": 0, "x": ' + '{"y": ' * 100_000 + "0" + "}" * 100_000
-        ),
+        raw_index('0, "x": ' + '{"y": ' * 100_000 + "0" + "}" * 100_000),
         "no_seizure[0]: unknown key 'x'",
     ),
     (

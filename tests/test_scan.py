@@ -53,6 +53,16 @@ def cli(database_url: str) -> Any:
 
 
 @pytest.fixture
+def run_scan(cli: Any) -> Any:
+    """`seizure-stats scan DIRECTORY --dataset NAME --workers N`, then any further options."""
+
+    def run(directory: Path, dataset: str, *more: str, workers: int = 1) -> Result:
+        return cli("scan", str(directory), "--dataset", dataset, "--workers", str(workers), *more)
+
+    return run
+
+
+@pytest.fixture
 def load_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the files whose labels were loaded (in this process: use --workers 1)."""
     calls: list[str] = []
@@ -77,21 +87,12 @@ def current_snapshot(client: TestClient, dataset: str) -> dict[str, Any] | None:
 
 
 def test_scan_matches_brute_force(
-    cli: Any, client: TestClient, cache: Path, tmp_path: Path
+    run_scan: Any, client: TestClient, cache: Path, tmp_path: Path
 ) -> None:
     expected = scan_cache.brute_force(cache)
     assert expected["left_out"] == set(BAD_FILES)
     manifest_path = tmp_path / "manifest.json"
-    result = cli(
-        "scan",
-        str(cache),
-        "--dataset",
-        "t",
-        "--workers",
-        "2",
-        "--write-manifest",
-        str(manifest_path),
-    )
+    result = run_scan(cache, "t", "--write-manifest", str(manifest_path), workers=2)
     assert result.exit_code == 0, result.output
 
     assert manifest_path.read_text() == expected["manifest_json"]
@@ -121,10 +122,10 @@ def test_scan_matches_brute_force(
     assert all(i["reason"] for i in issues["issues"])
 
 
-def test_scan_uses_the_dataset_threshold(cli: Any, client: TestClient, cache: Path) -> None:
+def test_scan_uses_the_dataset_threshold(run_scan: Any, client: TestClient, cache: Path) -> None:
     created = client.post("/api/v1/datasets", json={"name": "half", "full_threshold": 0.5})
     assert created.status_code == 201, created.text
-    result = cli("scan", str(cache), "--dataset", "half", "--workers", "1")
+    result = run_scan(cache, "half")
     assert result.exit_code == 0, result.output
     expected = scan_cache.brute_force(cache, threshold=0.5)
     counts = current_snapshot(client, "half")["counts"]  # type: ignore[index]
@@ -132,11 +133,11 @@ def test_scan_uses_the_dataset_threshold(cli: Any, client: TestClient, cache: Pa
     assert counts["partial_seizure"] == expected["counts"]["partial_seizure"]
 
 
-def test_bad_files_alone_are_a_clear_error(cli: Any, tmp_path: Path) -> None:
+def test_bad_files_alone_are_a_clear_error(run_scan: Any, tmp_path: Path) -> None:
     directory = tmp_path / "bad"
     directory.mkdir()
     (directory / "x_s001_t000_windows.npz").write_bytes(b"nope")
-    result = cli("scan", str(directory), "--dataset", "t", "--workers", "1")
+    result = run_scan(directory, "t")
     assert result.exit_code == 1
     assert "no usable window" in result.output
     assert "x_s001_t000_windows.npz: unreadable" in result.output
@@ -146,15 +147,15 @@ def test_bad_files_alone_are_a_clear_error(cli: Any, tmp_path: Path) -> None:
 
 
 def test_unchanged_rescan_loads_no_file(
-    cli: Any, client: TestClient, cache: Path, load_calls: list[str]
+    run_scan: Any, client: TestClient, cache: Path, load_calls: list[str]
 ) -> None:
-    assert cli("scan", str(cache), "--dataset", "t", "--workers", "1").exit_code == 0
+    assert run_scan(cache, "t").exit_code == 0
     scanned = sorted(p.name for p in cache.glob("*_windows.npz"))
     assert sorted(load_calls) == scanned
     first = current_snapshot(client, "t")
 
     load_calls.clear()
-    again = cli("scan", str(cache), "--dataset", "t", "--workers", "1", "--json")
+    again = run_scan(cache, "t", "--json")
     assert again.exit_code == 0, again.output
     assert load_calls == []
     summary = json.loads(again.stdout)
@@ -166,9 +167,9 @@ def test_unchanged_rescan_loads_no_file(
 
 
 def test_changed_file_is_reread_and_vanished_file_marked_missing(
-    cli: Any, client: TestClient, cache: Path, tmp_path: Path, load_calls: list[str]
+    run_scan: Any, client: TestClient, cache: Path, tmp_path: Path, load_calls: list[str]
 ) -> None:
-    assert cli("scan", str(cache), "--dataset", "t", "--workers", "1").exit_code == 0
+    assert run_scan(cache, "t").exit_code == 0
     names = sorted(p.name for p in cache.glob("*_windows.npz") if p.name not in BAD_FILES)
     changed, vanished = cache / names[1], cache / names[2]
     stat = changed.stat()
@@ -179,16 +180,7 @@ def test_changed_file_is_reread_and_vanished_file_marked_missing(
 
     load_calls.clear()
     manifest_path = tmp_path / "manifest.json"
-    result = cli(
-        "scan",
-        str(cache),
-        "--dataset",
-        "t",
-        "--workers",
-        "1",
-        "--write-manifest",
-        str(manifest_path),
-    )
+    result = run_scan(cache, "t", "--write-manifest", str(manifest_path))
     assert result.exit_code == 0, result.output
     assert load_calls == [changed.name]
     assert "missing 1" in result.output
@@ -254,8 +246,8 @@ def make_part(cache: Path, index: int, count: int, scan_id: str) -> Any:
     return part
 
 
-def test_sharded_scan_equals_one_scan(cli: Any, client: TestClient, cache: Path) -> None:
-    assert cli("scan", str(cache), "--dataset", "whole", "--workers", "1").exit_code == 0
+def test_sharded_scan_equals_one_scan(run_scan: Any, client: TestClient, cache: Path) -> None:
+    assert run_scan(cache, "whole").exit_code == 0
     whole = current_snapshot(client, "whole")
     assert whole is not None
 
@@ -288,21 +280,10 @@ def test_sharded_scan_equals_one_scan(cli: Any, client: TestClient, cache: Path)
     assert client.get("/api/v1/datasets/sharded/scans/s1").json()["complete"] is True
 
 
-def test_sharded_cli_scans_equal_one_scan(cli: Any, client: TestClient, cache: Path) -> None:
-    assert cli("scan", str(cache), "--dataset", "whole", "--workers", "1").exit_code == 0
+def test_sharded_cli_scans_equal_one_scan(run_scan: Any, client: TestClient, cache: Path) -> None:
+    assert run_scan(cache, "whole").exit_code == 0
     for i in range(2):
-        result = cli(
-            "scan",
-            str(cache),
-            "--dataset",
-            "parts",
-            "--workers",
-            "1",
-            "--shard",
-            f"{i}/2",
-            "--scan-id",
-            "nightly",
-        )
+        result = run_scan(cache, "parts", "--shard", f"{i}/2", "--scan-id", "nightly")
         assert result.exit_code == 0, result.output
         if i == 0:
             assert "1 of 2 parts received" in result.output
@@ -349,7 +330,7 @@ def test_part_problems_are_refused(client: TestClient, cache: Path) -> None:
 
 
 def test_scan_through_the_service(
-    cli: Any, client: TestClient, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    run_scan: Any, client: TestClient, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """--url: parts go over HTTP; a re-scan reuses the service's records; manifest is exact."""
 
@@ -369,23 +350,11 @@ def test_scan_through_the_service(
     monkeypatch.setattr(seizure_stats.client, "SeizureStatsClient", in_process)
     manifest_path = tmp_path / "manifest.json"
     url = "http://testserver"
-    first = cli("scan", str(cache), "--dataset", "r", "--url", url, "--workers", "1")
+    first = run_scan(cache, "r", "--url", url)
     assert first.exit_code == 0, first.output
     calls: list[str] = []
     monkeypatch.setattr(npz, "load_labels", lambda path: calls.append(path.name))
-    again = cli(
-        "scan",
-        str(cache),
-        "--dataset",
-        "r",
-        "--url",
-        url,
-        "--workers",
-        "1",
-        "--json",
-        "--write-manifest",
-        str(manifest_path),
-    )
+    again = run_scan(cache, "r", "--url", url, "--json", "--write-manifest", str(manifest_path))
     assert again.exit_code == 0, again.output
     assert calls == []
     summary = json.loads(again.stdout)
@@ -398,9 +367,9 @@ def test_scan_through_the_service(
 
 
 def test_verify_reports_missing_and_unexpected_files(
-    cli: Any, client: TestClient, cache: Path
+    cli: Any, run_scan: Any, client: TestClient, cache: Path
 ) -> None:
-    assert cli("scan", str(cache), "--dataset", "t", "--workers", "1").exit_code == 0
+    assert run_scan(cache, "t").exit_code == 0
     before = client.get("/api/v1/datasets/t/stats").json()
     good = sorted(p.name for p in cache.glob("*_windows.npz") if p.name not in BAD_FILES)
     (cache / good[0]).unlink()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import catalog
 from app.db import read_session
+from app.lru import LruCache
 from app.models import Dataset, Snapshot
 from app.storage.commit_signal import ChangeSignal
 from seizure_stats.schemas.questions import FILTER_FIELDS, SubsetFilter
@@ -66,48 +66,16 @@ class StreamedAnswer:
     headers: Mapping[str, str]
 
 
-class AnswerCache:
-    """A small thread-safe LRU of serialised answers, bounded by entries and by bytes."""
+class AnswerCache(LruCache[CacheKey, Answer]):
+    """The serialised answers of one process, bounded by entries and by bytes."""
 
     def __init__(self, max_entries: int, max_bytes: int = 64 * 1024**2) -> None:
-        self._entries: OrderedDict[CacheKey, Answer] = OrderedDict()
-        self._max = max_entries
-        self._max_bytes = max_bytes
-        self._bytes = 0
-        self._lock = threading.Lock()
+        super().__init__(max_entries, max_cost=max_bytes, cost=lambda answer: answer.cost)
 
     @property
     def size_bytes(self) -> int:
         """What the entries held now count against the byte budget."""
-        return self._bytes
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, key: CacheKey) -> Answer | None:
-        with self._lock:
-            answer = self._entries.get(key)
-            if answer is not None:
-                self._entries.move_to_end(key)
-            return answer
-
-    def admits(self, cost: int) -> bool:
-        """Whether an entry of this cost could be kept at all (larger ones are not)."""
-        return self._max > 0 and cost <= self._max_bytes
-
-    def put(self, key: CacheKey, answer: Answer) -> None:
-        cost = answer.cost
-        if not self.admits(cost):
-            return
-        with self._lock:
-            replaced = self._entries.pop(key, None)
-            if replaced is not None:
-                self._bytes -= replaced.cost
-            self._entries[key] = answer
-            self._bytes += cost
-            while len(self._entries) > self._max or self._bytes > self._max_bytes:
-                _, evicted = self._entries.popitem(last=False)
-                self._bytes -= evicted.cost
+        return self.total_cost
 
 
 @dataclass(frozen=True)
@@ -188,21 +156,17 @@ def _digest(asked: dict[str, Any]) -> str:
 
 
 def make_question(kind: str, dataset: str, state: DatasetState, query: SubsetFilter) -> Question:
-    pinned = getattr(query, "snapshot", None)
-    snapshot_id = pinned if pinned is not None else state.current_snapshot_id
-    if snapshot_id is None:
-        raise catalog.no_snapshot_yet(dataset)
+    """A question about a subset, keyed by its normalised filter and its options."""
     normalized: dict[str, Any] = query.normalized().model_dump()
     options = query.model_dump(exclude={*FILTER_FIELDS, "snapshot"})
-    digest = _digest(normalized | options)
-    key = (kind, state.dataset_id, (snapshot_id,), state.presence_version, digest)
-    return Question(key, pinned is not None)
+    pinned = getattr(query, "snapshot", None)
+    return make_options_question(kind, dataset, state, pinned, normalized | options)
 
 
 def make_options_question(
     kind: str, dataset: str, state: DatasetState, snapshot: int | None, options: dict[str, Any]
 ) -> Question:
-    """A question about a whole snapshot (no filter), keyed by its options: the folds."""
+    """A question keyed by its options alone: the folds, about a whole snapshot, ask it so."""
     snapshot_id = snapshot if snapshot is not None else state.current_snapshot_id
     if snapshot_id is None:
         raise catalog.no_snapshot_yet(dataset)

@@ -7,7 +7,7 @@ import time
 from functools import partial
 from typing import IO, Annotated
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,14 +15,14 @@ from sqlalchemy.orm import Session
 from app import catalog
 from app.api.deps import (
     MetricsDep,
+    ReadSessionDep,
     SessionFactoryDep,
     SettingsDep,
     WriteTokenDep,
-    only_params,
 )
 from app.api.routers import datasets_router, error_responses
 from app.api.upload import receive_manifest
-from app.db import read_session, run_write
+from app.db import run_write
 from app.ingest.importer import prepare_import, store_import
 from app.ingest.presence import record_presence
 from app.models import Recording
@@ -74,10 +74,9 @@ MANIFEST_BODY = {
 }
 
 
-@router.get("", summary="All datasets", responses=ERRORS, dependencies=[Depends(only_params())])
-def list_datasets(factory: SessionFactoryDep) -> list[DatasetOut]:
-    with read_session(factory) as session:
-        return [catalog.dataset_out(session, d) for d in catalog.list_datasets(session)]
+@router.get("", summary="All datasets", responses=ERRORS)
+def list_datasets(session: ReadSessionDep) -> list[DatasetOut]:
+    return [catalog.dataset_out(session, d) for d in catalog.list_datasets(session)]
 
 
 @router.post(
@@ -85,7 +84,6 @@ def list_datasets(factory: SessionFactoryDep) -> list[DatasetOut]:
     status_code=201,
     summary="Create an empty dataset (importing into a new name creates it too)",
     responses=ERRORS,
-    dependencies=[Depends(only_params())],
 )
 def create_dataset(
     body: DatasetCreate, factory: SessionFactoryDep, writer: WriteTokenDep
@@ -103,35 +101,29 @@ def create_dataset(
     "/{dataset}",
     summary="One dataset and its current snapshot",
     responses=ERRORS,
-    dependencies=[Depends(only_params())],
 )
-def get_dataset(dataset: str, factory: SessionFactoryDep) -> DatasetOut:
-    with read_session(factory) as session:
-        return catalog.dataset_out(session, catalog.get_dataset(session, dataset))
+def get_dataset(dataset: str, session: ReadSessionDep) -> DatasetOut:
+    return catalog.dataset_out(session, catalog.get_dataset(session, dataset))
 
 
 @router.get(
     "/{dataset}/snapshots",
     summary="The dataset's snapshots, newest first",
     responses=ERRORS,
-    dependencies=[Depends(only_params())],
 )
-def list_snapshots(dataset: str, factory: SessionFactoryDep) -> list[SnapshotOut]:
-    with read_session(factory) as session:
-        found = catalog.get_dataset(session, dataset)
-        return [catalog.snapshot_out(s, found) for s in catalog.list_snapshots(session, found)]
+def list_snapshots(dataset: str, session: ReadSessionDep) -> list[SnapshotOut]:
+    found = catalog.get_dataset(session, dataset)
+    return [catalog.snapshot_out(s, found) for s in catalog.list_snapshots(session, found)]
 
 
 @router.get(
     "/{dataset}/snapshots/{snapshot_id}",
     summary="One snapshot",
     responses=ERRORS,
-    dependencies=[Depends(only_params())],
 )
-def get_snapshot(dataset: str, snapshot_id: SnapshotId, factory: SessionFactoryDep) -> SnapshotOut:
-    with read_session(factory) as session:
-        found = catalog.get_dataset(session, dataset)
-        return catalog.snapshot_out(catalog.get_snapshot(session, found, snapshot_id), found)
+def get_snapshot(dataset: str, snapshot_id: SnapshotId, session: ReadSessionDep) -> SnapshotOut:
+    found = catalog.get_dataset(session, dataset)
+    return catalog.snapshot_out(catalog.get_snapshot(session, found, snapshot_id), found)
 
 
 @router.post(
@@ -140,7 +132,6 @@ def get_snapshot(dataset: str, snapshot_id: SnapshotId, factory: SessionFactoryD
     summary="Import a manifest.json as a new snapshot (200 if identical content exists)",
     responses={**ERRORS, 200: {"model": ImportResponse}},
     openapi_extra=MANIFEST_BODY,
-    dependencies=[Depends(only_params("source"))],
 )
 async def import_snapshot(
     dataset: str,
@@ -198,22 +189,19 @@ def _body_size(body: IO[bytes]) -> int:
     "/{dataset}/recordings",
     summary="The dataset's recordings: names parsed from the stem, and presence on the volume",
     responses=ERRORS,
-    dependencies=[Depends(only_params())],
 )
-def list_recordings(dataset: str, factory: SessionFactoryDep) -> list[RecordingOut]:
-    with read_session(factory) as session:
-        found = catalog.get_dataset(session, dataset)
-        rows = session.scalars(
-            select(Recording).where(Recording.dataset_id == found.id).order_by(Recording.cache_file)
-        )
-        return [RecordingOut.model_validate(r) for r in rows]
+def list_recordings(dataset: str, session: ReadSessionDep) -> list[RecordingOut]:
+    found = catalog.get_dataset(session, dataset)
+    rows = session.scalars(
+        select(Recording).where(Recording.dataset_id == found.id).order_by(Recording.cache_file)
+    )
+    return [RecordingOut.model_validate(r) for r in rows]
 
 
 @router.post(
     "/{dataset}/presence",
     summary="Record which recordings are present on the volume (from a verify or scan)",
     responses=ERRORS,
-    dependencies=[Depends(only_params())],
 )
 def update_presence(
     dataset: str, body: PresenceUpdate, factory: SessionFactoryDep, writer: WriteTokenDep

@@ -6,8 +6,8 @@ thread pool, a hop per dependency per request that cost more than most answers.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import Annotated, Any
+from collections.abc import Iterable, Iterator
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -115,19 +115,21 @@ def needs_write_token(dependant: Dependant) -> bool:
     )
 
 
-def only_params(*allowed: str) -> Callable[[Request], Awaitable[None]]:
-    """Refuse query parameters the endpoint does not know, instead of silently ignoring a typo.
+async def refuse_unknown_parameters(request: Request) -> None:
+    """Refuse query parameters the route does not read, instead of silently ignoring a typo.
 
-    For endpoints whose query string is a model, the model refuses them (`extra="forbid"`).
+    What a route reads is taken from its own signature (a query model field by field), so the
+    names allowed cannot drift from the parameters declared. A dependency of every router under
+    /api/v1/datasets: it runs after the token check and before any parameter is validated.
     """
-    allowed_set = frozenset(allowed)
-
-    async def check(request: Request) -> None:
-        unknown = set(request.query_params) - allowed_set
-        if unknown:
-            raise unknown_parameters(unknown, allowed_set)
-
-    return check
+    unknown = set(request.query_params)
+    if not unknown:
+        return
+    route = request.scope.get("route")
+    allowed = query_parameter_names(route.dependant) if isinstance(route, APIRoute) else set()
+    unknown -= allowed
+    if unknown:
+        raise unknown_parameters(unknown, allowed)
 
 
 def unknown_parameters(unknown: Iterable[str], allowed: Iterable[str]) -> InvalidRequestError:
@@ -135,20 +137,6 @@ def unknown_parameters(unknown: Iterable[str], allowed: Iterable[str]) -> Invali
         f"unknown query parameter {', '.join(map(repr, sorted(unknown)))}; "
         f"allowed: {', '.join(sorted(allowed)) or 'none'}"
     )
-
-
-def refused_parameters(request: Request, errors: Sequence[Any]) -> InvalidRequestError | None:
-    """The error for query parameters a query model refused as unknown, named as only_params
-    names them; None when every parameter is known."""
-    unknown = {
-        str(error["loc"][1])
-        for error in errors
-        if error.get("type") == "extra_forbidden" and tuple(error.get("loc", ()))[:1] == ("query",)
-    }
-    route = request.scope.get("route")
-    if not unknown or not isinstance(route, APIRoute):
-        return None
-    return unknown_parameters(unknown, query_parameter_names(route.dependant))
 
 
 def query_parameter_names(dependant: Dependant) -> set[str]:

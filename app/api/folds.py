@@ -14,7 +14,7 @@ from app.api.heavy import dataset_state
 from app.api.routers import NOT_MODIFIED, datasets_router
 from app.api.routers import QUESTION_ERRORS as ERRORS
 from app.models import Dataset, Snapshot
-from app.queries.fold_report import compute_folds
+from app.queries.fold_report import compute_folds, fold_options
 from seizure_stats.schemas.folds import FoldsQuery, FoldsResponse
 
 router = datasets_router("folds")
@@ -35,8 +35,7 @@ async def get_folds(
     dataset: str, request: Request, query: Annotated[FoldsQuery, Query()]
 ) -> Response:
     state = await dataset_state(request, dataset)
-    options = query.model_dump(exclude={"snapshot"})
-    question = make_options_question("folds", dataset, state, query.snapshot, options)
+    question = make_options_question("folds", dataset, state, query.snapshot, fold_options(query))
     return await send_answer(request, dataset, question, partial(folds_answer, query))
 
 

@@ -16,12 +16,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app.api.answer_path import answer
-from app.api.deps import only_params
 from seizure_stats.schemas.questions import SubsetFilter, question_in
 
 # Answers the question: (request, dataset, question, format or None) -> the response.
@@ -76,7 +75,6 @@ class QuestionRoutes:
             methods=["POST"],
             name=f"post_{self.name}",
             summary=self.post_summary,
-            dependencies=[Depends(only_params(*self.options))],
             **common,
         )
 

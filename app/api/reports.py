@@ -5,14 +5,13 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from app import catalog, models
 from app.api.answer_cache import Answer
 from app.api.answer_path import answer, send_answer
-from app.api.deps import only_params
 from app.api.heavy import ask_diff_question
 from app.api.question_routes import QuestionRoutes, answered_as_json
 from app.api.routers import NOT_MODIFIED, datasets_router
@@ -81,7 +80,6 @@ QuestionRoutes(
     summary="Windows added, removed and changed in category from snapshot a to snapshot b",
     responses=ERRORS | NOT_MODIFIED,
     response_model=SnapshotDiff,
-    dependencies=[Depends(only_params("limit"))],
 )
 async def get_snapshot_diff(
     dataset: str,

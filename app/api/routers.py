@@ -1,26 +1,28 @@
-"""What every router under /api/v1/datasets shares: its prefix, read access, guarded bodies, and
-the error responses its OpenAPI lists."""
+"""What every router under /api/v1/datasets shares: its prefix, read access, the refusal of
+unknown query parameters, guarded bodies, and the error responses its OpenAPI lists."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from app.api.bodies import BodyGuardRoute
-from app.api.deps import ReadAccess
+from app.api.deps import ReadAccess, refuse_unknown_parameters
 from seizure_stats.schemas.questions import ErrorResponse
 
 Responses = dict[int | str, dict[str, Any]]
 
 
 def datasets_router(tag: str) -> APIRouter:
-    """A router of /api/v1/datasets routes: each needs read access (writes ask for more), and
-    each body is read through the guard that bounds its size and pace."""
+    """A router of /api/v1/datasets routes: each needs read access (writes ask for more), refuses
+    query parameters it does not declare, and reads each body through the guard that bounds its
+    size and pace."""
     return APIRouter(
         prefix="/api/v1/datasets",
         tags=[tag],
-        dependencies=[ReadAccess],
+        # In this order: a request without a needed token gets 401 whatever its parameters.
+        dependencies=[ReadAccess, Depends(refuse_unknown_parameters)],
         route_class=BodyGuardRoute,
     )
 

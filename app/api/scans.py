@@ -6,7 +6,7 @@ import contextlib
 from functools import partial
 from typing import IO, Annotated
 
-from fastapi import Depends, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
@@ -17,7 +17,6 @@ from app.api.deps import (
     SessionFactoryDep,
     SettingsDep,
     WriteTokenDep,
-    only_params,
 )
 from app.api.routers import datasets_router, error_responses
 from app.api.upload import receive_manifest
@@ -55,7 +54,6 @@ PART_BODY = {
     "parts are missing. Pushing an identical part again changes nothing.",
     responses={**ERRORS, 202: {"model": ScanOut}},
     openapi_extra=PART_BODY,
-    dependencies=[Depends(only_params())],
 )
 async def push_scan_part(
     dataset: str,
@@ -104,7 +102,6 @@ def parse_part(body: IO[bytes]) -> ScanPartIn:
     "/{dataset}/scans",
     summary="The dataset's scans, newest first",
     responses=ERRORS,
-    dependencies=[Depends(only_params("limit"))],
 )
 def get_scans(
     dataset: str, session: ReadSessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
@@ -117,7 +114,6 @@ def get_scans(
     "/{dataset}/scans/{scan_id}",
     summary="One scan: parts received, its snapshot once complete, the files it left out",
     responses=ERRORS,
-    dependencies=[Depends(only_params())],
 )
 def get_one_scan(
     dataset: str,
@@ -132,7 +128,6 @@ def get_one_scan(
     "/{dataset}/scan-files",
     summary="What the last scans found per cache file (size and mtime; counts on request)",
     responses=ERRORS,
-    dependencies=[Depends(only_params("counts"))],
 )
 def get_scan_files(
     dataset: str,
@@ -147,7 +142,6 @@ def get_scan_files(
     "/{dataset}/snapshots/{snapshot_id}/scan-issues",
     summary="Files the scan that produced this snapshot left out, with the reason",
     responses=ERRORS,
-    dependencies=[Depends(only_params())],
 )
 def get_snapshot_scan_issues(
     dataset: str, snapshot_id: SnapshotId, session: ReadSessionDep

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.errors import AppError, NotFoundError
+from seizure_stats.schemas.questions import Counts
 
 URL_HELP = "Talk to a running service at this URL instead of DATABASE_URL (env SEIZURE_STATS_URL)."
 TOKEN_HELP = "API token for --url (env SEIZURE_STATS_TOKEN)."
@@ -73,6 +74,14 @@ def redacted_url(url: str) -> str:
 def counted(count: int, noun: str) -> str:
     """`1 snapshot`, `2 snapshots`, `12,345 windows`."""
     return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def window_counts(counts: Counts) -> str:
+    """A snapshot's windows on one line, as `import` and `scan` report them."""
+    return (
+        f"windows {counts.total:,}: partial_seizure {counts.partial_seizure:,}, "
+        f"full_seizure {counts.full_seizure:,}, no_seizure {counts.no_seizure:,}"
+    )
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from app.cli import (
     main,
     reported_errors,
     service_options,
+    window_counts,
 )
 
 if TYPE_CHECKING:
@@ -82,12 +83,9 @@ def import_command(
         echo_model(result)
         return
     verb = "imported as" if result.created else "already imported as"
-    c = result.counts
     click.echo(
         f"{dataset}: {verb} snapshot {result.id} ({result.content_hash})\n"
-        f"  windows {c.total:,}: partial_seizure {c.partial_seizure:,}, "
-        f"full_seizure {c.full_seizure:,}, no_seizure {c.no_seizure:,}; "
-        f"recordings {result.recordings:,}"
+        f"  {window_counts(result.counts)}; recordings {result.recordings:,}"
     )
 
 

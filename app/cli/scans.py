@@ -9,7 +9,15 @@ from typing import Any
 
 import click
 
-from app.cli import echo_model, fail, local_session_factory, main, reported_errors, service_options
+from app.cli import (
+    echo_model,
+    fail,
+    local_session_factory,
+    main,
+    reported_errors,
+    service_options,
+    window_counts,
+)
 
 
 @main.command()
@@ -144,15 +152,13 @@ def _echo_scan(result: Any, manifest_path: Path | None) -> None:
         return
     snapshot = result.snapshot
     verb = "imported as" if result.snapshot_created else "unchanged, already"
-    c = snapshot.counts
     click.echo(
         f"{result.dataset}: scan {result.scan_id} {verb} snapshot {snapshot.id} "
         f"({snapshot.content_hash})\n"
         f"  files {result.files:,}: read {result.read:,}, unchanged {result.reused:,}, "
         f"skipped {result.skipped:,}; recordings {snapshot.recordings:,}, "
         f"missing {result.missing:,}\n"
-        f"  windows {c.total:,}: partial_seizure {c.partial_seizure:,}, "
-        f"full_seizure {c.full_seizure:,}, no_seizure {c.no_seizure:,}"
+        f"  {window_counts(snapshot.counts)}"
     )
     for issue in result.issues:
         click.echo(f"  skipped {issue.cache_file}: {issue.code}: {issue.reason}")

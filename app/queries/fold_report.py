@@ -51,6 +51,12 @@ RECORDINGS = len(COLUMNS)
 WHOLE = SubsetFilter()
 
 
+def fold_options(query: FoldsQuery) -> dict[str, Any]:
+    """What a folds question asks beside its snapshot: what keys its answer, and what the answer
+    repeats (the folds made are those of these k, seed and stratify)."""
+    return query.model_dump(exclude={"snapshot"})
+
+
 def compute_folds(
     session: Session, dataset: Dataset, snapshot: Snapshot, query: FoldsQuery
 ) -> FoldsResponse:
@@ -87,14 +93,7 @@ def compute_folds(
         )
     return FoldsResponse(
         **answer_source(dataset, snapshot),
-        k=folds.k,
-        seed=folds.seed,
-        stratify=folds.stratify,
-        weighting=query.weighting,
-        beta=query.beta,
-        full_ratio=query.full_ratio,
-        background_ratio=query.background_ratio,
-        balanced_seed=query.balanced_seed,
+        **fold_options(query),
         patients=len(fold_of),
         folds=made,
         spread=FoldSpread(

@@ -9,8 +9,6 @@ window of the snapshot, so equal hashes mean equal folds, in whatever database t
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -23,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.errors import InvalidRequestError
 from app.folds import FoldError, assign_folds
+from app.lru import LruCache
 from app.models import Recording, RecordingRollup, Snapshot
 from app.queries.filters import in_values
 from seizure_stats.schemas.filters import FOLD_FILTERS, FOLD_SETTINGS, SubsetFilter
@@ -55,26 +54,11 @@ def sparse_class_warnings(folds: Folds) -> list[str]:
     return [f"fold_sparse_class: {warning}" for warning in folds.warnings]
 
 
-class FoldCache:
-    """A small thread-safe LRU of fold assignments: one is about 60 bytes per patient."""
+class FoldCache(LruCache[FoldKey, Folds]):
+    """Fold assignments kept per process: one is about 60 bytes per patient."""
 
     def __init__(self, max_entries: int = 64) -> None:
-        self._entries: OrderedDict[FoldKey, Folds] = OrderedDict()
-        self._max = max_entries
-        self._lock = threading.Lock()
-
-    def get(self, key: FoldKey) -> Folds | None:
-        with self._lock:
-            folds = self._entries.get(key)
-            if folds is not None:
-                self._entries.move_to_end(key)
-            return folds
-
-    def put(self, key: FoldKey, folds: Folds) -> None:
-        with self._lock:
-            self._entries[key] = folds
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+        super().__init__(max_entries)
 
 
 @cache

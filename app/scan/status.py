@@ -17,11 +17,6 @@ def scan_out(session: Session, dataset: Dataset, scan: Scan) -> ScanOut:
     parts = session.scalars(
         select(ScanPart.shard_index).where(ScanPart.scan_id == scan.id).order_by("shard_index")
     )
-    snapshot = (
-        catalog.snapshot_out(catalog.get_snapshot(session, dataset, scan.snapshot_id), dataset)
-        if scan.snapshot_id is not None
-        else None
-    )
     return ScanOut(
         dataset=dataset.name,
         scan_id=scan.scan_key,
@@ -30,7 +25,7 @@ def scan_out(session: Session, dataset: Dataset, scan: Scan) -> ScanOut:
         complete=scan.completed_at is not None,
         created_at=scan.created_at,
         completed_at=scan.completed_at,
-        snapshot=snapshot,
+        snapshot=catalog.snapshot_out_of(session, dataset, scan.snapshot_id),
         snapshot_created=scan.snapshot_created,
         files=scan.files,
         read=scan.files_read,

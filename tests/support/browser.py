@@ -57,6 +57,15 @@ def refused() -> list[str]:
 
 
 @pytest.fixture
+def self_contained(elsewhere: list[str], refused: list[str]) -> Iterator[None]:
+    """For a test whose pages must load nothing but the service's own files and break none of
+    its security headers: both are checked once the test is done."""
+    yield
+    assert elsewhere == []
+    assert refused == []
+
+
+@pytest.fixture
 def page(browser: Any, live_server: str, elsewhere: list[str], refused: list[str]) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1360, "height": 900}, base_url=live_server)
     page = context.new_page()

@@ -7,17 +7,16 @@ OpenAPI document.
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from app.api.middleware.http_only import HttpMiddleware
 
 
-class HeadAsGetMiddleware:
+class HeadAsGetMiddleware(HttpMiddleware):
     """Serves HEAD as GET and drops the body (Content-Length stays that of the GET)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "HEAD":
             await self.app(scope, receive, send)
             return
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.middleware.http_only import HttpMiddleware
 from app.errors import AppError, RequestTimeoutError, error_json
 
 logger = logging.getLogger("seizure_stats.requests")
@@ -58,18 +59,15 @@ def declared_length(scope: Scope) -> int | None:
     return None
 
 
-class RequestBodyMiddleware:
+class RequestBodyMiddleware(HttpMiddleware):
     """Deadlines on receiving the body; the status of requests whose client left mid-body."""
 
     def __init__(self, app: ASGIApp, idle_seconds: float, total_seconds: float) -> None:
-        self.app = app
+        super().__init__(app)
         self.idle_seconds = idle_seconds
         self.total_seconds = total_seconds
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         progress = BodyProgress(expected=declared_length(scope))
 
         async def receive_in_time() -> Message:

@@ -12,6 +12,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.middleware.http_only import HttpMiddleware
 from app.observability.logs import request_id_var
 from app.observability.metrics import Metrics
 
@@ -30,21 +31,17 @@ def incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
-class RequestContextMiddleware:
+class RequestContextMiddleware(HttpMiddleware):
     """Request id in and out, one access log line, and request metrics, for every HTTP request.
 
-    Pure ASGI (not BaseHTTPMiddleware), so streamed answers pass through untouched and are
-    timed to their last byte.
+    Pure ASGI, so streamed answers are timed to their last byte.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
+        super().__init__(app)
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = incoming_request_id(scope) or uuid.uuid4().hex
         token = request_id_var.set(request_id)
         status = 500

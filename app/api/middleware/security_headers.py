@@ -14,6 +14,8 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.middleware.http_only import HttpMiddleware
+
 POLICY = (
     "default-src 'self'",
     # Swagger UI's style sheet draws its icons as data: images.
@@ -43,22 +45,18 @@ def inline_script_hashes(html: str) -> list[str]:
     ]
 
 
-class SecurityHeadersMiddleware:
+class SecurityHeadersMiddleware(HttpMiddleware):
     """Adds nosniff, `X-Frame-Options: DENY` and the default policy to every HTTP answer."""
 
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+        super().__init__(app)
         self.headers = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
             (b"content-security-policy", content_security_policy().encode()),
         ]
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
