@@ -20,6 +20,7 @@ from seizure_stats.client import (
 from seizure_stats.schemas.folds import FoldsResponse
 from tests.conftest import make_token
 from tests.support import manifests, oracle
+from tests.support.answers import stats_body
 from tests.support.uploads import load
 
 
@@ -87,23 +88,7 @@ def mock_client(handler: httpx.MockTransport, retries: int = 3) -> SeizureStatsC
     )
 
 
-STATS_BODY = {
-    "dataset": "d",
-    "snapshot": 1,
-    "content_hash": "sha256:00",
-    "counts": {"no_seizure": 3, "partial_seizure": 1, "full_seizure": 0, "seizure": 1, "total": 4},
-    "samples": {"positive": None, "total": None},
-    "seizure_ratio": 0.25,
-    "sample_ratio": None,
-    "weighting": "sqrt",
-    "basis": "window",
-    "beta": 0.9999,
-    "pos_weight": 3**0.5,
-    "recordings": 1,
-    "missing_windows": 0,
-    "missing_recordings": 0,
-    "warnings": [],
-}
+STATS_BODY = stats_body()
 
 
 def test_retries_5xx_and_429_then_succeeds() -> None:

@@ -25,6 +25,7 @@ from seizure_stats.client import (
 )
 from tests.conftest import make_token
 from tests.support import manifests, oracle
+from tests.support.answers import stats_body
 from tests.support.servers import LiveServer
 
 
@@ -195,40 +196,9 @@ def test_offline_mode_comes_from_the_environment(
     def handler(request: httpx.Request) -> httpx.Response:
         nonlocal calls
         calls += 1
-        return httpx.Response(200, json=STATS_BODY)
-
-    with mock_client(handler) as client:
-        assert client.cache_dir == client_cache
-        assert not client.offline
-        client.stats("d")
-    for value in ("1", "true", "YES", "on"):
-        monkeypatch.setenv("SEIZURE_STATS_OFFLINE", value)
-        with mock_client(handler) as client:
-            assert client.offline
-            assert client.stats("d").from_cache
-    monkeypatch.setenv("SEIZURE_STATS_OFFLINE", "0")
-    with mock_client(handler) as client:
-        assert not client.offline
-    assert calls == 1
 
 
-STATS_BODY: dict[str, Any] = {
-    "dataset": "d",
-    "snapshot": 4,
-    "content_hash": "sha256:04",
-    "counts": {"no_seizure": 3, "partial_seizure": 1, "full_seizure": 0, "seizure": 1, "total": 4},
-    "samples": {"positive": None, "total": None},
-    "seizure_ratio": 0.25,
-    "sample_ratio": None,
-    "weighting": "sqrt",
-    "basis": "window",
-    "beta": 0.9999,
-    "pos_weight": 3**0.5,
-    "recordings": 1,
-    "missing_windows": 0,
-    "missing_recordings": 0,
-    "warnings": [],
-}
+STATS_BODY = stats_body(snapshot=4, content_hash="sha256:04")
 INDEX_LINES = b'{"cache_file": "a_windows.npz", "window_idx": 2}\n{"cache_file": "b_windows.npz", "window_idx": 0}\n'
 INDEX_HEADERS = {"X-Snapshot": "4", "X-Content-Hash": "sha256:04"}
 
