@@ -12,7 +12,13 @@ from app.config import Settings
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 # Read by the client and the CLI, not by the service.
-CLIENT_VARIABLES = {"SEIZURE_STATS_URL", "SEIZURE_STATS_TOKEN"}
+# Read by the client, not by the service's Settings.
+CLIENT_VARIABLES = {
+    "SEIZURE_STATS_URL",
+    "SEIZURE_STATS_TOKEN",
+    "SEIZURE_STATS_CACHE",
+    "SEIZURE_STATS_OFFLINE",
+}
 
 
 def variable_of(name: str) -> str:
