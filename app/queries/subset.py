@@ -109,7 +109,10 @@ class Subset:
 
     def where(self) -> ColumnElement[bool]:
         """The one condition on `recordings` every read of the subset carries."""
-        clauses = [recording_clause(self.filter, self.dialect), self.folds.clause(self.dialect)]
+        clauses = [
+            recording_clause(self.filter, self.dataset_id, self.dialect),
+            self.folds.clause(self.dialect),
+        ]
         if self.keeps_named_recordings():
             # A snapshot's recordings are all of its dataset, so naming the dataset changes no
             # answer; it lets the database find the named rows through the (dataset, name)
