@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -81,6 +82,9 @@ class Snapshot(Base):
     no_seizure_windows: Mapped[int] = mapped_column(BigInteger)
     recordings: Mapped[int] = mapped_column(Integer)
     has_sample_counts: Mapped[bool] = mapped_column(Boolean)
+    # The rollups summed by which categories a recording has windows in, written with the
+    # snapshot (app.storage.rollup_totals): whole-snapshot questions start from these.
+    rollup_totals: Mapped[dict[str, dict[str, int]] | None] = mapped_column(JSON)
 
     dataset: Mapped[Dataset] = relationship(foreign_keys=[dataset_id], lazy="raise")
 
@@ -93,6 +97,9 @@ class Recording(Base):
         UniqueConstraint("dataset_id", "cache_file"),
         Index("ix_recordings_dataset_id_patient", "dataset_id", "patient"),
         Index("ix_recordings_dataset_id_stem", "dataset_id", "stem"),
+        Index("ix_recordings_dataset_id_session", "dataset_id", "session"),
+        # A question about the whole snapshot subtracts the missing recordings' rows: found here.
+        Index("ix_recordings_dataset_id_present", "dataset_id", "present"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -21,9 +21,17 @@ from typing import Any
 
 import httpx
 
-from bench.generate import write_manifest
+from bench.fixtures import (
+    DATA,
+    POSTGRES_ADMIN,
+    cli,
+    fresh_sqlite,
+    log,
+    machine,
+    manifest,
+    write_section,
+)
 from bench.measure import Timing
-from bench.run import DATA, POSTGRES_ADMIN, RESULTS, cli, log, machine
 from tests.support.servers import LiveServer, serving
 
 BEGIN, END = "<!-- folds:begin -->", "<!-- folds:end -->"
@@ -31,11 +39,7 @@ PER_RECORDING = 70
 
 
 def manifest_of(windows: int) -> Path:
-    path = DATA / f"folds-manifest-{windows}.json"
-    if not path.exists():
-        log(f"generating {windows:,} windows, {PER_RECORDING} a recording -> {path.name}")
-        write_manifest(path, windows, 1, None, per_recording=PER_RECORDING)
-    return path
+    return manifest(windows, 1, per_recording=PER_RECORDING)[0]
 
 
 def database_of(windows: int, backend: str) -> str:
@@ -45,8 +49,7 @@ def database_of(windows: int, backend: str) -> str:
         url = f"sqlite:///{path}"
         if path.exists() and _sqlite_has_dataset(path):
             return url
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        url = fresh_sqlite(path)
     else:
         from tests.support.postgres import create_database, database_url
 
@@ -157,15 +160,6 @@ def report(rows: list[tuple[str, int, dict[str, Any]]], command: str, k: int) ->
     return "\n".join(lines)
 
 
-def write_results(section: str) -> None:
-    text = RESULTS.read_text()
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) + 1 :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--windows", type=int, nargs="+", default=[1_000_000, 10_000_000])
@@ -197,7 +191,7 @@ def main() -> None:
     )
     section = report(rows, command, args.k)
     if args.record:
-        write_results(section)
+        write_section(section, BEGIN, END)
     print(section)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.run import cli, log, manifest
+from bench.fixtures import cli, log, manifest
 from bench.servers import service
 from seizure_stats.client import SeizureStatsClient
 from seizure_stats.schemas.questions import IndexEntry
@@ -63,7 +63,7 @@ def measure(ways: dict[str, Callable[[], int]], rounds: int) -> dict[str, dict[s
 
 
 def run_size(windows: int, rounds: int, workdir: Path) -> dict[str, dict[str, float]]:
-    path, _ = manifest(windows, 1, with_cache_dir=False)
+    path, _ = manifest(windows, 1)
     database = f"sqlite:///{workdir / f'index-{windows}.db'}"
     log(f"importing {windows:,} windows")
     cli(database, "db", "upgrade")

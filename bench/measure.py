@@ -7,7 +7,7 @@ import shutil
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -40,7 +40,7 @@ def time_calls(call: Callable[[], object], runs: int) -> Timing:
 
 
 def interleaved(
-    client: httpx.Client, paths: dict[str, Sequence[str]], rounds: int
+    client: httpx.Client, paths: Mapping[str, Sequence[str]], rounds: int
 ) -> dict[str, Timing]:
     """GET each named list of paths in turn, round after round; one Timing per name."""
     samples: dict[str, list[float]] = {name: [] for name in paths}

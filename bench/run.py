@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
-import re
 import shutil
 import sqlite3
 import subprocess
@@ -28,67 +25,27 @@ from urllib.parse import urlencode
 
 import httpx
 
-from bench.generate import write_manifest
+from bench.fixtures import (
+    DATA,
+    HERE,
+    cli,
+    fresh_postgres,
+    fresh_sqlite,
+    log,
+    machine,
+    manifest,
+    postgres_version,
+    verdict,
+    write_section,
+)
 from bench.measure import Timing, interleaved, time_calls, wrk_requests_per_second
 from bench.peers import datasette_sql, duckdb_sql, write_parquet
 from bench.servers import datasette, service
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE / "data"
-RESULTS = HERE / "RESULTS.md"
 BEGIN, END = "<!-- scale:begin -->", "<!-- scale:end -->"
-POSTGRES_ADMIN = os.environ.get(
-    "BENCH_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# -- data and imports ---------------------------------------------------------------------------
-
-
-def manifest(windows: int, seed: int, with_cache_dir: bool) -> tuple[Path, Path | None]:
-    path = DATA / f"manifest-{windows}-{seed}.json"
-    cache = DATA / f"cache-{windows}-{seed}" if with_cache_dir else None
-    if not path.exists() or (cache is not None and not cache.exists()):
-        log(f"generating {windows:,} windows -> {path.name}")
-        DATA.mkdir(exist_ok=True)
-        if cache is not None:
-            cache.mkdir(parents=True, exist_ok=True)
-        write_manifest(path, windows, seed, cache)
-    return path, cache
-
-
-def cli(database_url: str, *args: str) -> tuple[float, int, str]:
-    """Run `python -m app ARGS`; wall seconds, peak RSS (MiB) of that process, its output."""
-    env = os.environ | {"DATABASE_URL": database_url}
-    start = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    assert process.stdout is not None
-    output = process.stdout.read().decode()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - start
-    if process.returncode != 0:
-        raise RuntimeError(f"seizure-stats {' '.join(args)} failed:\n{output}")
-    return seconds, usage.ru_maxrss // 1024, output
 
 
 # -- questions ------------------------------------------------------------------------------------
-
-
-def fresh_postgres() -> str:
-    """The benchmark's Postgres database, empty; kept afterwards for a look at what it measured."""
-    from tests.support.postgres import create_database
-
-    return create_database(POSTGRES_ADMIN, "seizure_stats_bench", replace=True)
 
 
 def recording_names(sqlite_path: Path) -> list[tuple[str, str, str]]:
@@ -238,23 +195,6 @@ def startup(url: str, manifest_path: Path, cache_dir: Path, runs: int) -> dict[s
 # -- report ------------------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        match = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        cpu = match.group(1).strip() if match else cpu
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}"
-    )
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "**not met**"
-
-
 def report(args: argparse.Namespace, facts: dict[str, Any]) -> str:
     lines = [
         BEGIN,
@@ -369,15 +309,6 @@ def report(args: argparse.Namespace, facts: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) + 1 :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
-
-
 # -- main ----------------------------------------------------------------------------------------------
 
 
@@ -399,13 +330,8 @@ def main() -> None:
     assert small_cache is not None
 
     sqlite_path = DATA / "bench.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{sqlite_path}{suffix}").unlink(missing_ok=True)
-    urls = {"sqlite": f"sqlite:///{sqlite_path}", "postgres": fresh_postgres()}
-    import psycopg
-
-    with psycopg.connect(POSTGRES_ADMIN) as admin:
-        facts["postgres_version"] = admin.execute("show server_version").fetchone()[0]  # type: ignore[index]
+    urls = {"sqlite": fresh_sqlite(sqlite_path), "postgres": fresh_postgres()}
+    facts["postgres_version"] = postgres_version()
 
     for backend, url in urls.items():
         cli(url, "db", "upgrade")
@@ -443,7 +369,7 @@ def main() -> None:
     }
 
     section = report(args, facts)
-    write_results(section)
+    write_section(section, BEGIN, END)
     print(section)
 
 

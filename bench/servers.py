@@ -11,11 +11,13 @@ from tests.support.servers import LiveServer, ServerProcess, free_port, serving
 
 
 @contextmanager
-def service(database_url: str, workdir: Path, workers: int = 1) -> Iterator[str]:
+def service(
+    database_url: str, workdir: Path, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[str]:
     server = LiveServer(
         database_url,
         workdir,
-        {"SEIZURE_STATS_LOG_LEVEL": "WARNING"},
+        {"SEIZURE_STATS_LOG_LEVEL": "WARNING"} | (env or {}),
         serve_options=("--workers", str(workers)),
     )
     with serving(server) as ready:

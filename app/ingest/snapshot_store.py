@@ -20,6 +20,7 @@ from app.db import is_sqlite
 from app.ingest.manifest import ParsedManifest
 from app.ingest.names import parse_recording_name
 from app.models import ROLLUP_PREFIX, Dataset, Recording, RecordingRollup, Snapshot, SnapshotColumns
+from app.storage.rollup_totals import sum_rollups
 from seizure_stats.labels import Category
 
 ROWS_PER_BATCH = 100_000
@@ -67,6 +68,7 @@ def store_snapshot(
     session.flush()
     _insert_windows(session, snapshot.id, parsed, recording_ids, progress)
     _insert_rollups(session, snapshot.id, parsed, recording_ids)
+    snapshot.rollup_totals = sum_rollups(session, snapshot.id)
     _insert_columns(session, snapshot.id, parsed, recording_ids)
     _refresh_planner_statistics(session)
     dataset.current_snapshot_id = snapshot.id

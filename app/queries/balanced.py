@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidRequestError
 from app.models import Dataset, Recording, Snapshot, SnapshotColumns
 from app.queries.stats import make_counts, subset_warnings, window_weight
-from app.queries.subset import Subset, answer_source, count_subset, is_present
+from app.queries.subset import Subset, answer_source, is_present
+from app.queries.subset_counts import count_subset
 from app.queries.unmatched import UnmatchedValues, checked_filters
 from seizure_stats.balance import (
     BalancedSelection,

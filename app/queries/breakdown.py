@@ -18,17 +18,16 @@ from sqlalchemy.sql.elements import ColumnElement
 from app.models import Dataset, Recording, Snapshot
 from app.queries.stats import make_counts, sample_counts
 from app.queries.subset import (
-    KINDS,
     Subset,
-    SubsetCounts,
     added,
     answer_source,
-    count_subset,
     rollup_column,
     when_missing,
     when_present,
 )
+from app.queries.subset_counts import SubsetCounts, count_subset
 from app.queries.unmatched import checked_filters
+from app.storage.rollup_totals import KINDS
 from seizure_stats.labels import ratio
 from seizure_stats.schemas.questions import CATEGORY_NAMES, CategoryName
 from seizure_stats.schemas.reports import (

@@ -12,9 +12,23 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, String, and_, any_, bindparam, false, func, not_, or_, select, true
+from sqlalchemy import (
+    ARRAY,
+    Select,
+    String,
+    and_,
+    any_,
+    bindparam,
+    false,
+    func,
+    not_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -24,8 +38,26 @@ from seizure_stats.schemas.filters import FILTERS, FilterSpec, SubsetFilter
 Column = ColumnElement[Any] | InstrumentedAttribute[Any]
 # Past this many values a list goes to the database as one array parameter.
 INLINE_VALUES = 200
-# A column a filter's values are compared with, and the values compared with it.
-NameColumn = tuple[Column, list[str]]
+
+
+@dataclass(frozen=True)
+class NameLookup:
+    """The recordings whose `column` equals one of `values`.
+
+    `patients`, when set, are the patients those recordings must be of, implied by the values
+    themselves: saying so lets the (dataset, patient) index find them where `column` is an
+    expression no index holds.
+    """
+
+    column: Column
+    values: list[str]
+    patients: list[str] | None = None
+
+    def condition(self, dialect: str) -> ColumnElement[bool]:
+        matched = in_values(self.column, self.values, dialect)
+        if self.patients is None:
+            return matched
+        return and_(in_values(Recording.patient, self.patients, dialect), matched)
 
 
 def in_values(column: Column, values: Sequence[str], dialect: str) -> ColumnElement[bool]:
@@ -40,72 +72,94 @@ def in_values(column: Column, values: Sequence[str], dialect: str) -> ColumnElem
     return column.in_(select(table.table_valued("value").c.value))
 
 
-def _patient(values: list[str]) -> list[NameColumn]:
-    return [(Recording.patient, values)]
+def _patient(values: list[str]) -> list[NameLookup]:
+    return [NameLookup(Recording.patient, values)]
 
 
-def _session(values: list[str]) -> list[NameColumn]:
+def _session(values: list[str]) -> list[NameLookup]:
     """`s018` matches that session of every patient; `aaaaagxr_s018` one patient's session.
 
     A patient never contains `_` (it is the part of the stem before the first one), so
     `patient || '_' || session` equals `aaaaagxr_s018` exactly when both parts match. One IN over
     that expression keeps thousands of qualified sessions to one clause: an OR of pairs was too
-    deep an expression for SQLite past a thousand of them.
+    deep an expression for SQLite past a thousand of them. The patients before the `_` are the
+    only ones such a value can match, which is what lets an index find them.
     """
     bare = [v for v in values if "_" not in v]
     qualified = [v for v in values if "_" in v]
-    patient_session = Recording.patient + "_" + Recording.session
-    return [
-        (column, part)
-        for column, part in ((Recording.session, bare), (patient_session, qualified))
-        if part
-    ]
+    lookups = []
+    if bare:
+        lookups.append(NameLookup(Recording.session, bare))
+    if qualified:
+        patients = sorted({v.split("_", 1)[0] for v in qualified})
+        lookups.append(NameLookup(Recording.patient + "_" + Recording.session, qualified, patients))
+    return lookups
 
 
-def _recording(values: list[str]) -> list[NameColumn]:
-    return [(Recording.cache_file, values), (Recording.stem, values)]
+def _recording(values: list[str]) -> list[NameLookup]:
+    return [NameLookup(Recording.cache_file, values), NameLookup(Recording.stem, values)]
 
 
-# What a value of each recording-level target is compared with: (column, values) pairs, a value
-# matching a recording when one of its pairs' columns equals it. The filter's clause
-# (filter_clause) and the check for values that name nothing (app.queries.unmatched) are both
-# made from these, so the two cannot disagree. Categories are a window-level filter, applied by
-# the subset query (SubsetFilter.selected_categories).
-NAME_COLUMNS: dict[str, Callable[[list[str]], list[NameColumn]]] = {
+# What a value of each recording-level target is compared with: a value matches a recording
+# when one of its lookups does. The filter's clause (filter_clause) and the check for values
+# that name nothing (app.queries.unmatched) are both made from these, so the two cannot
+# disagree. Categories are a window-level filter, applied by the subset query
+# (SubsetFilter.selected_categories).
+NAME_COLUMNS: dict[str, Callable[[list[str]], list[NameLookup]]] = {
     "patient": _patient,
     "session": _session,
     "recording": _recording,
 }
+RECORDING_FILTERS: tuple[FilterSpec, ...] = tuple(s for s in FILTERS if s.target in NAME_COLUMNS)
+EXCLUDING_FILTERS: tuple[FilterSpec, ...] = tuple(s for s in RECORDING_FILTERS if s.exclude)
 
 
-def _matching(target: str) -> Callable[[list[str], str], ColumnElement[bool]]:
-    def matches(values: list[str], dialect: str) -> ColumnElement[bool]:
-        pairs = NAME_COLUMNS[target](values)
-        return or_(false(), *(in_values(column, part, dialect) for column, part in pairs))
+def matching_ids(
+    target: str, values: list[str], dataset_id: int, dialect: str
+) -> list[Select[Any]]:
+    """SELECTs of the ids of the dataset's recordings a target's values match, one per lookup,
+    each served by a (dataset, column) index. Their union is what the values match: as one
+    `id IN (... UNION ALL ...)` the database reads only those rows, where an OR across columns
+    had SQLite read every rollup of the snapshot (50 recordings at 143k: 48 ms against 0.4 ms).
+    """
+    return [
+        select(Recording.id).where(Recording.dataset_id == dataset_id, lookup.condition(dialect))
+        for lookup in NAME_COLUMNS[target](values)
+    ]
 
-    return matches
+
+def one_of(selects: Sequence[Select[Any]]) -> ColumnElement[bool]:
+    """`recordings.id IN` the union of these SELECTs of ids (none: nothing)."""
+    if not selects:
+        return false()
+    return Recording.id.in_(selects[0] if len(selects) == 1 else union_all(*selects))
 
 
-# What a value of each recording-level target matches, as SQL over `recordings`.
-MATCHES: dict[str, Callable[[list[str], str], ColumnElement[bool]]] = {
-    target: _matching(target) for target in NAME_COLUMNS
-}
-RECORDING_FILTERS: tuple[FilterSpec, ...] = tuple(s for s in FILTERS if s.target in MATCHES)
-
-
-def filter_clause(spec: FilterSpec, values: list[str], dialect: str) -> ColumnElement[bool]:
-    matched = MATCHES[spec.target](values, dialect)
+def filter_clause(
+    spec: FilterSpec, values: list[str], dataset_id: int, dialect: str
+) -> ColumnElement[bool]:
+    matched = one_of(matching_ids(spec.target, values, dataset_id, dialect))
     return not_(matched) if spec.exclude else matched
 
 
-def recording_clause(subset: SubsetFilter, dialect: str) -> ColumnElement[bool]:
+def recording_clause(subset: SubsetFilter, dataset_id: int, dialect: str) -> ColumnElement[bool]:
     """One WHERE clause over `recordings` for every recording-level filter that is set."""
     clauses = [
-        filter_clause(spec, values, dialect)
+        filter_clause(spec, values, dataset_id, dialect)
         for spec in RECORDING_FILTERS
         if (values := subset.values_of(spec))
     ]
     return and_(true(), *clauses)
+
+
+def excluded_ids(subset: SubsetFilter, dataset_id: int, dialect: str) -> list[Select[Any]]:
+    """SELECTs of the ids of the recordings the filter's exclusions leave out (their union)."""
+    return [
+        ids
+        for spec in EXCLUDING_FILTERS
+        if (values := subset.values_of(spec))
+        for ids in matching_ids(spec.target, values, dataset_id, dialect)
+    ]
 
 
 def release_filter_garbage(subset: SubsetFilter) -> None:

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidRequestError
 from app.models import Dataset, Snapshot, Window
-from app.queries.subset import Subset, answer_source, count_subset
+from app.queries.subset import Subset, answer_source
+from app.queries.subset_counts import count_subset
 from app.queries.unmatched import checked_filters
 from seizure_stats.schemas.reports import HistogramBin, HistogramQuery, HistogramResponse
 

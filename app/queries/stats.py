@@ -1,7 +1,7 @@
 """Exact statistics of a subset: counts, ratios and pos_weight from the subset's rollup totals.
 
 Every filter is recording-level (plus a choice of categories), so a subset's counts are sums of
-the rollup rows of its recordings (`subset.count_subset`): the cost follows the number of
+the rollup rows of its recordings (`subset_counts.count_subset`): the cost follows the number of
 recordings, not of windows.
 """
 
@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidRequestError
 from app.models import Dataset, Snapshot
-from app.queries.subset import answer_source, count_subset
+from app.queries.subset import answer_source
+from app.queries.subset_counts import count_subset
 from app.queries.unmatched import checked_filters
 from seizure_stats.labels import (
     LOW_RATIO_WARNING_BELOW,

@@ -19,13 +19,12 @@ guarantees:
   `windows JOIN recordings`) to which the caller adds its columns, GROUP BY and ORDER BY, so
   the database plans a single join whatever the question.
 
-`count_subset` is the subset's totals, split by presence, from one pass over its rollups.
+`subset_counts.count_subset` is the subset's totals, split by presence.
 
 Where later work plugs in: a recording-level filter goes to `filters` and reaches every question
 through `Subset`; a narrowing that is not a filter (a cross-validation fold) becomes a field of
-`Subset` added to both reads' WHERE; a faster route to the same totals (stored per-snapshot
-totals, an exclusion counted as the snapshot's totals minus the excluded recordings') belongs in
-`count_subset`, whose answers must not change.
+`Subset` added to both reads' WHERE; a faster route to the same totals belongs in
+`subset_counts.count_subset`, whose answers must not change.
 """
 
 from __future__ import annotations
@@ -42,9 +41,7 @@ from app.models import ROLLUP_PREFIX, Dataset, Recording, RecordingRollup, Snaps
 from app.queries.filters import RECORDING_FILTERS, recording_clause
 from app.queries.folds import NO_FOLDS, FoldNarrowing, fold_narrowing
 from seizure_stats.labels import Category
-from seizure_stats.schemas.questions import CATEGORY_NAMES, SubsetFilter
-
-KINDS = ("windows", "pos", "samples")
+from seizure_stats.schemas.questions import SubsetFilter
 
 
 def rollup_column(category: str, kind: str) -> ColumnElement[Any]:
@@ -109,7 +106,10 @@ class Subset:
 
     def where(self) -> ColumnElement[bool]:
         """The one condition on `recordings` every read of the subset carries."""
-        clauses = [recording_clause(self.filter, self.dialect), self.folds.clause(self.dialect)]
+        clauses = [
+            recording_clause(self.filter, self.dataset_id, self.dialect),
+            self.folds.clause(self.dialect),
+        ]
         if self.keeps_named_recordings():
             # A snapshot's recordings are all of its dataset, so naming the dataset changes no
             # answer; it lets the database find the named rows through the (dataset, name)
@@ -154,75 +154,3 @@ class Subset:
             .where(is_present())
             .where(self.where())
         )
-
-
-@dataclass(frozen=True)
-class SubsetCounts:
-    """Counts of a subset by category (zero where not chosen), split by recording presence."""
-
-    windows: dict[str, int]
-    positive_samples: dict[str, int]
-    samples: dict[str, int]
-    missing_by_category: dict[str, int]  # windows of missing recordings
-    recordings_by_category: dict[str, int]  # present recordings with windows; only when asked
-    recordings: int
-    missing_windows: int
-    missing_recordings: int
-    warnings: tuple[str, ...] = ()  # of the folds the filter names
-
-
-def count_subset(
-    session: Session,
-    snapshot: Snapshot,
-    subset: SubsetFilter,
-    *,
-    recordings_by_category: bool = False,
-) -> SubsetCounts:
-    """Sum the rollups of the subset's recordings in one query, grouped by presence."""
-    chosen = Subset.of(session, snapshot, subset)
-    selected = chosen.selected_windows()
-    present = is_present().label("present")
-    sums = [
-        func.sum(rollup_column(c, kind)).label(f"{c}_{kind}")
-        for c in chosen.categories
-        for kind in KINDS
-    ]
-    if recordings_by_category:
-        sums += [
-            func.sum(case((rollup_column(c, "windows") > 0, 1), else_=0)).label(f"{c}_recordings")
-            for c in chosen.categories
-        ]
-    query = chosen.rollups(
-        present,
-        func.sum(case((selected > 0, 1), else_=0)).label("recordings"),
-        func.sum(selected).label("selected"),
-        *sums,
-    ).group_by(present)
-    windows, positive, samples, missing = (dict.fromkeys(CATEGORY_NAMES, 0) for _ in range(4))
-    by_category = dict.fromkeys(chosen.categories, 0) if recordings_by_category else {}
-    recordings = missing_windows = missing_recordings = 0
-    for row in session.execute(query).mappings():
-        if not row["present"]:
-            missing_windows += int(row["selected"] or 0)
-            missing_recordings += int(row["recordings"] or 0)
-            for c in chosen.categories:
-                missing[c] += int(row[f"{c}_windows"] or 0)
-            continue
-        recordings += int(row["recordings"] or 0)
-        for c in chosen.categories:
-            windows[c] += int(row[f"{c}_windows"] or 0)
-            positive[c] += int(row[f"{c}_pos"] or 0)
-            samples[c] += int(row[f"{c}_samples"] or 0)
-        for c in by_category:
-            by_category[c] += int(row[f"{c}_recordings"] or 0)
-    return SubsetCounts(
-        windows,
-        positive,
-        samples,
-        missing,
-        by_category,
-        recordings,
-        missing_windows,
-        missing_recordings,
-        chosen.folds.warnings,
-    )

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import UnmatchedFilterError
 from app.models import Recording, RecordingRollup, Snapshot
-from app.queries.filters import NAME_COLUMNS, in_values
+from app.queries.filters import NAME_COLUMNS
 from seizure_stats.schemas.filters import NAME_FILTERS, FilterSpec
 from seizure_stats.schemas.questions import SubsetFilter, WarningDetail
 
@@ -148,9 +148,9 @@ def _matched(
     if len(values) <= snapshot.recordings:
         return set(session.scalars(_matched_names(snapshot, spec, values, dialect)))
     matched: set[str] = set()
-    for column, part in NAME_COLUMNS[spec.target](values):
-        names = set(session.scalars(_snapshot_names(snapshot, column)))
-        matched.update(value for value in part if value in names)
+    for lookup in NAME_COLUMNS[spec.target](values):
+        names = set(session.scalars(_snapshot_names(snapshot, lookup.column)))
+        matched.update(value for value in lookup.values if value in names)
     return matched
 
 
@@ -171,13 +171,13 @@ def _matched_names(
 ) -> Select[Any]:
     """The values that some recording of the snapshot equals in a column compared with them."""
     selects = [
-        select(column.label("name"))
+        select(lookup.column.label("name"))
         .select_from(Recording)
         .join(RecordingRollup, RecordingRollup.recording_id == Recording.id)
         .where(Recording.dataset_id == snapshot.dataset_id)
         .where(RecordingRollup.snapshot_id == snapshot.id)
-        .where(in_values(column, part, dialect))
-        for column, part in NAME_COLUMNS[spec.target](values)
+        .where(lookup.condition(dialect))
+        for lookup in NAME_COLUMNS[spec.target](values)
     ]
     if len(selects) == 1:
         return selects[0].distinct()
