@@ -92,7 +92,8 @@ def _upsert_recordings(
 
 def _recording_ids(session: Session, dataset: Dataset) -> dict[str, int]:
     query = select(Recording.cache_file, Recording.id).where(Recording.dataset_id == dataset.id)
-    return {name: id_ for name, id_ in session.connection().execute(query)}
+    # iter(): a Result has keys(), so dict() would take it for a mapping.
+    return dict(iter(session.connection().execute(query).tuples()))
 
 
 def _insert_windows(
