@@ -455,3 +455,53 @@ def test_import_with_cache_dir_records_presence(
     answer = client.get("/api/v1/datasets/ds/stats").json()
     assert answer["missing_windows"] == 4
     assert answer["counts"]["total"] == 8
+
+
+def test_recordings_and_rollups_written_in_chunks_match_the_manifest(
+    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collections import Counter
+
+    from app.ingest import bulk_rows
+    from app.ingest.names import parse_recording_name
+    from app.models import RecordingRollup
+
+    monkeypatch.setattr(bulk_rows, "ROWS_PER_CHUNK", 7)  # many chunks and a partial last one
+    keys = {"partial_seizure": "partial", "full_seizure": "full", "no_seizure": "no_seizure"}
+    # The second manifest shares some recordings with the first and brings new ones.
+    for seed in (3, 4):
+        manifest = manifests.generated(seed, recordings=30, with_samples=True)
+        prepared = prepare_import(factory, "ds", io.BytesIO(json.dumps(manifest).encode()))
+        outcome = run_write(factory, partial(store_import, prepared=prepared))
+        expected: Counter[tuple[str, str]] = Counter()
+        for category, entries in manifest.items():
+            for entry in entries:
+                name, prefix = entry["cache_file"], keys[category]
+                expected[name, f"{prefix}_windows"] += 1
+                expected[name, f"{prefix}_pos"] += entry["n_pos"]
+                expected[name, f"{prefix}_samples"] += entry["n_samples"]
+        with factory() as session:
+            rows = session.execute(
+                select(Recording, RecordingRollup)
+                .join(RecordingRollup, RecordingRollup.recording_id == Recording.id)
+                .where(RecordingRollup.snapshot_id == outcome.snapshot.id)
+            ).all()
+            names = {name for name, _ in expected}
+            assert sorted(r.cache_file for r, _ in rows) == sorted(names)
+            for recording, rollup in rows:
+                parsed = parse_recording_name(recording.cache_file)
+                assert (recording.stem, recording.patient, recording.session, recording.token) == (
+                    tuple(parsed)
+                )
+                assert recording.present is None
+                found = {column: getattr(rollup, column) for column in ROLLUP_COLUMNS}
+                assert found == {c: expected[recording.cache_file, c] for c in ROLLUP_COLUMNS}
+            everything = session.scalars(select(Recording.cache_file)).all()
+            assert len(everything) == len(set(everything))
+
+
+ROLLUP_COLUMNS = [
+    f"{prefix}_{kind}"
+    for prefix in ("partial", "full", "no_seizure")
+    for kind in ("windows", "pos", "samples")
+]

@@ -17,6 +17,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from app.db import is_sqlite
+from app.ingest.bulk_rows import array_rows, insert_rows
 from app.ingest.manifest import ParsedManifest
 from app.ingest.names import parse_recording_name
 from app.models import ROLLUP_PREFIX, Dataset, Recording, RecordingRollup, Snapshot, SnapshotColumns
@@ -24,6 +25,8 @@ from app.storage.rollup_totals import sum_rollups
 from seizure_stats.labels import Category
 
 ROWS_PER_BATCH = 100_000
+# In the order of RecordingName's fields, between the dataset and presence.
+RECORDING_COLUMNS = ("dataset_id", "cache_file", "stem", "patient", "session", "token", "present")
 ProgressCallback = Callable[[int], None]
 
 
@@ -81,30 +84,17 @@ def _upsert_recordings(
 ) -> np.ndarray[Any, Any]:
     """Database ids of the named recordings (creating the new ones), aligned with `names`."""
     known = _recording_ids(session, dataset)
-    new_rows = []
-    for name in names:
-        if name not in known:
-            parsed = parse_recording_name(name)
-            new_rows.append(
-                {
-                    "dataset_id": dataset.id,
-                    "cache_file": name,
-                    "stem": parsed.stem,
-                    "patient": parsed.patient,
-                    "session": parsed.session,
-                    "token": parsed.token,
-                    "present": None,
-                }
-            )
-    if new_rows:
-        session.execute(insert(Recording), new_rows)
+    new_names = [name for name in names if name not in known]
+    if new_names:
+        rows = ((dataset.id, name, *parse_recording_name(name), None) for name in new_names)
+        insert_rows(session.connection(), Recording.__tablename__, RECORDING_COLUMNS, rows)
         known = _recording_ids(session, dataset)
-    return np.array([known[name] for name in names], dtype=np.int32)
+    return np.fromiter((known[name] for name in names), dtype=np.int32, count=len(names))
 
 
 def _recording_ids(session: Session, dataset: Dataset) -> dict[str, int]:
     query = select(Recording.cache_file, Recording.id).where(Recording.dataset_id == dataset.id)
-    return dict(session.execute(query).all())
+    return dict(session.connection().execute(query).all())
 
 
 def _insert_windows(
@@ -241,9 +231,7 @@ def _insert_rollups(
             if source is not None:
                 np.add.at(total, rec, source.astype(np.int64))
             sums[f"{prefix}_{column}"] = total
-    rows = [
-        {"snapshot_id": snapshot_id, "recording_id": int(recording_ids[i])}
-        | {name: int(values[i]) for name, values in sums.items()}
-        for i in range(n_recordings)
-    ]
-    session.execute(insert(RecordingRollup), rows)
+    snapshot_ids = np.full(n_recordings, snapshot_id, dtype=np.int64)
+    columns = ["snapshot_id", "recording_id", *sums]
+    rows = array_rows(snapshot_ids, recording_ids, *sums.values())
+    insert_rows(session.connection(), RecordingRollup.__tablename__, columns, rows)
