@@ -33,11 +33,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from sqlalchemy import Select, and_, case, func, literal, select, true
+from sqlalchemy import Select, and_, case, func, literal, literal_column, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.models import ROLLUP_PREFIX, Dataset, Recording, RecordingRollup, Snapshot, Window
+from app.models import (
+    MISSING_PREDICATE,
+    ROLLUP_PREFIX,
+    Dataset,
+    Recording,
+    RecordingRollup,
+    Snapshot,
+    Window,
+)
 from app.queries.filters import RECORDING_FILTERS, recording_clause
 from app.queries.folds import NO_FOLDS, FoldNarrowing, fold_narrowing
 from seizure_stats.labels import Category
@@ -55,6 +63,12 @@ def is_present() -> ColumnElement[bool]:
     # A literal, not a bound parameter: every use then renders the same SQL, so a statement
     # carries one expression for presence however many sums test it.
     return func.coalesce(Recording.present, true())
+
+
+def is_known_missing() -> ColumnElement[bool]:
+    """The recordings known to be missing, as the partial index on them is written (the same
+    set as `not is_present()`), so the database finds them through it."""
+    return literal_column(MISSING_PREDICATE)
 
 
 def when_present(value: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -4,7 +4,7 @@
 (its *mask*: bit 1 partial, 2 full, 4 no seizure), how many of the snapshot's recordings have
 that combination and the sums of their rollup columns. Presence is not in it: it changes after
 the import, while these sums never do, so a question subtracts the missing recordings' rows
-(few, found through the (dataset, present) index) instead of adding up every row.
+(few, found through the partial index of missing recordings) instead of adding up every row.
 
 The masks are what make the recording counts exact for any choice of categories: a recording
 counts when it has windows in a chosen category, that is when its mask meets the chosen bits.

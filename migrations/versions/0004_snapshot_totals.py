@@ -2,7 +2,8 @@
 
 Each snapshot keeps its rollups summed by category mask (`snapshots.rollup_totals`, see
 app.storage.rollup_totals); existing snapshots get theirs here, summed from their rollups with
-the same GROUP BY the import runs. Recordings get indexes for sessions and for presence.
+the same GROUP BY the import runs. Recordings get an index for sessions, and a partial one of
+the recordings known missing.
 
 Revision ID: 0004
 Revises: 0003
@@ -36,7 +37,13 @@ def upgrade() -> None:
     # `snapshots` would cascade to every table that refers to it.
     op.add_column("snapshots", sa.Column("rollup_totals", sa.JSON(), nullable=True))
     op.create_index("ix_recordings_dataset_id_session", "recordings", ["dataset_id", "session"])
-    op.create_index("ix_recordings_dataset_id_present", "recordings", ["dataset_id", "present"])
+    op.create_index(
+        "ix_recordings_dataset_id_missing",
+        "recordings",
+        ["dataset_id"],
+        sqlite_where=sa.text("present IS false"),
+        postgresql_where=sa.text("present IS false"),
+    )
     fill_totals(op.get_bind())
 
 
@@ -61,6 +68,6 @@ def fill_totals(connection: sa.Connection) -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_recordings_dataset_id_present", table_name="recordings")
+    op.drop_index("ix_recordings_dataset_id_missing", table_name="recordings")
     op.drop_index("ix_recordings_dataset_id_session", table_name="recordings")
     op.drop_column("snapshots", "rollup_totals")
