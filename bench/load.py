@@ -1,15 +1,18 @@
 """Bounded load on loopback: a start-of-sweep burst, then many clients for a while; zero errors.
 
 Usage: python -m bench.load [--url URL] [--clients 200] [--duration 10] [--burst 200]
-       [--large-windows 200000] [--storm 0] [--record]
+       [--large-windows 200000] [--storm 0] [--workers 1] [--index-format npz]
+       [--phases burst,steady,neighbours,storm] [--record]
 
-Without --url it starts its own service (`seizure-stats serve`, one worker) on a fresh SQLite
+Without --url it starts its own service (`seizure-stats serve --workers N`) on a fresh SQLite
 database in a temporary directory, loaded with the seeded demo dataset and two generated
 snapshots of `--large-windows` windows each in the dataset `large` (`--database-url` to use
 another database; it must be empty or hold those datasets). Then:
 
 1. burst: `--burst` training jobs start at the same instant, as a hyper-parameter sweep does;
-   each asks for its stats, its balanced counts and streams its balanced index.
+   each asks for its stats, its balanced counts and its balanced index, with 8 distinct seeds
+   among them; then a burst of the same shape against /healthz (bench.burst). The goal: the
+   jobs' p99 at most 3x the /healthz burst's, with no errors.
 2. steady: `--clients` clients, each sending one request after another for `--duration` seconds:
    stats under varied filters (GET and POST), balanced counts, dataset and snapshot listings,
    now and then a balanced index.
@@ -19,10 +22,11 @@ another database; it must be empty or hold those datasets). Then:
    (busy) is what they may get, not an error of the training jobs.
 4. with `--storm N`: N diffs of the large snapshots at once, alone.
 
-In every phase a probe asks `/healthz` every 20 ms. Every request is timed to its last byte. Any status other than 200, or a transport error, is an
-error (for the hostile ones: anything but 200 or 429); the run exits non-zero if there was
-one. `--record` writes the table into the "Load"
-section of bench/RESULTS.md.
+`--phases` runs only those named. In phases 2-4 a probe asks `/healthz` every 20 ms. Every
+request is timed to its last byte. Any status other than 200, or a transport error, is an error
+(for the hostile ones: anything but 200 or 429); the run exits non-zero if there was one.
+`--record` writes the tables into the "Load" section of bench/RESULTS.md, or with the burst
+alone into its "Sweep burst" section.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import random
@@ -40,15 +43,17 @@ import tempfile
 import time
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import h11
 import httpx
 
+from bench import burst
 from bench.generate import write_manifest
+from bench.traffic import Connection, Phase, timed
 from tests.support.servers import LiveServer, serving
 
 DATASET = "demo-train"
@@ -56,138 +61,14 @@ LARGE = "large"
 PROBE_INTERVAL = 0.02
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = "## Load"
-
-
-@dataclass
-class Phase:
-    name: str
-    latencies: list[float] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    refused: int = 0  # 429 busy: expected of hostile requests only
-    health: list[float] = field(default_factory=list)  # /healthz latencies meanwhile
-
-    def percentile(self, q: float, of: list[float] | None = None) -> float:
-        ordered = sorted(self.latencies if of is None else of)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] * 1000
-
-    @property
-    def requests(self) -> int:
-        return len(self.latencies) + len(self.errors)
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection, as one training job or dashboard holds.
-
-    A few lines over asyncio streams and h11, because httpx's async pool spends more time on
-    200 connections than the service takes to answer them: it, not the service, set the pace.
-    """
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.protocol = h11.Connection(h11.CLIENT)
-
-    async def request(self, method: str, target: str, body: bytes = b"") -> int:
-        """Send one request, read the whole answer, return its status."""
-        if self.writer is None or self.reader is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-            self.protocol = h11.Connection(h11.CLIENT)
-        headers = [("Host", f"{self.host}:{self.port}"), ("Content-Length", str(len(body)))]
-        if body:
-            headers.append(("Content-Type", "application/json"))
-        out = self.protocol.send(h11.Request(method=method, target=target, headers=headers)) or b""
-        if body:
-            out += self.protocol.send(h11.Data(data=body)) or b""
-        out += self.protocol.send(h11.EndOfMessage()) or b""
-        self.writer.write(out)
-        await self.writer.drain()
-        status = 0
-        while True:
-            event = self.protocol.next_event()
-            if event is h11.NEED_DATA:
-                chunk = await self.reader.read(65536)
-                self.protocol.receive_data(chunk)  # b"" tells h11 the peer closed
-            elif isinstance(event, h11.Response):
-                status = event.status_code
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            elif isinstance(event, h11.ConnectionClosed):
-                raise ConnectionError("the server closed the connection")
-        if self.protocol.our_state is h11.DONE and self.protocol.their_state is h11.DONE:
-            self.protocol.start_next_cycle()
-        else:
-            await self.close()
-        return status
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            with contextlib.suppress(OSError):
-                await self.writer.wait_closed()
-        self.reader = self.writer = None
-
-
-async def timed(
-    connection: Connection,
-    phase: Phase,
-    method: str,
-    path: str,
-    params: dict[str, object] | None = None,
-    json_body: object = None,
-    *,
-    may_refuse: bool = False,
-) -> None:
-    target = f"{path}?{urlencode(params, doseq=True)}" if params else path
-    body = json.dumps(json_body).encode() if json_body is not None else b""
-    started = time.perf_counter()
-    try:
-        status = await connection.request(method, target, body)
-    except (OSError, h11.ProtocolError) as exc:
-        phase.errors.append(f"{method} {path}: {exc!r}")
-        await connection.close()
-        return
-    if status == 429 and may_refuse:
-        phase.refused += 1
-        return
-    if status != 200:
-        phase.errors.append(f"{method} {path}: {status}")
-        return
-    phase.latencies.append(time.perf_counter() - started)
+BURST_SECTION = "## Sweep burst"
+PHASES = ("burst", "steady", "neighbours", "storm")
 
 
 def patients_of(url: str) -> list[str]:
     response = httpx.get(f"{url}/api/v1/datasets/{DATASET}/recordings", timeout=30)
     response.raise_for_status()
     return sorted({r["patient"] for r in response.json()})
-
-
-async def burst(url: str, jobs: int, patients: list[str]) -> Phase:
-    """Every job of a sweep starting at once: stats, balanced, then the streamed index."""
-    phase = Phase("burst")
-    start = asyncio.Event()
-    base = f"/api/v1/datasets/{DATASET}"
-
-    async def job(k: int) -> None:
-        connection = Connection(url)
-        held_out = patients[k % len(patients)]
-        await start.wait()
-        await timed(connection, phase, "GET", f"{base}/stats", {"exclude_patient": held_out})
-        await timed(connection, phase, "GET", f"{base}/balanced", {"seed": k % 8})
-        await timed(connection, phase, "GET", f"{base}/balanced/index", {"seed": k % 8})
-        await connection.close()
-
-    tasks = [asyncio.create_task(job(k)) for k in range(jobs)]
-    await asyncio.sleep(0.2)
-    started = time.perf_counter()
-    start.set()
-    await asyncio.gather(*tasks)
-    phase.seconds = time.perf_counter() - started
-    return phase
 
 
 async def probe_health(url: str, phase: Phase, done: asyncio.Event) -> None:
@@ -336,7 +217,9 @@ async def storm(url: str, diffs: int, snapshots: tuple[int, int]) -> Phase:
 
 
 @contextmanager
-def own_server(database_url: str | None, large_windows: int = 0) -> Iterator[str]:
+def own_server(
+    database_url: str | None, large_windows: int = 0, workers: int = 1
+) -> Iterator[LiveServer]:
     """A service of this run's own, with the demo (and large) datasets; stopped afterwards."""
     with tempfile.TemporaryDirectory(prefix="seizure-stats-load-") as workdir:
         url_of_db = database_url or f"sqlite:///{Path(workdir) / 'load.db'}"
@@ -350,9 +233,11 @@ def own_server(database_url: str | None, large_windows: int = 0) -> Iterator[str
             imported = [*app, "import", str(manifest), "--dataset", LARGE]
             subprocess.run(imported, env=env, check=True, capture_output=True)
             manifest.unlink()
-        server = LiveServer(url_of_db, Path(workdir), {"SEIZURE_STATS_LOG_LEVEL": "WARNING"})
+        quiet = {"SEIZURE_STATS_LOG_LEVEL": "WARNING"}
+        options = ["--workers", str(workers)]
+        server = LiveServer(url_of_db, Path(workdir), quiet, serve_options=options)
         with serving(server) as ready:
-            yield ready.url
+            yield ready
 
 
 def table(phases: list[Phase]) -> str:
@@ -385,32 +270,70 @@ def health_table(phases: list[Phase]) -> str:
     return "\n".join(lines)
 
 
-def record(text: str) -> None:
-    """Replace (or add) the Load section of RESULTS.md, leaving other sections alone."""
+def record(text: str, section: str = SECTION) -> None:
+    """Replace (or add, after the Load section) a section of RESULTS.md, leaving others alone."""
     existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     lines = existing.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        lines = [*lines, "", *text.splitlines()]
+    start = next((i for i, line in enumerate(lines) if line.strip() == section), None)
+    load = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
+    if start is None and load is not None:  # a new section goes where the Load section ends
+        start = end = section_end(lines, load)
+        text += "\n"
+    elif start is None:
+        start = end = len(lines)
+        lines.append("")
     else:
-        end = next(
-            # The next section, or the marker that opens one another tool writes.
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "<!-- "))),
-            len(lines),
-        )
-        lines = lines[:start] + text.splitlines() + [""] * (end < len(lines)) + lines[end:]
+        end = section_end(lines, start)
+    lines = lines[:start] + text.splitlines() + [""] * (end < len(lines)) + lines[end:]
     RESULTS.write_text("\n".join(lines).rstrip("\n") + "\n")
 
 
-async def run(url: str, clients: int, duration: float, jobs: int, diffs: int) -> list[Phase]:
+def section_end(lines: list[str], start: int) -> int:
+    """The next section after `start`, or the marker that opens one another tool writes."""
+    return next(
+        (i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "<!-- "))),
+        len(lines),
+    )
+
+
+@dataclass
+class Run:
+    """What one run asks for, and what it saw of the server."""
+
+    clients: int
+    duration: float
+    jobs: int
+    diffs: int
+    phases: tuple[str, ...]
+    index_format: str
+    server_pid: int | None = None
+    memory: burst.Memory | None = None
+
+
+async def run(url: str, asked: Run) -> list[Phase]:
     patients = patients_of(url)
-    phases = [await burst(url, jobs, patients), await steady(url, clients, duration, patients)]
+    phases: list[Phase] = []
+    if "burst" in asked.phases:
+        phases.append(await burst.health_burst(url, asked.jobs))
+        phases[:0] = await burst.sweep_burst(url, asked.jobs, patients, asked.index_format)
+        if asked.server_pid is not None:  # before later phases raise the peak
+            asked.memory = burst.server_memory(asked.server_pid)
+    if "steady" in asked.phases:
+        phases.append(await steady(url, asked.clients, asked.duration, patients))
     snapshots = large_snapshots(url)
-    if snapshots is not None:
-        phases += await neighbours(url, clients, duration, patients, snapshots)
-        if diffs:
-            phases.append(await storm(url, diffs, snapshots))
+    if snapshots is not None and "neighbours" in asked.phases:
+        phases += await neighbours(url, asked.clients, asked.duration, patients, snapshots)
+    if snapshots is not None and "storm" in asked.phases and asked.diffs:
+        phases.append(await storm(url, asked.diffs, snapshots))
     return phases
+
+
+def phase_names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = set(names) - set(PHASES)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown phases {sorted(unknown)}: choose from {PHASES}")
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -427,16 +350,34 @@ def main(argv: list[str] | None = None) -> int:
         help="windows of each large snapshot the hostile neighbours read (0: no neighbours)",
     )
     parser.add_argument("--storm", type=int, default=0, help="then N large diffs at once")
+    parser.add_argument("--workers", type=int, default=1, help="of the service this run starts")
+    parser.add_argument(
+        "--index-format",
+        choices=burst.INDEX_FORMATS,
+        default="npz",
+        help="the burst's index: npz (balanced_index_arrays) or gzipped JSON lines",
+    )
+    parser.add_argument(
+        "--phases", type=phase_names, default=PHASES, help=f"comma-separated, of {PHASES}"
+    )
     parser.add_argument("--record", action="store_true", help="write bench/RESULTS.md")
     args = parser.parse_args(argv)
 
-    load_before = os.getloadavg()[0]
+    asked = Run(args.clients, args.duration, args.burst, args.storm, args.phases, args.index_format)
+    load_before = os.getloadavg()
     if args.url:
-        phases = asyncio.run(run(args.url, args.clients, args.duration, args.burst, args.storm))
+        phases = asyncio.run(run(args.url, asked))
     else:
-        with own_server(args.database_url, args.large_windows) as url:
-            phases = asyncio.run(run(url, args.clients, args.duration, args.burst, args.storm))
-    result = f"{table(phases)}\n\n{health_table(phases)}"
+        # The large snapshots are only read by the neighbours and the storm.
+        large = args.large_windows if {"neighbours", "storm"} & set(args.phases) else 0
+        with own_server(args.database_url, large, args.workers) as server:
+            asked.server_pid = server.pid
+            phases = asyncio.run(run(server.url, asked))
+    load_after = os.getloadavg()
+    result = f"{table(phases)}\n\n{health_table(phases)}".rstrip()
+    if "burst" in args.phases:
+        workers = None if args.url else args.workers
+        result += "\n\n" + burst.ratio_line(phases, workers, asked.memory)
     print(result)
     errors = [e for p in phases for e in p.errors]
     for error in errors[:20]:
@@ -444,40 +385,66 @@ def main(argv: list[str] | None = None) -> int:
     if args.record:
         machine = (
             f"{os.cpu_count()} cores, Python {platform.python_version()}, load average "
-            f"{load_before:.1f} before the run"
+            f"{load_before[0]:.1f} before the run and {load_after[0]:.1f} after"
         )
         database = (
             "the given service" if args.url else (args.database_url or "SQLite").split(":")[0]
         )
-        record(
-            f"{SECTION}\n\n"
-            f"`python -m bench.load --clients {args.clients} --duration {args.duration:g} "
-            f"--burst {args.burst} --large-windows {args.large_windows} --storm {args.storm}` "
-            f"on {datetime.now(UTC):%Y-%m-%d} ({machine}; one uvicorn "
-            f"worker on {database}, the demo dataset and two large snapshots of "
-            f"{args.large_windows:,} windows; clients on the same machine over "
-            "loopback). Latency is per request, to its last byte. The service is one process "
-            "and shares the cores with the load generator (and with any other work the load "
-            "average shows), so these are floors, not a capacity plan.\n\n"
-            f"- burst: {args.burst} training jobs start at once; each asks for stats, balanced "
-            "counts, and streams its balanced index (3 requests).\n"
-            f"- steady: {args.clients} clients send requests back to back for "
-            f"{args.duration:g} s: stats (GET and POST, varied filters), balanced counts, "
-            "listings, sometimes an index.\n"
-            f"- neighbours: the same for {args.duration:g} s, while six hostile neighbours "
-            "loop over diffs and balanced indexes of the large snapshots and cold stats with "
-            "20,000-name filters, and a slow client trickles a request a byte every 0.2 s. "
-            "The hostile row counts their requests apart; 429 busy is the answer they may get.\n"
-            + (
-                f"- storm: {args.storm} diffs of the large snapshots at once, nothing else.\n"
-                if args.storm
-                else ""
-            )
-            + "\n"
-            "A probe asks `/healthz` every 20 ms throughout; the second table is what it saw.\n\n"
-            f"{result}\n"
-        )
+        if args.phases == ("burst",):
+            record(burst_text(args, machine, database, result), BURST_SECTION)
+        else:
+            record(load_text(args, machine, database, result))
     return 1 if errors else 0
+
+
+def burst_text(args: argparse.Namespace, machine: str, database: str, result: str) -> str:
+    return (
+        f"{BURST_SECTION}\n\n"
+        f"`python -m bench.load --phases burst --burst {args.burst} --workers {args.workers} "
+        f"--index-format {args.index_format}` on {datetime.now(UTC):%Y-%m-%d} ({machine}; "
+        f"{database}, the demo dataset; clients on the same machine over loopback).\n\n"
+        f"{args.burst} training jobs start at once, each on its own keep-alive connection: "
+        "stats (its held-out patient excluded), balanced counts, and the balanced index "
+        f"({args.index_format}), {burst.SEEDS} distinct seeds among them. Then "
+        f"{args.burst} connections × 3 `/healthz` in a row, the same shape with nothing to "
+        "compute. The goal: the jobs' p99 at most 3× the `/healthz` burst's, no errors. "
+        "Peak RSS is the sum of each server process's own peak (VmHWM), start-up included.\n\n"
+        f"{result}\n"
+    )
+
+
+def load_text(args: argparse.Namespace, machine: str, database: str, result: str) -> str:
+    workers = f"{args.workers} uvicorn worker{'s' * (args.workers != 1)}"
+    return (
+        f"{SECTION}\n\n"
+        f"`python -m bench.load --clients {args.clients} --duration {args.duration:g} "
+        f"--burst {args.burst} --large-windows {args.large_windows} --storm {args.storm} "
+        f"--workers {args.workers}` "
+        f"on {datetime.now(UTC):%Y-%m-%d} ({machine}; {workers} "
+        f"on {database}, the demo dataset and two large snapshots of "
+        f"{args.large_windows:,} windows; clients on the same machine over "
+        "loopback). Latency is per request, to its last byte. The service shares the cores "
+        "with the load generator (and with any other work the load "
+        "average shows), so these are floors, not a capacity plan.\n\n"
+        f"- burst: {args.burst} training jobs start at once; each asks for stats, balanced "
+        f"counts, and its balanced index ({args.index_format}; 3 requests), "
+        f"{burst.SEEDS} distinct seeds among them; then the same shape against `/healthz`.\n"
+        f"- steady: {args.clients} clients send requests back to back for "
+        f"{args.duration:g} s: stats (GET and POST, varied filters), balanced counts, "
+        "listings, sometimes an index.\n"
+        f"- neighbours: the same for {args.duration:g} s, while six hostile neighbours "
+        "loop over diffs and balanced indexes of the large snapshots and cold stats with "
+        "20,000-name filters, and a slow client trickles a request a byte every 0.2 s. "
+        "The hostile row counts their requests apart; 429 busy is the answer they may get.\n"
+        + (
+            f"- storm: {args.storm} diffs of the large snapshots at once, nothing else.\n"
+            if args.storm
+            else ""
+        )
+        + "\n"
+        "A probe asks `/healthz` every 20 ms in the later phases; the second table is what it "
+        f"saw.\n\n{result}\n"
+    )
 
 
 if __name__ == "__main__":
