@@ -12,7 +12,9 @@ from itertools import islice
 from typing import Any
 
 import numpy as np
+import psycopg
 from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from app.db import is_sqlite
 
@@ -34,9 +36,15 @@ def insert_rows(
     driver = connection.connection.driver_connection
     assert driver is not None
     # Text COPY: psycopg adapts str, int and None itself, streaming as it goes.
-    with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+    statement = f"COPY {table} ({names}) FROM STDIN"
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.IntegrityError as error:
+        # Raised by the driver, past SQLAlchemy: wrapped as SQLAlchemy would, so that a lost
+        # race on a unique key (two imports adding the same recording) is retried by run_write.
+        raise IntegrityError(statement, None, error) from error
 
 
 def array_rows(*columns: np.ndarray[Any, Any]) -> Iterator[tuple[int, ...]]:
