@@ -130,7 +130,8 @@ class SumReader:
         )
 
     def none(self) -> Sums:
-        return Sums({k: dict.fromkeys(self.categories, 0) for k in KINDS}, 0, self._categories(0))
+        by_category = dict.fromkeys(self.categories, 0) if self.by_category else {}
+        return Sums({k: dict.fromkeys(self.categories, 0) for k in KINDS}, 0, by_category)
 
     def of_totals(self, totals: RollupTotals) -> Sums:
         """Sums over every row of the snapshot, from its totals by mask."""
@@ -153,9 +154,6 @@ class SumReader:
             else {},
         )
 
-    def _categories(self, value: int) -> dict[str, int]:
-        return dict.fromkeys(self.categories, value) if self.by_category else {}
-
 
 def by_rows(session: Session, chosen: Subset, reader: SumReader) -> tuple[Sums, Sums]:
     """(present, missing) from one pass over the subset's rows, grouped by presence."""
@@ -173,12 +171,12 @@ def by_complement(
     """(present, missing) as the snapshot's totals minus the rows of the missing recordings
     and of those left out: for a filter that keeps no named recordings."""
     missing = missing_rows(session, chosen, reader)
+    present = reader.of_totals(totals).minus(missing)
     left_out = left_out_ids(chosen)
-    if not left_out:
-        return reader.of_totals(totals).minus(missing), missing
-    left_out_rows = snapshot_rows(chosen.snapshot_id, reader).where(one_of(left_out))
-    removed = reader.of_row(session.execute(left_out_rows).mappings().one())
-    return reader.of_totals(totals).minus(missing).minus(removed), missing
+    if left_out:
+        rows = snapshot_rows(chosen.snapshot_id, reader).where(one_of(left_out))
+        present = present.minus(reader.of_row(session.execute(rows).mappings().one()))
+    return present, missing
 
 
 def missing_rows(session: Session, chosen: Subset, reader: SumReader) -> Sums:
