@@ -26,6 +26,7 @@ from app.api.middleware.head_requests import HeadAsGetMiddleware
 from app.api.middleware.request_body import RequestBodyMiddleware
 from app.api.middleware.request_context import RequestContextMiddleware
 from app.api.middleware.security_headers import SecurityHeadersMiddleware
+from app.api.single_flight import InFlight
 from app.config import Settings
 from app.dashboard.site import install_dashboard
 from app.db import is_memory_database, make_engine, make_session_factory
@@ -102,9 +103,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.answer_cache = AnswerCache(
         settings.answer_cache_entries, settings.answer_cache_bytes
     )
+    application.state.in_flight = InFlight()
     application.state.dataset_states = DatasetStates(application.state.session_factory, changes)
     application.state.metrics = Metrics(
-        application.state.session_factory, dropped_log_records, application.state.admission
+        application.state.session_factory,
+        dropped_log_records,
+        application.state.admission,
+        lambda: application.state.in_flight.waiting,
     )
     # Each middleware added wraps the ones before it.
     application.add_middleware(

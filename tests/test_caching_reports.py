@@ -3,7 +3,6 @@ and the answer cache, with presence in the key of every answer that reads it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -160,31 +159,23 @@ def test_an_answer_larger_than_the_budget_is_sent_whole_and_not_kept(client: Tes
     assert len(client.app.state.answer_cache) == 0
 
 
-def test_streamed_answers_are_kept_only_while_they_fit() -> None:
+def test_streamed_answers_are_held_whole_only_while_they_fit() -> None:
     headers = {"X-Snapshot": "1"}
     fits = Answer(b"", "text/csv", headers).cost + 6
     cache = AnswerCache(10, max_bytes=fits)
-    key = ("csv", 1, (1,), 0, "0" * 64)
+    assert cache.size_bytes == 0
 
     def streamed(*chunks: bytes) -> StreamedAnswer:
         return StreamedAnswer(iter(chunks), "text/csv", headers)
 
-    assert list(answer_path.kept_once_sent(cache, key, streamed(b"abc", b"def"))) == [
-        b"abc",
-        b"def",
-    ]
-    assert cache.get(key) == Answer(b"abcdef", "text/csv", headers, streamed=True)
-    assert cache.size_bytes == fits == 6 + len("X-Snapshot") + 1 + ENTRY_OVERHEAD_BYTES
-    other = ("csv", 1, (2,), 0, "0" * 64)
-    assert list(answer_path.kept_once_sent(cache, other, streamed(b"abc", b"defg"))) == [
-        b"abc",
-        b"defg",
-    ]
-    assert cache.get(other) is None
-    unfinished: Iterator[bytes] = answer_path.kept_once_sent(cache, other, streamed(b"a", b"b"))
-    assert next(unfinished) == b"a"
-    unfinished.close()  # the client went away: nothing half-sent is kept
-    assert cache.get(other) is None
+    held = answer_path.held_if_it_fits(cache, streamed(b"abc", b"def"))
+    assert held == Answer(b"abcdef", "text/csv", headers, streamed=True)
+    assert held.cost == fits == 6 + len("X-Snapshot") + 1 + ENTRY_OVERHEAD_BYTES
+    # One byte more: sent as the stream it was, nothing lost of what was read to find out.
+    too_large = answer_path.held_if_it_fits(cache, streamed(b"abc", b"defg", b"h"))
+    assert isinstance(too_large, StreamedAnswer)
+    assert list(too_large.chunks) == [b"abc", b"defg", b"h"]
+    assert (too_large.media_type, too_large.headers) == ("text/csv", headers)
 
 
 def test_openapi_documents_not_modified(client: TestClient) -> None:

@@ -1,30 +1,34 @@
 """The one path of every read question: its ETag and 304, the answer cache, the admission gate.
 
 A question is keyed first (app.api.heavy.ask_question), from memory when it can be. A client
-that holds the answer gets 304; an answer in the cache is sent as it was kept; anything else is
-computed, and serialised, in a worker thread, through the gate when its snapshot is large.
+that holds the answer gets 304; an answer in the cache is sent as it was kept; the same
+question asked again while it is computed waits for that computation (app.api.single_flight);
+anything else is computed, and serialised, in a worker thread, through the gate when its
+snapshot is large.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable
 from functools import partial
 
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.answer_cache import (
     Answer,
     AnswerCache,
-    CacheKey,
     Question,
     StreamedAnswer,
     compute_answer,
 )
 from app.api.heavy import ask_question, run_read
+from app.api.single_flight import InFlight
 from app.models import Dataset, Snapshot
+from app.observability.metrics import Metrics
 from app.queries.answers import QUESTION_KINDS, QuestionKind
 from app.queries.filters import release_filter_garbage
 from seizure_stats.schemas.questions import SubsetFilter
@@ -81,53 +85,78 @@ async def send_answer(
     compute: Compute,
     query: SubsetFilter | None = None,
 ) -> Response:
-    """Serve from memory when possible; the database is asked only for what is not known."""
+    """Serve from memory when possible; the database is asked only for what is not known, and
+    only once for the same question asked many times at once."""
     headers = cache_headers(question.etag, question.pinned)
     if not_modified(request, question.etag):
         return Response(status_code=304, headers=headers)
     cache: AnswerCache = request.app.state.answer_cache
+    in_flight: InFlight = request.app.state.in_flight
+    metrics: Metrics = request.app.state.metrics
     cached = cache.get(question.key)
+    if cached is None and await in_flight.wait_for(question.key):
+        cached = cache.get(question.key)
+        source = "shared"
+    else:
+        source = "cache"
     if cached is not None:
-        headers |= cached.headers
-        if cached.streamed:
-            body = iter((cached.body,))
-            return StreamingResponse(body, media_type=cached.media_type, headers=headers)
-        return Response(cached.body, media_type=cached.media_type, headers=headers)
-    work = partial(compute_answer, dataset=dataset, question=question, compute=compute)
+        metrics.answers.labels(source).inc()
+        return cached_response(cached, headers)
+    work = partial(answer_to_keep, dataset=dataset, question=question, compute=compute, cache=cache)
     try:
-        computed, as_asked = await run_read(request, question.snapshot_ids, work)
+        with in_flight.computing(question.key):
+            computed, as_asked = await run_read(request, question.snapshot_ids, work)
+            if as_asked and isinstance(computed, Answer):
+                cache.put(question.key, computed)
     finally:
         if query is not None:
             release_filter_garbage(query)
+    metrics.answers.labels("computed").inc()
     if not as_asked:
         # Newer than the question's key: no tag, or a later If-None-Match could match it.
         headers = {"Cache-Control": "no-cache"}
-    headers |= computed.headers
     if isinstance(computed, Answer):
-        if as_asked:
-            cache.put(question.key, computed)
-        return Response(computed.body, media_type=computed.media_type, headers=headers)
-    chunks = kept_once_sent(cache, question.key, computed) if as_asked else computed.chunks
-    return StreamingResponse(chunks, media_type=computed.media_type, headers=headers)
+        return cached_response(computed, headers)
+    headers |= computed.headers
+    return StreamingResponse(computed.chunks, media_type=computed.media_type, headers=headers)
 
 
-def kept_once_sent(cache: AnswerCache, key: CacheKey, streamed: StreamedAnswer) -> Iterator[bytes]:
-    """The chunks as they are sent, and the whole answer cached once all were.
+def cached_response(answer: Answer, headers: dict[str, str]) -> Response:
+    """An answer held whole; one computed as a stream is sent as one, framed as it was first."""
+    headers = headers | dict(answer.headers)
+    if answer.streamed:
+        body = iter((answer.body,))
+        return StreamingResponse(body, media_type=answer.media_type, headers=headers)
+    return Response(answer.body, media_type=answer.media_type, headers=headers)
 
-    What is sent is kept only while it fits the cache's budget: a larger answer is let go as
-    soon as it outgrows it, so no more of it is ever held than the cache could keep.
-    """
-    kept: list[bytes] | None = []
+
+def answer_to_keep(
+    factory: sessionmaker[Session],
+    dataset: str,
+    question: Question,
+    compute: Compute,
+    cache: AnswerCache,
+) -> tuple[Answer | StreamedAnswer, bool]:
+    """The answer computed, in the worker thread, with a streamed one held whole when the cache
+    could keep it: so that it is ready for those waiting on the same question as soon as it is
+    computed, however slowly its own client reads."""
+    computed, as_asked = compute_answer(
+        factory, dataset=dataset, question=question, compute=compute
+    )
+    if as_asked and isinstance(computed, StreamedAnswer):
+        return held_if_it_fits(cache, computed), as_asked
+    return computed, as_asked
+
+
+def held_if_it_fits(cache: AnswerCache, streamed: StreamedAnswer) -> Answer | StreamedAnswer:
+    """The streamed answer's chunks joined, while they fit the cache's budget; past it, the
+    stream as it was (what was read of it first), so no more is ever held than could be kept."""
+    held: list[bytes] = []
     cost = Answer(b"", streamed.media_type, streamed.headers).cost
     for chunk in streamed.chunks:
-        if kept is not None:
-            cost += len(chunk)
-            if cache.admits(cost):
-                kept.append(chunk)
-            else:
-                kept = None
-        yield chunk
-    if kept is not None:
-        body = b"".join(kept)
-        kept.clear()
-        cache.put(key, Answer(body, streamed.media_type, streamed.headers, streamed=True))
+        held.append(chunk)
+        cost += len(chunk)
+        if not cache.admits(cost):
+            rest = itertools.chain(held, streamed.chunks)
+            return StreamedAnswer(rest, streamed.media_type, streamed.headers)
+    return Answer(b"".join(held), streamed.media_type, streamed.headers, streamed=True)

@@ -53,6 +53,7 @@ class Metrics:
         factory: sessionmaker[Session] | None = None,
         dropped_log_records: Callable[[], int] | None = None,
         admission: GateState | None = None,
+        answers_waiting: Callable[[], int] | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
@@ -71,6 +72,13 @@ class Metrics:
         self.in_progress = Gauge(
             "seizure_stats_http_requests_in_progress",
             "HTTP requests being answered right now.",
+            registry=self.registry,
+        )
+        self.answers = Counter(
+            "seizure_stats_answers",
+            "Answers to read questions by where they came from: computed, the answer cache, or"
+            " shared (the same question computed for another request in flight).",
+            ["source"],
             registry=self.registry,
         )
         self.import_seconds = Histogram(
@@ -98,6 +106,12 @@ class Metrics:
             self.registry.register(DroppedLogsCollector(dropped_log_records))
         if admission is not None:
             self.registry.register(AdmissionCollector(admission))
+        if answers_waiting is not None:
+            Gauge(
+                "seizure_stats_answers_waiting",
+                "Requests waiting now for the same question's computation in flight.",
+                registry=self.registry,
+            ).set_function(answers_waiting)
 
     def observe_request(self, method: str, route: str | None, status: int, seconds: float) -> None:
         label = route or UNMATCHED_ROUTE

@@ -1,0 +1,132 @@
+"""The same question asked many times at once is computed once, and every asker gets its answer;
+when that answer could not be kept, the others compute it themselves instead of waiting on."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api import answer_path
+from app.api.answer_cache import AnswerCache
+from app.api.single_flight import InFlight
+from app.errors import BusyError
+from tests.support import manifests, oracle
+from tests.support.uploads import load
+
+BASE = "/api/v1/datasets/ds"
+ASKERS = 12
+MANIFEST = manifests.generated(11, recordings=40)
+PATIENT = oracle.names_of(MANIFEST["no_seizure"][0]["cache_file"])[1]
+
+
+def held_until_all_wait(
+    monkeypatch: pytest.MonkeyPatch, client: TestClient, first: Callable[[], None] | None = None
+) -> list[str]:
+    """Count the computations; the first one is held until every other asker waits on it (so
+    that all are in flight together, however fast the machine), then runs `first`, if given."""
+    in_flight: InFlight = client.app.state.in_flight  # type: ignore[attr-defined]
+    calls: list[str] = []
+    lock = threading.Lock()
+    real = answer_path.compute_answer
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            calls.append(kwargs["question"].key[0])
+            leading = len(calls) == 1
+        if leading:
+            deadline = time.monotonic() + 30
+            while in_flight.waiting < ASKERS - 1:
+                assert time.monotonic() < deadline, f"{in_flight.waiting} waiting"
+                time.sleep(0.005)
+            if first is not None:
+                first()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(answer_path, "compute_answer", counting)
+    return calls
+
+
+def ask_at_once(client: TestClient, path: str) -> list[httpx.Response]:
+    """ASKERS identical requests at the same time, on the app's own event loop."""
+
+    async def all_of_them() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            return list(await asyncio.gather(*(http.get(path) for _ in range(ASKERS))))
+
+    assert client.portal is not None
+    return client.portal.call(all_of_them)
+
+
+def answers_counted(client: TestClient) -> dict[str, float]:
+    text = client.get("/metrics").text
+    counted = {}
+    for line in text.splitlines():
+        if line.startswith("seizure_stats_answers_waiting "):
+            counted["waiting"] = float(line.rsplit(" ", 1)[1])
+        if line.startswith("seizure_stats_answers_total{"):
+            source = line.split('source="')[1].split('"')[0]
+            counted[source] = float(line.rsplit(" ", 1)[1])
+    return counted
+
+
+def test_a_question_asked_at_once_is_computed_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load(client, "ds", MANIFEST)
+    calls = held_until_all_wait(monkeypatch, client)
+    answers = ask_at_once(client, f"{BASE}/stats?exclude_patient={PATIENT}")
+    assert calls == ["stats"]
+    expected = oracle.expected_stats(MANIFEST, set(), {"exclude_patient": [PATIENT]})
+    assert expected["recordings"] < len(manifests.recordings_of(MANIFEST))
+    for response in answers:
+        assert response.status_code == 200, response.text
+        assert response.json()["counts"] == expected["counts"]
+        assert response.json()["recordings"] == expected["recordings"]
+    assert len({response.headers["etag"] for response in answers}) == 1
+    assert answers_counted(client) == {"computed": 1, "shared": ASKERS - 1, "waiting": 0}
+
+
+def test_a_streamed_index_asked_at_once_is_computed_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load(client, "ds", MANIFEST)
+    calls = held_until_all_wait(monkeypatch, client)
+    answers = ask_at_once(client, f"{BASE}/balanced/index?seed=5")
+    assert calls == ["index-jsonl-gzip"]  # httpx accepts gzip, as our client does
+    _, expected = oracle.expected_balanced(MANIFEST, set(), seed=5)
+    for response in answers:
+        assert response.status_code == 200, response.text
+        lines = [httpx.Response(200, content=line).json() for line in response.iter_lines()]
+        assert [(line["cache_file"], line["window_idx"]) for line in lines] == expected
+
+
+@pytest.mark.parametrize("why", ["refused", "too large to keep"])
+def test_when_the_first_answer_is_not_kept_the_others_compute_it(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, why: str
+) -> None:
+    load(client, "ds", MANIFEST)
+
+    def refuse() -> None:
+        raise BusyError("the first computation was refused", retry_after_seconds=1)
+
+    if why == "too large to keep":
+        client.app.state.answer_cache = AnswerCache(100, max_bytes=0)  # type: ignore[attr-defined]
+    calls = held_until_all_wait(monkeypatch, client, first=refuse if why == "refused" else None)
+    answers = ask_at_once(client, f"{BASE}/stats?category=seizure")
+    assert calls == ["stats"] * ASKERS
+    expected = oracle.expected_stats(MANIFEST, set(), {"category": ["seizure"]})["counts"]
+    refused = 1 if why == "refused" else 0
+    statuses = sorted(response.status_code for response in answers)
+    assert statuses == [200] * (ASKERS - refused) + [429] * refused
+    for response in answers:
+        if response.status_code == 200:
+            assert response.json()["counts"] == expected
+    assert answers_counted(client) == {"computed": ASKERS - refused, "waiting": 0}
