@@ -169,7 +169,7 @@ def test_streamed_answers_are_held_whole_only_while_they_fit() -> None:
         return StreamedAnswer(iter(chunks), "text/csv", headers)
 
     held = answer_path.held_if_it_fits(cache, streamed(b"abc", b"def"))
-    assert held == Answer(b"abcdef", "text/csv", headers, streamed=True)
+    assert held == Answer(b"abcdef", "text/csv", headers)
     assert held.cost == fits == 6 + len("X-Snapshot") + 1 + ENTRY_OVERHEAD_BYTES
     # One byte more: sent as the stream it was, nothing lost of what was read to find out.
     too_large = answer_path.held_if_it_fits(cache, streamed(b"abc", b"defg", b"h"))

@@ -47,9 +47,6 @@ class Answer:
     body: bytes
     media_type: str = "application/json"
     headers: Mapping[str, str] = field(default_factory=dict)
-    # Computed as a stream: served from memory it is streamed too, so that it is framed as the
-    # first answer was (no Content-Length), whether HEAD or GET, computed or kept.
-    streamed: bool = False
 
     @property
     def cost(self) -> int:

@@ -101,7 +101,7 @@ async def send_answer(
         source = "cache"
     if cached is not None:
         metrics.answers.labels(source).inc()
-        return cached_response(cached, headers)
+        return whole_response(cached, headers)
     work = partial(answer_to_keep, dataset=dataset, question=question, compute=compute, cache=cache)
     try:
         with in_flight.computing(question.key):
@@ -116,17 +116,13 @@ async def send_answer(
         # Newer than the question's key: no tag, or a later If-None-Match could match it.
         headers = {"Cache-Control": "no-cache"}
     if isinstance(computed, Answer):
-        return cached_response(computed, headers)
+        return whole_response(computed, headers)
     headers |= computed.headers
     return StreamingResponse(computed.chunks, media_type=computed.media_type, headers=headers)
 
 
-def cached_response(answer: Answer, headers: dict[str, str]) -> Response:
-    """An answer held whole; one computed as a stream is sent as one, framed as it was first."""
+def whole_response(answer: Answer, headers: dict[str, str]) -> Response:
     headers = headers | dict(answer.headers)
-    if answer.streamed:
-        body = iter((answer.body,))
-        return StreamingResponse(body, media_type=answer.media_type, headers=headers)
     return Response(answer.body, media_type=answer.media_type, headers=headers)
 
 
@@ -139,7 +135,8 @@ def answer_to_keep(
 ) -> tuple[Answer | StreamedAnswer, bool]:
     """The answer computed, in the worker thread, with a streamed one held whole when the cache
     could keep it: so that it is ready for those waiting on the same question as soon as it is
-    computed, however slowly its own client reads."""
+    computed, however slowly its own client reads, and is sent as it will be from the cache
+    (with a Content-Length, no trip through the thread pool per chunk)."""
     computed, as_asked = compute_answer(
         factory, dataset=dataset, question=question, compute=compute
     )
@@ -159,4 +156,4 @@ def held_if_it_fits(cache: AnswerCache, streamed: StreamedAnswer) -> Answer | St
         if not cache.admits(cost):
             rest = itertools.chain(held, streamed.chunks)
             return StreamedAnswer(rest, streamed.media_type, streamed.headers)
-    return Answer(b"".join(held), streamed.media_type, streamed.headers, streamed=True)
+    return Answer(b"".join(held), streamed.media_type, streamed.headers)

@@ -24,6 +24,7 @@ from app.api.answer_cache import (
     make_question,
 )
 from app.api.deps import session_factory_of
+from app.api.single_flight import InFlight
 from app.queries.filters import has_long_values
 from seizure_stats.schemas.questions import SubsetFilter
 
@@ -35,8 +36,16 @@ async def dataset_state(request: Request, dataset: str) -> DatasetState:
     """The dataset's current snapshot and presence version: from memory, or one indexed row."""
     states: DatasetStates = request.app.state.dataset_states
     state = states.remembered(dataset)
+    if state is not None:
+        return state
+    # After a write, a sweep's thousand requests all find nothing remembered: one reads it.
+    in_flight: InFlight = request.app.state.in_flight
+    key = ("dataset state", dataset)
+    if await in_flight.wait_for(key):
+        state = states.remembered(dataset)
     if state is None:
-        state = await run_in_threadpool(states.load, dataset)
+        with in_flight.computing(key):
+            state = await run_in_threadpool(states.load, dataset)
     return state
 
 

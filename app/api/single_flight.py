@@ -1,4 +1,4 @@
-"""Identical questions in flight are computed once.
+"""Identical questions in flight are computed once (and a dataset's state is loaded once).
 
 A sweep's jobs start at the same instant and ask the same few questions (one stats, eight
 balanced seeds) a thousand times over, before any answer is in the cache. Without this, each
@@ -13,26 +13,25 @@ loop, so the map needs no lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
 import anyio
 
-from app.api.answer_cache import CacheKey
-
 
 class InFlight:
-    """The questions being computed now, each with the event its waiters wait on."""
+    """The work being done now, by key (a question's cache key, a dataset's state), each with
+    the event its waiters wait on."""
 
     def __init__(self) -> None:
-        self._running: dict[CacheKey, anyio.Event] = {}
+        self._running: dict[Hashable, anyio.Event] = {}
 
     @property
     def waiting(self) -> int:
-        """Requests waiting now for an identical question's computation."""
+        """Requests waiting now for the same work in flight."""
         return sum(done.statistics().tasks_waiting for done in list(self._running.values()))
 
-    async def wait_for(self, key: CacheKey) -> bool:
+    async def wait_for(self, key: Hashable) -> bool:
         """Wait until the computation of `key` in flight ends; whether one was in flight."""
         running = self._running.get(key)
         if running is None:
@@ -41,7 +40,7 @@ class InFlight:
         return True
 
     @contextmanager
-    def computing(self, key: CacheKey) -> Iterator[None]:
+    def computing(self, key: Hashable) -> Iterator[None]:
         """Mark `key` as being computed for as long as the block runs (however it ends).
 
         Where it is already marked (the waiters of an answer that was not kept all compute

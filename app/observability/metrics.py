@@ -109,7 +109,7 @@ class Metrics:
         if answers_waiting is not None:
             Gauge(
                 "seizure_stats_answers_waiting",
-                "Requests waiting now for the same question's computation in flight.",
+                "Requests waiting now for the same work in flight: an answer, a dataset's state.",
                 registry=self.registry,
             ).set_function(answers_waiting)
 

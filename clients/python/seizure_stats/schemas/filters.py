@@ -251,9 +251,10 @@ class _SubsetFilterBase(BaseModel):
         fold settings are spelled out with folds (`fold_seed` left out is 0) and dropped
         without them (they shape nothing then)."""
         fields: dict[str, Any] = {}
+        folds = self.has_folds()
         for spec in FILTERS:
             if not spec.many:
-                fields[spec.name] = self.fold_setting(spec) if self.has_folds() else None
+                fields[spec.name] = self.fold_setting(spec) if folds else None
                 continue
             chosen = set(self.values_of(spec))
             if spec.target == "category" and "seizure" in chosen:
