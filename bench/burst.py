@@ -97,7 +97,8 @@ class Memory:
 
     @property
     def text(self) -> str:
-        return f"{self.peak_rss_bytes / 1024**2:,.0f} MiB peak RSS over {self.processes} processes"
+        plural = "es" * (self.processes != 1)
+        return f"{self.peak_rss_bytes / 1024**2:,.0f} MiB peak RSS over {self.processes} process{plural}"
 
 
 def server_memory(pid: int) -> Memory:

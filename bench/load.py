@@ -257,6 +257,9 @@ def table(phases: list[Phase]) -> str:
 
 
 def health_table(phases: list[Phase]) -> str:
+    """The /healthz probes sent while each phase ran; nothing when no phase had any."""
+    if not any(p.health for p in phases):
+        return ""
     lines = [
         "| phase | /healthz probes | p50 ms | p99 ms | max ms |",
         "|---|---:|---:|---:|---:|",
