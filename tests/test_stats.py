@@ -233,11 +233,24 @@ def test_sample_basis(client: TestClient) -> None:
         )
 
 
-def test_sample_basis_without_counts_is_a_clear_error(client: TestClient) -> None:
-    load(client, "small", manifests.SMALL, set())
-    response = client.get("/api/v1/datasets/small/stats?basis=sample")
+@pytest.mark.parametrize(
+    ("question", "needed_by", "way_out"),
+    [
+        ("stats?basis=sample", "basis=sample", "or use basis=window"),
+        ("histogram", "the seizure fraction of a window", "to get them"),
+    ],
+)
+def test_questions_that_need_sample_counts_say_how_to_get_them(
+    client: TestClient, question: str, needed_by: str, way_out: str
+) -> None:
+    snapshot = load(client, "small", manifests.SMALL, set())
+    response = client.get(f"/api/v1/datasets/small/{question}")
     assert response.status_code == 422
-    assert "basis=sample" in response.json()["detail"]
+    assert response.json()["detail"] == (
+        f"{needed_by} needs per-window sample counts, but snapshot {snapshot} of dataset 'small' "
+        "was imported from a manifest without them (no n_pos and n_samples); scan the cache "
+        f"(seizure-stats scan) {way_out}"
+    )
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, case, cast, func, select
 from sqlalchemy.orm import Session
 
-from app.errors import InvalidRequestError
 from app.models import Dataset, Snapshot, Window
+from app.queries.stats import require_sample_counts
 from app.queries.subset import Subset, answer_source
 from app.queries.subset_counts import count_subset
 from app.queries.unmatched import checked_filters
@@ -29,12 +29,7 @@ def compute_histogram(
     session: Session, dataset: Dataset, snapshot: Snapshot, query: HistogramQuery
 ) -> HistogramResponse:
     """Window counts of the subset by seizure fraction; 422 when the snapshot lacks n_pos."""
-    if not snapshot.has_sample_counts:
-        raise InvalidRequestError(
-            f"snapshot {snapshot.id} of dataset {dataset.name!r} has no per-window sample counts "
-            "(it was imported from a manifest without n_pos and n_samples), so the seizure "
-            "fraction of its windows is unknown; scan the cache (seizure-stats scan) to get them"
-        )
+    require_sample_counts(dataset, snapshot, "the seizure fraction of a window")
     unmatched = checked_filters(session, snapshot, query, strict=query.strict)
     subset = count_subset(session, snapshot, query)
     categories = query.selected_categories()

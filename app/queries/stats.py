@@ -78,17 +78,27 @@ def subset_warnings(counts: Counts, missing_windows: int) -> list[str]:
     return warnings
 
 
+def require_sample_counts(
+    dataset: Dataset, snapshot: Snapshot, needed_by: str, otherwise: str = ""
+) -> None:
+    """A 422 saying how to get them when the snapshot lacks per-window sample counts."""
+    if snapshot.has_sample_counts:
+        return
+    alternative = f" or {otherwise}" if otherwise else " to get them"
+    raise InvalidRequestError(
+        f"{needed_by} needs per-window sample counts, but snapshot {snapshot.id} of dataset "
+        f"{dataset.name!r} was imported from a manifest without them (no n_pos and n_samples); "
+        f"scan the cache (seizure-stats scan){alternative}"
+    )
+
+
 def compute_stats(
     session: Session, dataset: Dataset, snapshot: Snapshot, query: StatsQuery
 ) -> StatsResponse:
     """Exact counts, ratios and pos_weight of a subset of one snapshot."""
     weighting, basis = Weighting(query.weighting), Basis(query.basis)
-    if basis is Basis.SAMPLE and not snapshot.has_sample_counts:
-        raise InvalidRequestError(
-            f"basis=sample needs per-window sample counts, but snapshot {snapshot.id} was "
-            "imported from a manifest without them; scan the cache (seizure-stats scan) or use "
-            "basis=window"
-        )
+    if basis is Basis.SAMPLE:
+        require_sample_counts(dataset, snapshot, "basis=sample", otherwise="use basis=window")
     unmatched = checked_filters(session, snapshot, query, strict=query.strict)
     subset = count_subset(session, snapshot, query)
     w = subset.windows
