@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.answer_cache_entries, settings.answer_cache_bytes
     )
     application.state.in_flight = InFlight()
+    application.state.changes = changes
     application.state.dataset_states = DatasetStates(application.state.session_factory, changes)
     application.state.metrics = Metrics(
         application.state.session_factory,

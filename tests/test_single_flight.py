@@ -17,6 +17,7 @@ from app.api import answer_path
 from app.api.answer_cache import AnswerCache
 from app.api.single_flight import InFlight
 from app.errors import BusyError
+from app.storage.commit_signal import ChangeSignal
 from tests.support import manifests, oracle
 from tests.support.uploads import load
 
@@ -130,3 +131,41 @@ def test_when_the_first_answer_is_not_kept_the_others_compute_it(
         if response.status_code == 200:
             assert response.json()["counts"] == expected
     assert answers_counted(client) == {"computed": ASKERS - refused, "waiting": 0}
+
+
+def test_after_a_write_the_dataset_state_is_read_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load(client, "ds", MANIFEST)  # a commit: no process remembers the dataset's state now
+    states = client.app.state.dataset_states  # type: ignore[attr-defined]
+    wait_until_the_write_is_signalled(client.app.state.changes)  # type: ignore[attr-defined]
+    in_flight: InFlight = client.app.state.in_flight  # type: ignore[attr-defined]
+    loads: list[str] = []
+    real = states.load
+
+    def counting(name: str) -> Any:
+        loads.append(name)
+        if len(loads) == 1:  # held until every other asker waits on it
+            deadline = time.monotonic() + 30
+            while in_flight.waiting < ASKERS - 1:
+                assert time.monotonic() < deadline, f"{in_flight.waiting} waiting"
+                time.sleep(0.005)
+        return real(name)
+
+    monkeypatch.setattr(states, "load", counting)
+    answers = ask_at_once(client, f"{BASE}/stats")
+    assert loads == ["ds"]
+    expected = oracle.expected_stats(MANIFEST, set(), {})["counts"]
+    assert [response.json()["counts"] for response in answers] == [expected] * ASKERS
+
+
+def wait_until_the_write_is_signalled(changes: ChangeSignal) -> None:
+    """On Postgres a write's NOTIFY reaches the listener a moment after the commit: a state read
+    before it arrives is stale at once, and every waiter would read the state again."""
+    deadline = time.monotonic() + 30
+    while True:
+        token = changes.token()
+        time.sleep(0.1)
+        if changes.token() == token:
+            return
+        assert time.monotonic() < deadline, "the change signal never settled"
