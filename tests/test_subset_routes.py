@@ -13,9 +13,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.models import Snapshot
+from app.queries.balanced import load_subset_lists
 from app.queries.subset import Subset
 from app.queries.subset_counts import SumReader, by_complement, by_rows
-from seizure_stats.schemas.questions import StatsQuery
+from seizure_stats.labels import Category
+from seizure_stats.schemas.questions import BalancedQuery, StatsQuery
 from tests.support import manifests, oracle
 from tests.support.uploads import load
 from tests.test_stats import assert_matches
@@ -144,3 +146,47 @@ def test_a_whole_snapshot_question_starts_from_the_stored_totals(
     assert total(left_out) == expected["counts"]["total"] + 1000
     kept = oracle.expected_stats(manifest, set(), {"patient": [patient]})
     assert total({"patient": patient}) == kept["counts"]["total"]
+
+
+def test_the_balanced_lists_are_the_same_by_either_route(
+    client: TestClient, factory: sessionmaker[Session]
+) -> None:
+    """Without names, the balanced counts' lists and presence come by complement; with them, from
+    every chosen recording's row. Pinned to an older snapshot, with recordings that only a later
+    one holds left out and missing (their ids lie past the older snapshot's lists)."""
+    rng = random.Random(3)
+    older = manifests.generated(3, recordings=60)
+    later = manifests.generated(4, recordings=30)
+    for category, entries in older.items():
+        later[category] = entries + later[category]
+    names, only_later = manifests.recordings_of(older), manifests.recordings_of(later)
+    only_later = [name for name in only_later if name not in set(names)]
+    snapshot_id = load(client, "gen", older)
+    load(client, "gen", later, {*rng.sample(names, 8), *only_later[:5]})
+    patients = sorted({oracle.names_of(n)[1] for n in names})
+    questions: list[dict[str, list[str]]] = [
+        {},
+        {"category": ["seizure"]},
+        {"exclude_recording": [*rng.sample(names, 4), *only_later[5:8]]},
+        {"exclude_patient": rng.sample(patients, 3), "category": ["no_seizure"]},
+        {"exclude_fold": ["1/4"]},
+    ]
+    with factory() as session:
+        snapshot = session.get_one(Snapshot, snapshot_id)
+        for filters in questions:
+            query = BalancedQuery(**filters)
+            by_rows_ = load_subset_lists(session, snapshot, query, with_names=True)
+            by_complement_ = load_subset_lists(session, snapshot, query, with_names=False)
+            assert by_complement_.names == {}
+            for category in Category:
+                rows, complement = by_rows_.lists[category], by_complement_.lists[category]
+                assert rows.recording_ids.tolist() == complement.recording_ids.tolist(), filters
+                assert rows.window_idx.tolist() == complement.window_idx.tolist(), filters
+                assert (
+                    by_rows_.presence_flags(category).tolist()
+                    == by_complement_.presence_flags(category).tolist()
+                ), filters
+            flags = [f for c in Category for f in by_complement_.presence_flags(c).tolist()]
+            assert flags, filters
+            if not filters:
+                assert False in flags  # the missing recordings are among them

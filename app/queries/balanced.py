@@ -3,19 +3,19 @@ on them; its counts, when nothing of the subset is missing, from the subset's to
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidRequestError
 from app.models import Dataset, Recording, Snapshot, SnapshotColumns
 from app.queries.stats import make_counts, subset_warnings, window_weight
-from app.queries.subset import Subset, answer_source, is_present
-from app.queries.subset_counts import count_subset
+from app.queries.subset import Subset, answer_source, is_known_missing, is_present
+from app.queries.subset_counts import count_subset, left_out_ids
 from app.queries.unmatched import UnmatchedValues, checked_filters
 from seizure_stats.balance import (
     BalancedSelection,
@@ -39,7 +39,7 @@ class CategoryList:
 class SubsetLists:
     lists: dict[Category, CategoryList]
     present: np.ndarray[Any, np.dtype[np.bool_]]  # indexed by recording id
-    names: dict[int, str]
+    names: dict[int, str]  # the chosen recordings' cache files; empty unless asked for
     warnings: tuple[str, ...] = ()  # of the folds the filter names
 
     def presence_flags(self, category: Category) -> np.ndarray[Any, np.dtype[np.bool_]]:
@@ -49,45 +49,90 @@ class SubsetLists:
         return flags
 
 
-def load_subset_lists(session: Session, snapshot: Snapshot, subset: SubsetFilter) -> SubsetLists:
+Mask = np.ndarray[Any, np.dtype[np.bool_]]
+
+
+def load_subset_lists(
+    session: Session, snapshot: Snapshot, subset: SubsetFilter, *, with_names: bool = True
+) -> SubsetLists:
     """The three ordered category lists of the subset, and presence of their recordings.
 
     The lists come from the snapshot's packed columns; the filter is applied in numpy through
-    a mask of the subset's recordings, since every filter selects whole recordings.
+    a mask of the subset's recordings, since every filter selects whole recordings. Without
+    names, a filter that only leaves recordings out gets its masks by complement, as its
+    counts do (app.queries.subset_counts): everything but the recordings it leaves out and
+    those known missing, found through indexes instead of a row per recording.
     """
     chosen_subset = Subset.of(session, snapshot, subset)
-    recordings = session.execute(
-        chosen_subset.rollups(Recording.id, Recording.cache_file, is_present().label("present"))
-    ).all()
-    # One slot past the largest chosen id stays False: ids beyond it (recordings the filter
-    # leaves out) are clipped onto it below, so the mask needs no size from elsewhere.
-    size = max((row.id for row in recordings), default=0) + 2
-    chosen = np.zeros(size, dtype=bool)
-    present = np.zeros(size, dtype=bool)
-    for row in recordings:
-        chosen[row.id] = True
-        present[row.id] = bool(row.present)
-    names = {row.id: row.cache_file for row in recordings}
-
-    wanted = {Category.from_key(key) for key in subset.selected_categories()}
     stored = {
         columns.category: columns
         for columns in session.scalars(
             select(SnapshotColumns).where(SnapshotColumns.snapshot_id == snapshot.id)
         )
     }
+    packed = {
+        Category(category): (
+            np.frombuffer(columns.recording_ids, dtype="<i4"),
+            np.frombuffer(columns.window_idx, dtype="<i4"),
+        )
+        for category, columns in stored.items()
+    }
+    names: dict[int, str] = {}
+    if with_names or chosen_subset.keeps_named_recordings():
+        chosen, present, names = masks_from_rows(session, chosen_subset)
+    else:
+        largest = max((int(ids.max()) for ids, _ in packed.values() if ids.size), default=0)
+        chosen, present = masks_by_complement(session, chosen_subset, largest + 2)
+
+    wanted = {Category.from_key(key) for key in subset.selected_categories()}
     lists: dict[Category, CategoryList] = {}
     for category in Category:
-        packed = stored.get(int(category))
-        if category not in wanted or packed is None:
+        if category not in wanted or category not in packed:
             empty = np.empty(0, dtype=np.int32)
             lists[category] = CategoryList(empty, empty)
             continue
-        recording_ids = np.frombuffer(packed.recording_ids, dtype="<i4")
-        window_idx = np.frombuffer(packed.window_idx, dtype="<i4")
+        recording_ids, window_idx = packed[category]
         keep = chosen.take(recording_ids, mode="clip")
         lists[category] = CategoryList(recording_ids[keep], window_idx[keep])
     return SubsetLists(lists, present, names, chosen_subset.folds.warnings)
+
+
+def masks_from_rows(session: Session, chosen_subset: Subset) -> tuple[Mask, Mask, dict[int, str]]:
+    """(chosen, present) by recording id, and the chosen recordings' names, from their rows."""
+    recordings = session.execute(
+        chosen_subset.rollups(Recording.id, Recording.cache_file, is_present().label("present"))
+    ).all()
+    # One slot past the largest chosen id stays False: ids beyond it (recordings the filter
+    # leaves out) are clipped onto it, so the mask needs no size from elsewhere.
+    size = max((row.id for row in recordings), default=0) + 2
+    chosen = np.zeros(size, dtype=bool)
+    present = np.zeros(size, dtype=bool)
+    for row in recordings:
+        chosen[row.id] = True
+        present[row.id] = bool(row.present)
+    return chosen, present, {row.id: row.cache_file for row in recordings}
+
+
+def masks_by_complement(session: Session, chosen_subset: Subset, size: int) -> tuple[Mask, Mask]:
+    """(chosen, present) by recording id, `size` slots (past every id of the snapshot's lists),
+    for a filter that keeps no named recordings: all but what it leaves out, and all but the
+    recordings known missing. Ids of the dataset's other snapshots may be past `size`."""
+    chosen = np.ones(size, dtype=bool)
+    present = np.ones(size, dtype=bool)
+    left_out = left_out_ids(chosen_subset)
+    if left_out:
+        ids = union_all(*left_out) if len(left_out) > 1 else left_out[0]
+        chosen[within(session.scalars(ids), size)] = False
+    missing = select(Recording.id).where(
+        Recording.dataset_id == chosen_subset.dataset_id, is_known_missing()
+    )
+    present[within(session.scalars(missing), size)] = False
+    return chosen, present
+
+
+def within(ids: Iterable[int], size: int) -> np.ndarray[Any, np.dtype[np.int64]]:
+    found = np.fromiter(ids, dtype=np.int64)
+    return found[found < size]
 
 
 def run_selection(
@@ -161,7 +206,7 @@ def kept_counts(
         except NothingToBalanceError as exc:
             raise nothing_to_balance(exc, unmatched) from None
         return kept, 0, totals.warnings
-    lists = load_subset_lists(session, snapshot, query)
+    lists = load_subset_lists(session, snapshot, query, with_names=False)
     selection = run_selection(lists, query, unmatched)
     return selection.kept_per_category, selection.missing_skipped, lists.warnings
 

@@ -245,11 +245,12 @@ class FoldLists:
 
     @classmethod
     def load(cls, session: Session, snapshot: Snapshot, folds: Folds) -> FoldLists:
-        lists = load_subset_lists(session, snapshot, WHOLE)
+        lists = load_subset_lists(session, snapshot, WHOLE, with_names=False)
         fold_of = {patient: fold for fold, names in enumerate(folds.patients) for patient in names}
         recordings = Subset.of(session, snapshot, WHOLE).rollups(Recording.id, Recording.patient)
         rows = session.execute(recordings).all()
-        fold_of_recording = np.full(lists.present.size, -1, dtype=np.int64)
+        size = max([lists.present.size, *(row.id + 1 for row in rows)])
+        fold_of_recording = np.full(size, -1, dtype=np.int64)
         for row in rows:
             fold_of_recording[row.id] = fold_of.get(row.patient, -1)
         return cls(lists, fold_of_recording)
