@@ -78,33 +78,41 @@ def answers_counted(client: TestClient) -> dict[str, float]:
     return counted
 
 
+def asked_at_once_and_computed_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, path: str, kind: str
+) -> list[httpx.Response]:
+    """ASKERS answers to `path` asked at once, after checking that one computation (of the
+    question kind `kind`) served them all, under one ETag."""
+    load(client, "ds", MANIFEST)
+    calls = held_until_all_wait(monkeypatch, client)
+    answers = ask_at_once(client, path)
+    assert calls == [kind]
+    assert [response.status_code for response in answers] == [200] * ASKERS
+    assert len({response.headers["etag"] for response in answers}) == 1
+    assert answers_counted(client) == {"computed": 1, "shared": ASKERS - 1, "waiting": 0}
+    return answers
+
+
 def test_a_question_asked_at_once_is_computed_once(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    load(client, "ds", MANIFEST)
-    calls = held_until_all_wait(monkeypatch, client)
-    answers = ask_at_once(client, f"{BASE}/stats?exclude_patient={PATIENT}")
-    assert calls == ["stats"]
+    path = f"{BASE}/stats?exclude_patient={PATIENT}"
+    answers = asked_at_once_and_computed_once(client, monkeypatch, path, "stats")
     expected = oracle.expected_stats(MANIFEST, set(), {"exclude_patient": [PATIENT]})
     assert expected["recordings"] < len(manifests.recordings_of(MANIFEST))
     for response in answers:
-        assert response.status_code == 200, response.text
         assert response.json()["counts"] == expected["counts"]
         assert response.json()["recordings"] == expected["recordings"]
-    assert len({response.headers["etag"] for response in answers}) == 1
-    assert answers_counted(client) == {"computed": 1, "shared": ASKERS - 1, "waiting": 0}
 
 
 def test_a_streamed_index_asked_at_once_is_computed_once(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    load(client, "ds", MANIFEST)
-    calls = held_until_all_wait(monkeypatch, client)
-    answers = ask_at_once(client, f"{BASE}/balanced/index?seed=5")
-    assert calls == ["index-jsonl-gzip"]  # httpx accepts gzip, as our client does
+    path = f"{BASE}/balanced/index?seed=5"
+    # httpx accepts gzip, as our client does
+    answers = asked_at_once_and_computed_once(client, monkeypatch, path, "index-jsonl-gzip")
     _, expected = oracle.expected_balanced(MANIFEST, set(), seed=5)
     for response in answers:
-        assert response.status_code == 200, response.text
         lines = [httpx.Response(200, content=line).json() for line in response.iter_lines()]
         assert [(line["cache_file"], line["window_idx"]) for line in lines] == expected
 
