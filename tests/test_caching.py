@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
 
 from app import catalog
 from app.api.answer_cache import (
@@ -19,6 +20,7 @@ from app.api.answer_cache import (
     Answer,
     AnswerCache,
     DatasetState,
+    DatasetStates,
     make_question,
 )
 from app.config import Settings
@@ -247,3 +249,42 @@ def test_a_presence_update_between_question_and_answer_is_not_cached_under_the_o
             assert len(application.state.answer_cache) == 1
     finally:
         writer_engine.dispose()
+
+
+class Unchanging:
+    """A change signal that never reports a write: only the process's own commits count."""
+
+    def token(self) -> object:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_dataset_state_read_while_this_process_commits_is_not_remembered(
+    factory: sessionmaker[Session],
+) -> None:
+    """On Postgres the signal's token moves only when the write's notification arrives, a
+    moment after the commit: a state read meanwhile may predate the write, so the count of this
+    process's own commits decides whether it is remembered."""
+    with write_session(factory) as session:
+        catalog.create_dataset(session, "ds")
+    states = DatasetStates(factory, Unchanging())
+    armed = threading.Event()
+
+    def commit_between(session: Session, *_: Any) -> None:
+        if armed.is_set():
+            armed.clear()
+            with write_session(factory) as writer:
+                catalog.get_dataset(writer, "ds").description = "changed meanwhile"
+
+    event.listen(factory, "do_orm_execute", commit_between)
+    try:
+        armed.set()
+        raced = states.load("ds")
+        assert not armed.is_set(), "the dataset's state was not read"
+        assert states.remembered("ds") is None
+        assert states.load("ds") == raced  # nothing that the state holds changed
+        assert states.remembered("ds") == raced
+    finally:
+        event.remove(factory, "do_orm_execute", commit_between)

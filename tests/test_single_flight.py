@@ -117,36 +117,63 @@ def test_a_streamed_index_asked_at_once_is_computed_once(
         assert [(line["cache_file"], line["window_idx"]) for line in lines] == expected
 
 
-@pytest.mark.parametrize("why", ["refused", "too large to keep"])
-def test_when_the_first_answer_is_not_kept_the_others_compute_it(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch, why: str
+def test_an_answer_the_cache_does_not_keep_is_still_shared(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.app.state.answer_cache = AnswerCache(100, max_bytes=0)  # type: ignore[attr-defined]
+    path = f"{BASE}/stats?category=seizure"
+    answers = asked_at_once_and_computed_once(client, monkeypatch, path, "stats")
+    expected = oracle.expected_stats(MANIFEST, set(), {"category": ["seizure"]})["counts"]
+    assert [response.json()["counts"] for response in answers] == [expected] * ASKERS
+    assert client.app.state.answer_cache.size_bytes == 0  # type: ignore[attr-defined]
+
+
+def test_when_the_first_computation_is_refused_the_others_compute_it(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     load(client, "ds", MANIFEST)
 
     def refuse() -> None:
         raise BusyError("the first computation was refused", retry_after_seconds=1)
 
-    if why == "too large to keep":
-        client.app.state.answer_cache = AnswerCache(100, max_bytes=0)  # type: ignore[attr-defined]
-    calls = held_until_all_wait(monkeypatch, client, first=refuse if why == "refused" else None)
+    calls = held_until_all_wait(monkeypatch, client, first=refuse)
     answers = ask_at_once(client, f"{BASE}/stats?category=seizure")
     assert calls == ["stats"] * ASKERS
     expected = oracle.expected_stats(MANIFEST, set(), {"category": ["seizure"]})["counts"]
-    refused = 1 if why == "refused" else 0
     statuses = sorted(response.status_code for response in answers)
-    assert statuses == [200] * (ASKERS - refused) + [429] * refused
+    assert statuses == [200] * (ASKERS - 1) + [429]
     for response in answers:
         if response.status_code == 200:
             assert response.json()["counts"] == expected
-    assert answers_counted(client) == {"computed": ASKERS - refused, "waiting": 0}
+    assert answers_counted(client) == {"computed": ASKERS - 1, "waiting": 0}
+
+
+def test_an_index_streamed_past_the_cache_budget_is_computed_by_each(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Held whole it would be more than the cache may hold: streamed, so none is handed over."""
+    load(client, "ds", MANIFEST)
+    client.app.state.answer_cache = AnswerCache(100, max_bytes=0)  # type: ignore[attr-defined]
+    calls = held_until_all_wait(monkeypatch, client)
+    answers = ask_at_once(client, f"{BASE}/balanced/index?seed=5")
+    assert calls == ["index-jsonl-gzip"] * ASKERS
+    _, expected = oracle.expected_balanced(MANIFEST, set(), seed=5)
+    for response in answers:
+        assert response.status_code == 200, response.text
+        assert "content-length" not in response.headers  # streamed as it was computed
+        lines = [httpx.Response(200, content=line).json() for line in response.iter_lines()]
+        assert [(line["cache_file"], line["window_idx"]) for line in lines] == expected
+    assert answers_counted(client) == {"computed": ASKERS, "waiting": 0}
 
 
 def test_after_a_write_the_dataset_state_is_read_once(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    changes: ChangeSignal = client.app.state.changes  # type: ignore[attr-defined]
+    before = changes.token()
     load(client, "ds", MANIFEST)  # a commit: no process remembers the dataset's state now
+    wait_until_the_write_is_signalled(changes, before)
     states = client.app.state.dataset_states  # type: ignore[attr-defined]
-    wait_until_the_write_is_signalled(client.app.state.changes)  # type: ignore[attr-defined]
     in_flight: InFlight = client.app.state.in_flight  # type: ignore[attr-defined]
     loads: list[str] = []
     real = states.load
@@ -167,13 +194,19 @@ def test_after_a_write_the_dataset_state_is_read_once(
     assert [response.json()["counts"] for response in answers] == [expected] * ASKERS
 
 
-def wait_until_the_write_is_signalled(changes: ChangeSignal) -> None:
+def wait_until_the_write_is_signalled(changes: ChangeSignal, before: object) -> None:
     """On Postgres a write's NOTIFY reaches the listener a moment after the commit: a state read
-    before it arrives is stale at once, and every waiter would read the state again."""
+    before it arrives is stale at once, and every waiter would read the state again. Waits for
+    the token to move from `before` (taken before the write), then to stay put a while."""
     deadline = time.monotonic() + 30
-    while True:
+    token = changes.token()
+    while token == before:
+        assert time.monotonic() < deadline, "the write was never signalled"
+        time.sleep(0.01)
         token = changes.token()
-        time.sleep(0.1)
+    while True:
+        time.sleep(0.3)
         if changes.token() == token:
             return
         assert time.monotonic() < deadline, "the change signal never settled"
+        token = changes.token()

@@ -90,12 +90,15 @@ class DatasetStates:
         self._changes = changes
         self._known: dict[str, tuple[object, DatasetState]] = {}
         self._lock = threading.Lock()
-        # A write this process commits is forgotten at once, before any notification arrives.
+        # A write this process commits is forgotten at once, before any notification arrives;
+        # counted, so that a state read while it committed is not remembered either.
+        self._writes = 0
         event.listen(factory, "after_commit", self._forget)
 
     def _forget(self, _session: Session) -> None:
         with self._lock:
             self._known.clear()
+            self._writes += 1
 
     def remembered(self, name: str) -> DatasetState | None:
         """The state, if nothing was committed since it was read."""
@@ -110,6 +113,8 @@ class DatasetStates:
         if not catalog.DATASET_NAME.match(name):  # e.g. a NUL, which Postgres refuses outright
             raise catalog.no_such_dataset(name)
         token = self._changes.token()  # taken first: a commit racing the query makes it stale
+        with self._lock:
+            writes = self._writes
         with read_session(self._factory) as session:
             row = session.execute(
                 select(Dataset.id, Dataset.current_snapshot_id, Dataset.presence_version).where(
@@ -120,7 +125,10 @@ class DatasetStates:
             raise catalog.no_such_dataset(name)
         state = DatasetState(row.id, row.current_snapshot_id, row.presence_version)
         with self._lock:
-            self._known[name] = (token, state)
+            # A write of this process committed meanwhile: what was read may predate it, and
+            # the signal's token may not show it yet (a notification arrives a moment later).
+            if self._writes == writes:
+                self._known[name] = (token, state)
         return state
 
 

@@ -10,7 +10,8 @@ snapshot is large.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from functools import partial
 
 from fastapi import Request, Response
@@ -94,20 +95,20 @@ async def send_answer(
     in_flight: InFlight = request.app.state.in_flight
     metrics: Metrics = request.app.state.metrics
     cached = cache.get(question.key)
-    if cached is None and await in_flight.wait_for(question.key):
-        cached = cache.get(question.key)
-        source = "shared"
-    else:
-        source = "cache"
     if cached is not None:
-        metrics.answers.labels(source).inc()
+        metrics.answers.labels("cache").inc()
         return whole_response(cached, headers)
-    work = partial(answer_to_keep, dataset=dataset, question=question, compute=compute, cache=cache)
+    flight = await in_flight.wait_for(question.key)
+    if flight is not None and isinstance(flight.result, Answer):
+        metrics.answers.labels("shared").inc()
+        return whole_response(flight.result, headers)
+    work = partial(answer_to_send, dataset=dataset, question=question, compute=compute, cache=cache)
     try:
-        with in_flight.computing(question.key):
+        with in_flight.computing(question.key) as flight:
             computed, as_asked = await run_read(request, question.snapshot_ids, work)
             if as_asked and isinstance(computed, Answer):
                 cache.put(question.key, computed)
+                flight.result = computed
     finally:
         if query is not None:
             release_filter_garbage(query)
@@ -126,7 +127,7 @@ def whole_response(answer: Answer, headers: dict[str, str]) -> Response:
     return Response(answer.body, media_type=answer.media_type, headers=headers)
 
 
-def answer_to_keep(
+def answer_to_send(
     factory: sessionmaker[Session],
     dataset: str,
     question: Question,
@@ -136,7 +137,8 @@ def answer_to_keep(
     """The answer computed, in the worker thread, with a streamed one held whole when the cache
     could keep it: so that it is ready for those waiting on the same question as soon as it is
     computed, however slowly its own client reads, and is sent as it will be from the cache
-    (with a Content-Length, no trip through the thread pool per chunk)."""
+    (with a Content-Length, no trip through the thread pool per chunk). For a large snapshot
+    this runs in a slot of the admission gate, so the slots bound the answers being held too."""
     computed, as_asked = compute_answer(
         factory, dataset=dataset, question=question, compute=compute
     )
@@ -148,12 +150,18 @@ def answer_to_keep(
 def held_if_it_fits(cache: AnswerCache, streamed: StreamedAnswer) -> Answer | StreamedAnswer:
     """The streamed answer's chunks joined, while they fit the cache's budget; past it, the
     stream as it was (what was read of it first), so no more is ever held than could be kept."""
-    held: list[bytes] = []
+    held: deque[bytes] = deque()
     cost = Answer(b"", streamed.media_type, streamed.headers).cost
     for chunk in streamed.chunks:
         held.append(chunk)
         cost += len(chunk)
         if not cache.admits(cost):
-            rest = itertools.chain(held, streamed.chunks)
+            rest = itertools.chain(drained(held), streamed.chunks)
             return StreamedAnswer(rest, streamed.media_type, streamed.headers)
     return Answer(b"".join(held), streamed.media_type, streamed.headers)
+
+
+def drained(held: deque[bytes]) -> Iterator[bytes]:
+    """The held chunks, each let go once it is sent (they were up to the cache's budget)."""
+    while held:
+        yield held.popleft()

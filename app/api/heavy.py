@@ -38,10 +38,11 @@ async def dataset_state(request: Request, dataset: str) -> DatasetState:
     state = states.remembered(dataset)
     if state is not None:
         return state
-    # After a write, a sweep's thousand requests all find nothing remembered: one reads it.
+    # After a write, a sweep's thousand requests all find nothing remembered: one reads it,
+    # and the others take it from memory, where it is only if no write came in between.
     in_flight: InFlight = request.app.state.in_flight
     key = ("dataset state", dataset)
-    if await in_flight.wait_for(key):
+    if await in_flight.wait_for(key) is not None:
         state = states.remembered(dataset)
     if state is None:
         with in_flight.computing(key):
