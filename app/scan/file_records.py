@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, insert, select
@@ -51,19 +50,15 @@ def list_records(
     return [
         ScanFileRecordOut(
             cache_file=r.cache_file,
-            **_shared_fields(r),
+            size=r.size,
+            mtime_ns=r.mtime_ns,
+            status=r.status,
+            reason=r.reason,
+            n_samples=r.n_samples,
             n_pos=unpack_counts(r.n_pos).tolist() if with_counts else None,
         )
         for r in session.scalars(query)
     ]
-
-
-def _shared_fields(record: ScanFile | ScanFileRecordOut) -> dict[str, Any]:
-    """What a stored record, its wire form and the result of reading its file name alike."""
-    return {name: getattr(record, name) for name in _SHARED_FIELDS}
-
-
-_SHARED_FIELDS = ("size", "mtime_ns", "status", "reason", "n_samples")
 
 
 def as_result(record: ScanFile | ScanFileRecordOut, *, reused: bool = True) -> FileResult:
@@ -72,7 +67,16 @@ def as_result(record: ScanFile | ScanFileRecordOut, *, reused: bool = True) -> F
         n_pos = unpack_counts(record.n_pos)
     else:
         n_pos = np.asarray(record.n_pos or [], dtype=np.int32)
-    return FileResult(name=record.cache_file, **_shared_fields(record), n_pos=n_pos, reused=reused)
+    return FileResult(
+        name=record.cache_file,
+        size=record.size,
+        mtime_ns=record.mtime_ns,
+        status=record.status,
+        reason=record.reason,
+        n_samples=record.n_samples,
+        n_pos=n_pos,
+        reused=reused,
+    )
 
 
 def resolve_reused(
