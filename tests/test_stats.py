@@ -237,7 +237,7 @@ def test_sample_basis(client: TestClient) -> None:
     ("question", "needed_by", "way_out"),
     [
         ("stats?basis=sample", "basis=sample", "or use basis=window"),
-        ("histogram", "the seizure fraction of a window", "to get them"),
+        ("histogram", "the histogram (of each window's seizure fraction)", "to get them"),
     ],
 )
 def test_questions_that_need_sample_counts_say_how_to_get_them(

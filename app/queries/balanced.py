@@ -64,18 +64,19 @@ def load_subset_lists(
     those known missing, found through indexes instead of a row per recording.
     """
     chosen_subset = Subset.of(session, snapshot, subset)
-    stored = {
-        columns.category: columns
-        for columns in session.scalars(
-            select(SnapshotColumns).where(SnapshotColumns.snapshot_id == snapshot.id)
+    wanted = [Category.from_key(key) for key in subset.selected_categories()]
+    stored = session.scalars(
+        select(SnapshotColumns).where(
+            SnapshotColumns.snapshot_id == snapshot.id,
+            SnapshotColumns.category.in_([int(category) for category in wanted]),
         )
-    }
+    )
     packed = {
-        Category(category): (
+        Category(columns.category): (
             np.frombuffer(columns.recording_ids, dtype="<i4"),
             np.frombuffer(columns.window_idx, dtype="<i4"),
         )
-        for category, columns in stored.items()
+        for columns in stored
     }
     names: dict[int, str] = {}
     if with_names or chosen_subset.keeps_named_recordings():
@@ -84,10 +85,9 @@ def load_subset_lists(
         largest = max((int(ids.max()) for ids, _ in packed.values() if ids.size), default=0)
         chosen, present = masks_by_complement(session, chosen_subset, largest + 2)
 
-    wanted = {Category.from_key(key) for key in subset.selected_categories()}
     lists: dict[Category, CategoryList] = {}
     for category in Category:
-        if category not in wanted or category not in packed:
+        if category not in packed:
             empty = np.empty(0, dtype=np.int32)
             lists[category] = CategoryList(empty, empty)
             continue
@@ -131,6 +131,7 @@ def masks_by_complement(session: Session, chosen_subset: Subset, size: int) -> t
 
 
 def within(ids: Iterable[int], size: int) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """The ids below `size`, as an array to index a mask with (the others name no entry)."""
     found = np.fromiter(ids, dtype=np.int64)
     return found[found < size]
 

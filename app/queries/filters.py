@@ -2,9 +2,9 @@
 seizure_stats.schemas.filters; here, what each kind of value (a patient, a session, a recording)
 matches.
 
-Values are always bound parameters, never spliced into SQL. Long value lists travel as one
-parameter (a JSON array on SQLite, an array on Postgres), so thousands of recordings cost one
-bind instead of hitting the driver's parameter limit.
+Values are always bound parameters, never spliced into SQL. On Postgres a list of values is
+always one array parameter; on SQLite a long one is one JSON array, so thousands of recordings
+cost one bind instead of hitting the driver's parameter limit.
 """
 
 from __future__ import annotations
@@ -36,9 +36,11 @@ from app.models import Recording
 from seizure_stats.schemas.filters import FILTERS, FilterSpec, SubsetFilter
 
 Column = ColumnElement[Any] | InstrumentedAttribute[Any]
-# Up to this many values SQLite gets them inline; past it, a list is one parameter (on
-# Postgres it always is). Past it too, work on a filter costs milliseconds.
-INLINE_VALUES = 200
+# Up to this many values SQLite gets them inline, one parameter each; past it, one JSON array.
+SQLITE_INLINE_VALUES = 200
+# From this many values in one filter, normalising and hashing it takes milliseconds (done in a
+# worker thread, not on the event loop), and its query leaves garbage worth collecting at once.
+LONG_FILTER_VALUES = 200
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def in_values(column: Column, values: Sequence[str], dialect: str) -> ColumnElem
         # psycopg prepares it and Postgres plans it once, where 50 names inlined were parsed
         # and planned afresh on every first answer.
         return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
-    if len(values) <= INLINE_VALUES:
+    if len(values) <= SQLITE_INLINE_VALUES:
         return column.in_(list(values))
     table = func.json_each(bindparam(None, json.dumps(list(values)), type_=String))
     return column.in_(select(table.table_valued("value").c.value))
@@ -179,8 +181,8 @@ def release_filter_garbage(subset: SubsetFilter) -> None:
 
 
 def has_long_values(subset: SubsetFilter) -> bool:
-    """Whether a filter lists more values than are inlined: work on it costs milliseconds."""
-    return any(len(subset.values_of(spec)) > INLINE_VALUES for spec in FILTERS)
+    """Whether a filter lists more than LONG_FILTER_VALUES values in one filter."""
+    return any(len(subset.values_of(spec)) > LONG_FILTER_VALUES for spec in FILTERS)
 
 
 def describe(subset: SubsetFilter) -> str:

@@ -249,6 +249,8 @@ class FoldLists:
         fold_of = {patient: fold for fold, names in enumerate(folds.patients) for patient in names}
         recordings = Subset.of(session, snapshot, WHOLE).rollups(Recording.id, Recording.patient)
         rows = session.execute(recordings).all()
+        # The lists' masks reach past the largest id the lists hold, not necessarily past every
+        # recording of the snapshot (one with no window in any list would lie beyond).
         size = max([lists.present.size, *(row.id + 1 for row in rows)])
         fold_of_recording = np.full(size, -1, dtype=np.int64)
         for row in rows:

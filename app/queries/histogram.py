@@ -29,7 +29,7 @@ def compute_histogram(
     session: Session, dataset: Dataset, snapshot: Snapshot, query: HistogramQuery
 ) -> HistogramResponse:
     """Window counts of the subset by seizure fraction; 422 when the snapshot lacks n_pos."""
-    require_sample_counts(dataset, snapshot, "the seizure fraction of a window")
+    require_sample_counts(dataset, snapshot, "the histogram (of each window's seizure fraction)")
     unmatched = checked_filters(session, snapshot, query, strict=query.strict)
     subset = count_subset(session, snapshot, query)
     categories = query.selected_categories()
