@@ -182,3 +182,27 @@ def test_openapi_documents_not_modified(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     for route in ("breakdown", "histogram", "snapshots/{a}/diff/{b}", "stats", "balanced/index"):
         assert "304" in paths[f"/api/v1/datasets/{{dataset}}/{route}"]["get"]["responses"], route
+
+
+def test_a_streamed_answer_that_fits_is_framed_alike_computed_and_kept(
+    client: TestClient, computed: list[tuple[str, ...]]
+) -> None:
+    """Held whole where it is computed, the index and the CSV export carry a Content-Length,
+    on GET and on HEAD, the first time as when served from the cache."""
+    post(client, manifests.SMALL)
+    plain = {"Accept-Encoding": "identity"}  # so that Content-Length is the length of the body
+    for path, kind in (
+        (f"{BASE}/balanced/index?seed=3", "index-jsonl"),
+        (f"{BASE}/breakdown?by=patient&format=csv", "breakdown-csv"),
+    ):
+        first = client.get(path, headers=plain)
+        again, head = client.get(path, headers=plain), client.head(path, headers=plain)
+        assert [call[0] for call in computed].count(kind) == 1, computed
+        for response in (first, again, head):
+            assert response.status_code == 200, response.text
+            assert "transfer-encoding" not in response.headers, path
+        assert int(first.headers["content-length"]) == len(first.content) > 0
+        assert again.content == first.content
+        assert again.headers["content-length"] == head.headers["content-length"]
+        assert head.headers["content-length"] == first.headers["content-length"]
+        assert head.content == b""
