@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidRequestError
 from app.models import Dataset, Recording, Snapshot, SnapshotColumns
 from app.queries.stats import make_counts, subset_warnings, window_weight
-from app.queries.subset import Subset, answer_source, is_known_missing, is_present
+from app.queries.subset import Subset, answer_source, is_present
 from app.queries.subset_counts import count_subset, left_out_ids
 from app.queries.unmatched import UnmatchedValues, checked_filters
 from seizure_stats.balance import (
@@ -123,9 +123,7 @@ def masks_by_complement(session: Session, chosen_subset: Subset, size: int) -> t
     if left_out:
         ids = union_all(*left_out) if len(left_out) > 1 else left_out[0]
         chosen[within(session.scalars(ids), size)] = False
-    missing = select(Recording.id).where(
-        Recording.dataset_id == chosen_subset.dataset_id, is_known_missing()
-    )
+    missing = select(Recording.id).where(chosen_subset.known_missing())
     present[within(session.scalars(missing), size)] = False
     return chosen, present
 

@@ -133,6 +133,10 @@ class Subset:
             clauses.insert(0, Recording.dataset_id == self.dataset_id)
         return and_(*clauses)
 
+    def known_missing(self) -> ColumnElement[bool]:
+        """The dataset's recordings known to be missing, found through their partial index."""
+        return and_(Recording.dataset_id == self.dataset_id, is_known_missing())
+
     def keeps_named_recordings(self) -> bool:
         """Whether the filter keeps only recordings it names: a patient, session or recording,
         or the patients of a test fold."""
