@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
 from sqlalchemy import (
     JSON,
     BigInteger,
-    Boolean,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     SmallInteger,
     String,
     UniqueConstraint,
@@ -48,22 +47,33 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# Columns several tables declare alike, each written once. A bare Mapped[int], Mapped[bool] or
+# Mapped[bytes] takes its SQL type (INTEGER, BOOLEAN, BLOB) from the annotation.
+RowId = Annotated[int, mapped_column(Integer, primary_key=True)]
+# A row that belongs to a dataset and goes with it.
+DatasetRef = Annotated[int, mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))]
+# When the row was written, in UTC.
+WrittenAt = Annotated[datetime, mapped_column(UTCDateTime, default=utc_now)]
+# Sums and sizes that can pass 2**31.
+Int64 = Annotated[int, mapped_column(BigInteger)]
+
+
 class Dataset(Base):
     """One cache directory: a named sequence of snapshots, one of them current."""
 
     __tablename__ = "datasets"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[RowId]
     name: Mapped[str] = mapped_column(String(128), unique=True)
     description: Mapped[str] = mapped_column(String(1000), default="")
     full_threshold: Mapped[float] = mapped_column(Float, default=0.99)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    created_at: Mapped[WrittenAt]
     current_snapshot_id: Mapped[int | None] = mapped_column(
         ForeignKey("snapshots.id", use_alter=True, ondelete="SET NULL")
     )
     presence_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Bumped by every presence update: answers (and their ETags) depend on it.
-    presence_version: Mapped[int] = mapped_column(Integer, default=0)
+    presence_version: Mapped[int] = mapped_column(default=0)
 
     current_snapshot: Mapped[Snapshot | None] = relationship(
         foreign_keys=[current_snapshot_id], lazy="raise", post_update=True
@@ -76,21 +86,21 @@ class Snapshot(Base):
     __tablename__ = "snapshots"
     __table_args__ = (UniqueConstraint("dataset_id", "content_hash"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    id: Mapped[RowId]
+    dataset_id: Mapped[DatasetRef]
     content_hash: Mapped[str] = mapped_column(String(80))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    created_at: Mapped[WrittenAt]
     source: Mapped[str] = mapped_column(String(500), default="")
-    partial_windows: Mapped[int] = mapped_column(BigInteger)
-    full_windows: Mapped[int] = mapped_column(BigInteger)
-    no_seizure_windows: Mapped[int] = mapped_column(BigInteger)
-    recordings: Mapped[int] = mapped_column(Integer)
-    has_sample_counts: Mapped[bool] = mapped_column(Boolean)
+    partial_windows: Mapped[Int64]
+    full_windows: Mapped[Int64]
+    no_seizure_windows: Mapped[Int64]
+    recordings: Mapped[int]
+    has_sample_counts: Mapped[bool]
     # The rollups summed by which categories a recording has windows in, written with the
     # snapshot (app.storage.rollup_totals): whole-snapshot questions start from these.
     rollup_totals: Mapped[dict[str, dict[str, int]] | None] = mapped_column(JSON)
 
-    dataset: Mapped[Dataset] = relationship(foreign_keys=[dataset_id], lazy="raise")
+    dataset: Mapped[Dataset] = relationship(foreign_keys="Snapshot.dataset_id", lazy="raise")
 
 
 class Recording(Base):
@@ -114,15 +124,15 @@ class Recording(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    id: Mapped[RowId]
+    dataset_id: Mapped[DatasetRef]
     cache_file: Mapped[str] = mapped_column(String(255))
     stem: Mapped[str] = mapped_column(String(255))
     patient: Mapped[str] = mapped_column(String(255))
     session: Mapped[str | None] = mapped_column(String(255))
     token: Mapped[str | None] = mapped_column(String(255))
     # None: never checked (counted as present); False: known to be missing from the volume.
-    present: Mapped[bool | None] = mapped_column(Boolean)
+    present: Mapped[bool | None]
 
 
 # The prefix of each category's columns in recording_rollups (`partial_windows`, ...).
@@ -140,15 +150,15 @@ class RecordingRollup(Base):
     recording_id: Mapped[int] = mapped_column(
         ForeignKey("recordings.id", ondelete="CASCADE"), primary_key=True, index=True
     )
-    partial_windows: Mapped[int] = mapped_column(Integer)
-    full_windows: Mapped[int] = mapped_column(Integer)
-    no_seizure_windows: Mapped[int] = mapped_column(Integer)
-    partial_pos: Mapped[int] = mapped_column(BigInteger)
-    full_pos: Mapped[int] = mapped_column(BigInteger)
-    no_seizure_pos: Mapped[int] = mapped_column(BigInteger)
-    partial_samples: Mapped[int] = mapped_column(BigInteger)
-    full_samples: Mapped[int] = mapped_column(BigInteger)
-    no_seizure_samples: Mapped[int] = mapped_column(BigInteger)
+    partial_windows: Mapped[int]
+    full_windows: Mapped[int]
+    no_seizure_windows: Mapped[int]
+    partial_pos: Mapped[Int64]
+    full_pos: Mapped[Int64]
+    no_seizure_pos: Mapped[Int64]
+    partial_samples: Mapped[Int64]
+    full_samples: Mapped[Int64]
+    no_seizure_samples: Mapped[Int64]
 
 
 class SnapshotColumns(Base):
@@ -164,8 +174,8 @@ class SnapshotColumns(Base):
         ForeignKey("snapshots.id", ondelete="CASCADE"), primary_key=True
     )
     category: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    recording_ids: Mapped[bytes] = mapped_column(LargeBinary)
-    window_idx: Mapped[bytes] = mapped_column(LargeBinary)
+    recording_ids: Mapped[bytes]
+    window_idx: Mapped[bytes]
 
 
 class Window(Base):
@@ -176,13 +186,13 @@ class Window(Base):
 
     # No foreign keys on this table: a per-row check made a 10M-window COPY four times slower.
     # Windows are written once, with their snapshot, in one transaction.
-    snapshot_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(primary_key=True)
     category: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
-    position: Mapped[int] = mapped_column(Integer, primary_key=True)
-    recording_id: Mapped[int] = mapped_column(Integer)
-    window_idx: Mapped[int] = mapped_column(Integer)
-    n_pos: Mapped[int | None] = mapped_column(Integer)
-    n_samples: Mapped[int | None] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int]
+    window_idx: Mapped[int]
+    n_pos: Mapped[int | None]
+    n_samples: Mapped[int | None]
 
 
 class ApiToken(Base):
@@ -190,13 +200,13 @@ class ApiToken(Base):
 
     __tablename__ = "api_tokens"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[RowId]
     name: Mapped[str] = mapped_column(String(64), index=True)
     scope: Mapped[str] = mapped_column(String(16))
     # The token's public lookup part, so the secret part is compared in constant time.
     lookup: Mapped[str] = mapped_column(String(32), unique=True)
     token_hash: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    created_at: Mapped[WrittenAt]
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
@@ -206,18 +216,18 @@ class ScanFile(Base):
     __tablename__ = "scan_files"
     __table_args__ = (UniqueConstraint("dataset_id", "cache_file"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    id: Mapped[RowId]
+    dataset_id: Mapped[DatasetRef]
     cache_file: Mapped[str] = mapped_column(String(255))
-    size: Mapped[int] = mapped_column(BigInteger)
-    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[Int64]
+    mtime_ns: Mapped[Int64]
     status: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(String(500), default="")
-    n_windows: Mapped[int] = mapped_column(Integer)
-    n_samples: Mapped[int] = mapped_column(Integer)
+    n_windows: Mapped[int]
+    n_samples: Mapped[int]
     # Positive samples per window: little-endian int32, deflated.
-    n_pos: Mapped[bytes] = mapped_column(LargeBinary)
-    scanned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    n_pos: Mapped[bytes]
+    scanned_at: Mapped[WrittenAt]
 
 
 class Scan(Base):
@@ -226,21 +236,21 @@ class Scan(Base):
     __tablename__ = "scans"
     __table_args__ = (UniqueConstraint("dataset_id", "scan_key"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    id: Mapped[RowId]
+    dataset_id: Mapped[DatasetRef]
     scan_key: Mapped[str] = mapped_column(String(64))
-    shard_count: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    shard_count: Mapped[int]
+    created_at: Mapped[WrittenAt]
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     snapshot_id: Mapped[int | None] = mapped_column(
         ForeignKey("snapshots.id", ondelete="SET NULL"), index=True
     )
-    snapshot_created: Mapped[bool | None] = mapped_column(Boolean)
-    files: Mapped[int] = mapped_column(Integer, default=0)
-    files_read: Mapped[int] = mapped_column(Integer, default=0)
-    files_reused: Mapped[int] = mapped_column(Integer, default=0)
-    files_skipped: Mapped[int] = mapped_column(Integer, default=0)
-    recordings_missing: Mapped[int] = mapped_column(Integer, default=0)
+    snapshot_created: Mapped[bool | None]
+    files: Mapped[int] = mapped_column(default=0)
+    files_read: Mapped[int] = mapped_column(default=0)
+    files_reused: Mapped[int] = mapped_column(default=0)
+    files_skipped: Mapped[int] = mapped_column(default=0)
+    recordings_missing: Mapped[int] = mapped_column(default=0)
 
 
 class ScanPart(Base):
@@ -251,10 +261,10 @@ class ScanPart(Base):
     scan_id: Mapped[int] = mapped_column(
         ForeignKey("scans.id", ondelete="CASCADE"), primary_key=True
     )
-    shard_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shard_index: Mapped[int] = mapped_column(primary_key=True)
     digest: Mapped[str] = mapped_column(String(80))
-    payload: Mapped[bytes | None] = mapped_column(LargeBinary)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utc_now)
+    payload: Mapped[bytes | None]
+    received_at: Mapped[WrittenAt]
 
 
 class ScanIssue(Base):
