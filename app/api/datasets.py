@@ -38,8 +38,7 @@ from seizure_stats.schemas.datasets import (
 from seizure_stats.schemas.questions import SnapshotId, Text
 
 logger = logging.getLogger(__name__)
-router = datasets_router("datasets")
-ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 503)
+router = datasets_router("datasets", error_responses(400, 401, 403, 404, 409, 413, 422, 503))
 
 MANIFEST_BODY = {
     "requestBody": {
@@ -74,7 +73,7 @@ MANIFEST_BODY = {
 }
 
 
-@router.get("", summary="All datasets", responses=ERRORS)
+@router.get("", summary="All datasets")
 def list_datasets(session: ReadSessionDep) -> list[DatasetOut]:
     return [catalog.dataset_out(session, d) for d in catalog.list_datasets(session)]
 
@@ -83,7 +82,6 @@ def list_datasets(session: ReadSessionDep) -> list[DatasetOut]:
     "",
     status_code=201,
     summary="Create an empty dataset (importing into a new name creates it too)",
-    responses=ERRORS,
 )
 def create_dataset(
     body: DatasetCreate, factory: SessionFactoryDep, writer: WriteTokenDep
@@ -100,7 +98,6 @@ def create_dataset(
 @router.get(
     "/{dataset}",
     summary="One dataset and its current snapshot",
-    responses=ERRORS,
 )
 def get_dataset(dataset: str, session: ReadSessionDep) -> DatasetOut:
     return catalog.dataset_out(session, catalog.get_dataset(session, dataset))
@@ -109,7 +106,6 @@ def get_dataset(dataset: str, session: ReadSessionDep) -> DatasetOut:
 @router.get(
     "/{dataset}/snapshots",
     summary="The dataset's snapshots, newest first",
-    responses=ERRORS,
 )
 def list_snapshots(dataset: str, session: ReadSessionDep) -> list[SnapshotOut]:
     found = catalog.get_dataset(session, dataset)
@@ -119,7 +115,6 @@ def list_snapshots(dataset: str, session: ReadSessionDep) -> list[SnapshotOut]:
 @router.get(
     "/{dataset}/snapshots/{snapshot_id}",
     summary="One snapshot",
-    responses=ERRORS,
 )
 def get_snapshot(dataset: str, snapshot_id: SnapshotId, session: ReadSessionDep) -> SnapshotOut:
     found = catalog.get_dataset(session, dataset)
@@ -130,7 +125,7 @@ def get_snapshot(dataset: str, snapshot_id: SnapshotId, session: ReadSessionDep)
     "/{dataset}/snapshots",
     status_code=201,
     summary="Import a manifest.json as a new snapshot (200 if identical content exists)",
-    responses={**ERRORS, 200: {"model": ImportResponse}},
+    responses={200: {"model": ImportResponse}},
     openapi_extra=MANIFEST_BODY,
 )
 async def import_snapshot(
@@ -188,7 +183,6 @@ def _body_size(body: IO[bytes]) -> int:
 @router.get(
     "/{dataset}/recordings",
     summary="The dataset's recordings: names parsed from the stem, and presence on the volume",
-    responses=ERRORS,
 )
 def list_recordings(dataset: str, session: ReadSessionDep) -> list[RecordingOut]:
     found = catalog.get_dataset(session, dataset)
@@ -201,7 +195,6 @@ def list_recordings(dataset: str, session: ReadSessionDep) -> list[RecordingOut]
 @router.post(
     "/{dataset}/presence",
     summary="Record which recordings are present on the volume (from a verify or scan)",
-    responses=ERRORS,
 )
 def update_presence(
     dataset: str, body: PresenceUpdate, factory: SessionFactoryDep, writer: WriteTokenDep

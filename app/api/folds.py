@@ -11,13 +11,12 @@ from sqlalchemy.orm import Session
 from app.api.answer_cache import Answer, make_options_question
 from app.api.answer_path import send_answer
 from app.api.heavy import dataset_state
-from app.api.routers import NOT_MODIFIED, datasets_router
-from app.api.routers import QUESTION_ERRORS as ERRORS
+from app.api.routers import QUESTION_RESPONSES, datasets_router
 from app.models import Dataset, Snapshot
 from app.queries.fold_report import compute_folds, fold_options
 from seizure_stats.schemas.folds import FoldsQuery, FoldsResponse
 
-router = datasets_router("folds")
+router = datasets_router("folds", QUESTION_RESPONSES)
 
 
 @router.get(
@@ -29,7 +28,6 @@ router = datasets_router("folds")
     "`exclude_patient` of its patients) and the balanced selection of its training part. "
     "Presence does not move a patient; it changes the counts as in every answer.",
     response_model=FoldsResponse,
-    responses=ERRORS | NOT_MODIFIED,
 )
 async def get_folds(
     dataset: str, request: Request, query: Annotated[FoldsQuery, Query()]

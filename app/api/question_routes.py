@@ -37,12 +37,12 @@ class QuestionRoutes:
     question: type[SubsetFilter]  # the POST body
     respond: Respond
     summary: str
-    responses: dict[int | str, dict[str, Any]]
     params: type[BaseModel] | None = None  # the GET query model, when it holds more (format)
     description: str | None = None
     response_model: Any = None
     response_class: type[Response] = JSONResponse
     response_description: str = "Successful Response"
+    responses: dict[int | str, dict[str, Any]] = field(default_factory=dict)  # beyond the router's
     post_summary: str = POST_SUMMARY
     options: tuple[str, ...] = field(init=False)  # the fields of params beyond the question
 

@@ -14,8 +14,7 @@ from app.api.answer_cache import Answer
 from app.api.answer_path import answer, send_answer
 from app.api.heavy import ask_diff_question
 from app.api.question_routes import QuestionRoutes, answered_as_json
-from app.api.routers import NOT_MODIFIED, datasets_router
-from app.api.routers import QUESTION_ERRORS as ERRORS
+from app.api.routers import QUESTION_RESPONSES, Responses, datasets_router
 from app.api.stats import LONG_LISTS
 from app.api.streams import stream_breakdown_csv
 from app.queries.diff import DEFAULT_RECORDING_LIMIT, diff_snapshots
@@ -31,7 +30,7 @@ from seizure_stats.schemas.reports import (
 )
 from seizure_stats.schemas.reports import BreakdownFormat as Format
 
-router = datasets_router("breakdowns")
+router = datasets_router("breakdowns", QUESTION_RESPONSES)
 
 
 async def answer_breakdown(
@@ -42,11 +41,9 @@ async def answer_breakdown(
     return await answer(request, "breakdown", dataset, query)
 
 
-BREAKDOWN_RESPONSES = (
-    ERRORS
-    | NOT_MODIFIED
-    | {200: {"content": {"application/json": {}, "text/csv": {}}, "model": BreakdownResponse}}
-)
+BREAKDOWN_CONTENT: Responses = {
+    200: {"content": {"application/json": {}, "text/csv": {}}, "model": BreakdownResponse}
+}
 
 
 QuestionRoutes(
@@ -59,7 +56,7 @@ QuestionRoutes(
     description="The same subset as `stats`; the groups' counts add up to its totals. "
     "Sortable and paged; `format=csv` streams every group (or the page asked for) as CSV.",
     post_summary=LONG_LISTS,
-    responses=BREAKDOWN_RESPONSES,
+    responses=BREAKDOWN_CONTENT,
     response_model=BreakdownResponse,
 ).add_to(router)
 
@@ -70,7 +67,6 @@ QuestionRoutes(
     answered_as_json("histogram"),
     summary="How many windows of a subset have each seizure fraction (n_pos / n_samples)",
     description="Needs per-window sample counts (a scanned snapshot): 422 otherwise.",
-    responses=ERRORS | NOT_MODIFIED,
     response_model=HistogramResponse,
 ).add_to(router)
 
@@ -78,7 +74,6 @@ QuestionRoutes(
 @router.get(
     "/{dataset}/snapshots/{a}/diff/{b}",
     summary="Windows added, removed and changed in category from snapshot a to snapshot b",
-    responses=ERRORS | NOT_MODIFIED,
     response_model=SnapshotDiff,
 )
 async def get_snapshot_diff(

@@ -14,13 +14,14 @@ from seizure_stats.schemas.questions import ErrorResponse
 Responses = dict[int | str, dict[str, Any]]
 
 
-def datasets_router(tag: str) -> APIRouter:
+def datasets_router(tag: str, responses: Responses) -> APIRouter:
     """A router of /api/v1/datasets routes: each needs read access (writes ask for more), refuses
-    query parameters it does not declare, and reads each body through the guard that bounds its
-    size and pace."""
+    query parameters it does not declare, reads each body through the guard that bounds its
+    size and pace, and lists `responses` in its OpenAPI (a route adds its own)."""
     return APIRouter(
         prefix="/api/v1/datasets",
         tags=[tag],
+        responses=responses,
         # In this order: a request without a needed token gets 401 whatever its parameters.
         dependencies=[ReadAccess, Depends(refuse_unknown_parameters)],
         route_class=BodyGuardRoute,
@@ -33,7 +34,6 @@ def error_responses(*codes: int) -> Responses:
 
 
 # What every read question lists: its errors, and the 304 of a matching ETag.
-QUESTION_ERRORS = error_responses(400, 401, 403, 404, 422, 429, 503)
-NOT_MODIFIED: Responses = {
+QUESTION_RESPONSES: Responses = error_responses(400, 401, 403, 404, 422, 429, 503) | {
     304: {"description": "Not modified: the answer for this ETag has not changed."}
 }

@@ -35,8 +35,7 @@ from seizure_stats.schemas.scans import (
     SnapshotScanIssues,
 )
 
-router = datasets_router("scans")
-ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422)
+router = datasets_router("scans", error_responses(400, 401, 403, 404, 409, 413, 422))
 PART_BODY = {
     "requestBody": {
         "required": True,
@@ -52,7 +51,7 @@ PART_BODY = {
     summary="Push one part of a scan; the snapshot is assembled when every part has arrived",
     description="200 with the complete scan (and its snapshot) once every part is in; 202 while "
     "parts are missing. Pushing an identical part again changes nothing.",
-    responses={**ERRORS, 202: {"model": ScanOut}},
+    responses={202: {"model": ScanOut}},
     openapi_extra=PART_BODY,
 )
 async def push_scan_part(
@@ -101,7 +100,6 @@ def parse_part(body: IO[bytes]) -> ScanPartIn:
 @router.get(
     "/{dataset}/scans",
     summary="The dataset's scans, newest first",
-    responses=ERRORS,
 )
 def get_scans(
     dataset: str, session: ReadSessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
@@ -113,7 +111,6 @@ def get_scans(
 @router.get(
     "/{dataset}/scans/{scan_id}",
     summary="One scan: parts received, its snapshot once complete, the files it left out",
-    responses=ERRORS,
 )
 def get_one_scan(
     dataset: str,
@@ -127,7 +124,6 @@ def get_one_scan(
 @router.get(
     "/{dataset}/scan-files",
     summary="What the last scans found per cache file (size and mtime; counts on request)",
-    responses=ERRORS,
 )
 def get_scan_files(
     dataset: str,
@@ -141,7 +137,6 @@ def get_scan_files(
 @router.get(
     "/{dataset}/snapshots/{snapshot_id}/scan-issues",
     summary="Files the scan that produced this snapshot left out, with the reason",
-    responses=ERRORS,
 )
 def get_snapshot_scan_issues(
     dataset: str, snapshot_id: SnapshotId, session: ReadSessionDep

@@ -7,8 +7,7 @@ from typing import Any
 from fastapi.responses import StreamingResponse
 
 from app.api.question_routes import POST_SUMMARY, QuestionRoutes, answered_as_json
-from app.api.routers import NOT_MODIFIED, datasets_router
-from app.api.routers import QUESTION_ERRORS as ERRORS
+from app.api.routers import QUESTION_RESPONSES, datasets_router
 from app.api.streams import stream_index
 from seizure_stats.schemas.questions import (
     BalancedIndexParams,
@@ -18,7 +17,7 @@ from seizure_stats.schemas.questions import (
     StatsResponse,
 )
 
-router = datasets_router("statistics")
+router = datasets_router("statistics", QUESTION_RESPONSES)
 INDEX_CONTENT: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/x-ndjson": {}, "application/json": {}, "application/x-npz": {}}}
 }
@@ -31,7 +30,6 @@ QuestionRoutes(
     answered_as_json("stats"),
     summary="Exact counts, seizure ratio and pos_weight of a subset",
     post_summary=LONG_LISTS,
-    responses=ERRORS | NOT_MODIFIED,
     response_model=StatsResponse,
 ).add_to(router)
 
@@ -41,7 +39,6 @@ QuestionRoutes(
     BalancedQuery,
     answered_as_json("balanced"),
     summary="What the balanced training dataset keeps of a subset: counts and pos_weight",
-    responses=ERRORS | NOT_MODIFIED,
     response_model=BalancedResponse,
 ).add_to(router)
 
@@ -54,6 +51,6 @@ QuestionRoutes(
     summary="The kept (cache_file, window_idx) entries in dataset order, streamed",
     response_description="JSON lines, one entry per line (a JSON array with format=json; numpy "
     "columns with format=npz).",
-    responses=ERRORS | NOT_MODIFIED | INDEX_CONTENT,
+    responses=INDEX_CONTENT,
     response_class=StreamingResponse,
 ).add_to(router)
