@@ -141,14 +141,11 @@ async def import_snapshot(
     started = time.perf_counter()
     size: int | None = None
     try:
-        body = await receive_manifest(request, settings.max_upload_bytes)
-        try:
+        with await receive_manifest(request, settings.max_upload_bytes) as body:
             size = _body_size(body)
             prepared = await run_in_threadpool(
                 prepare_import, factory, dataset, body, source=source or "http upload"
             )
-        finally:
-            body.close()
         outcome = await run_in_threadpool(
             run_write, factory, partial(store_import, prepared=prepared)
         )

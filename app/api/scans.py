@@ -62,12 +62,9 @@ async def push_scan_part(
     settings: SettingsDep,
     _writer: WriteTokenDep,
 ) -> ScanOut:
-    body = await receive_manifest(request, settings.max_upload_bytes)
-    try:
+    with await receive_manifest(request, settings.max_upload_bytes) as body:
         # Tens of megabytes: parsed on the event loop, it stalled every other request.
         part = await run_in_threadpool(parse_part, body)
-    finally:
-        body.close()
     prepared = await run_in_threadpool(prepare_part, dataset, part)
     outcome = await run_in_threadpool(run_write, factory, partial(submit_part, prepared=prepared))
     if not outcome.scan.complete:

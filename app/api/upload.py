@@ -67,7 +67,8 @@ class _Spool:
 
 
 async def receive_manifest(request: Request, max_bytes: int) -> IO[bytes]:
-    """The request body as a readable binary file, decoded if it is gzip."""
+    """The request body as a readable binary file, decoded if it is gzip; the caller closes it
+    (`with`), which frees what was spooled to disk."""
     declared = declared_length(request.scope)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip"):
