@@ -19,19 +19,13 @@ from app.ingest.manifest import CategoryColumns, ParsedManifest, content_hash
 from app.scan.file_result import FileResult, IssueCode
 from app.scan.window_categories import categorize_counts
 from seizure_stats.labels import Category
-
-
-@dataclass(frozen=True)
-class ScanIssue:
-    cache_file: str
-    code: str
-    reason: str
+from seizure_stats.schemas.scans import ScanIssueOut
 
 
 @dataclass(frozen=True)
 class Assembly:
     parsed: ParsedManifest | None  # None when no file contributes a window
-    issues: list[ScanIssue]  # sorted by file name
+    issues: list[ScanIssueOut]  # sorted by file name
     window_length: int | None
     seizure_windows: int
 
@@ -57,26 +51,26 @@ def assemble(results: Iterable[FileResult], full_threshold: float) -> Assembly:
     """The manifest of the usable files, and an issue for every file left out."""
     ordered = sorted(results, key=lambda r: r.name)
     length = window_length(ordered)
-    issues: list[ScanIssue] = []
+    issues: list[ScanIssueOut] = []
     used: list[FileResult] = []
     for result in ordered:
         if not result.ok:
-            issues.append(ScanIssue(result.name, str(result.status), result.reason))
+            issues.append(_issue(result, result.status, result.reason))
         elif result.n_samples != length:
-            issues.append(
-                ScanIssue(
-                    result.name,
-                    IssueCode.LENGTH_MISMATCH,
-                    f"windows of {result.n_samples} samples; the other files' windows have "
-                    f"{length}",
-                )
+            reason = (
+                f"windows of {result.n_samples} samples; the other files' windows have {length}"
             )
+            issues.append(_issue(result, IssueCode.LENGTH_MISMATCH, reason))
         elif result.n_windows:
             used.append(result)
     if not used:
         return Assembly(None, issues, length, 0)
     parsed, seizure = _manifest(used, full_threshold)
     return Assembly(parsed, issues, length, seizure)
+
+
+def _issue(result: FileResult, code: str, reason: str) -> ScanIssueOut:
+    return ScanIssueOut(cache_file=result.name, code=code, reason=reason)
 
 
 def _manifest(used: list[FileResult], full_threshold: float) -> tuple[ParsedManifest, int]:
