@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -113,54 +114,51 @@ def test_retries_5xx_and_429_then_succeeds() -> None:
     )
 
 
-def test_gives_up_after_the_retry_budget() -> None:
-    calls = 0
+def counting(
+    respond: Callable[[httpx.Request], httpx.Response],
+) -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    """A transport that answers with `respond`, and the list of every request sent to it."""
+    sent: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return httpx.Response(503, json={"error": "unavailable", "detail": "database down"})
+        sent.append(request)
+        return respond(request)
 
-    with (
-        mock_client(httpx.MockTransport(handler), retries=2) as client,
-        pytest.raises(APIError) as caught,
-    ):
+    return httpx.MockTransport(handler), sent
+
+
+def refused(status: int, error: str, detail: str) -> Callable[[httpx.Request], httpx.Response]:
+    return lambda request: httpx.Response(status, json={"error": error, "detail": detail})
+
+
+def test_gives_up_after_the_retry_budget() -> None:
+    transport, sent = counting(refused(503, "unavailable", "database down"))
+    with mock_client(transport, retries=2) as client, pytest.raises(APIError) as caught:
         client.stats("d")
-    assert calls == 3
+    assert len(sent) == 3
     assert caught.value.status_code == 503
     assert "database down" in str(caught.value)
 
 
 def test_connection_errors_become_service_unavailable() -> None:
-    calls = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
+    def unreachable(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
+    transport, sent = counting(unreachable)
     with (
-        mock_client(httpx.MockTransport(handler), retries=2) as client,
+        mock_client(transport, retries=2) as client,
         pytest.raises(ServiceUnavailableError) as caught,
     ):
         client.stats("d")
-    assert calls == 3
+    assert len(sent) == 3
     assert "3 attempt" in str(caught.value)
 
 
 def test_client_errors_are_not_retried() -> None:
-    calls = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal calls
-        calls += 1
-        return httpx.Response(
-            404, json={"error": "not_found", "detail": "dataset 'd' does not exist"}
-        )
-
-    with mock_client(httpx.MockTransport(handler)) as client, pytest.raises(APIError) as caught:
+    transport, sent = counting(refused(404, "not_found", "dataset 'd' does not exist"))
+    with mock_client(transport) as client, pytest.raises(APIError) as caught:
         client.stats("d")
-    assert calls == 1
+    assert len(sent) == 1
     assert (caught.value.status_code, caught.value.error) == (404, "not_found")
 
 

@@ -46,6 +46,17 @@ def texts(page: Any, selector: str) -> list[str]:
     return found
 
 
+def send_form(page: Any, form: str, values: dict[str, str]) -> None:
+    """Fills the fields of the page's #<form>-form and presses its #apply-<form> button."""
+    for name, value in values.items():
+        field = page.locator(f"#{form}-form [name={name}]")
+        if field.evaluate("element => element.tagName") == "SELECT":
+            field.select_option(value)
+        else:
+            field.fill(value)
+    page.click(f"#apply-{form}")
+
+
 def assert_plurals_agree(page: Any) -> None:
     body = page.locator("main").inner_text()
     assert not BAD_PLURAL.search(body), BAD_PLURAL.search(body)
@@ -174,10 +185,7 @@ def test_balanced_selection_form(
     data = load(base, database_url)
     page.goto("/datasets/tusz-dev?category=seizure&category=no_seizure")
     assert page.locator("#balanced-results").count() == 0  # only once asked
-    page.fill("#balanced-form input[name=full_ratio]", "0.5")
-    page.fill("#balanced-form input[name=background_ratio]", "2")
-    page.fill("#balanced-form input[name=seed]", "7")
-    page.click("#apply-balanced")
+    send_form(page, "balanced", {"full_ratio": "0.5", "background_ratio": "2", "seed": "7"})
     page.wait_for_url(re.compile(r".*seed=7.*"))
     params = [("category", "seizure"), ("category", "no_seizure")]
     params += [("full_ratio", "0.5"), ("background_ratio", "2"), ("seed", "7")]
@@ -312,10 +320,7 @@ def test_folds_form(
     load(base, database_url)
     page.goto("/datasets/tusz-dev?category=seizure&category=no_seizure")
     assert page.locator("#folds-table").count() == 0  # only once asked
-    page.fill("#folds-form input[name=folds_k]", "3")
-    page.fill("#folds-form input[name=folds_seed]", "5")
-    page.select_option("#folds-form select[name=folds_stratify]", "seizure")
-    page.click("#apply-folds")
+    send_form(page, "folds", {"folds_k": "3", "folds_seed": "5", "folds_stratify": "seizure"})
     page.wait_for_url(re.compile(r".*folds_seed=5.*"))
     answer = get(base, f"{DATASET}/folds", {"k": 3, "seed": 5, "stratify": "seizure"})
     rows = page.locator("#folds-table tbody tr")
