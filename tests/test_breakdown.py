@@ -293,22 +293,21 @@ def test_histogram_reads_every_window_when_labels_disagree(
 
 
 # Names a spreadsheet would take for formulas (=, +, -, @), one with quotes and a comma too.
-FORMULA_NAMES = {
-    "partial_seizure": [
-        {"cache_file": "=1+2_windows.npz", "window_idx": 0},
-        {"cache_file": "plain_s001_t000_windows.npz", "window_idx": 0},
-    ],
-    "full_seizure": [{"cache_file": "+1+2_s001_t000_windows.npz", "window_idx": 0}],
-    "no_seizure": [
-        {"cache_file": "=1+2_windows.npz", "window_idx": 1},
-        {"cache_file": "-3_windows.npz", "window_idx": 0},
-        {"cache_file": "-3_windows.npz", "window_idx": 1},
-        {"cache_file": "@SUM(A1)_windows.npz", "window_idx": 0},
-        {"cache_file": '=HYPERLINK("evil.example","x")_windows.npz', "window_idx": 0},
-        {"cache_file": "plain_s001_t000_windows.npz", "window_idx": 1},
-    ],
-}
 LINK = '=HYPERLINK("evil.example","x")'
+FORMULA_NAMES = {
+    "partial_seizure": manifests.windows(
+        ("=1+2_windows.npz", 0), ("plain_s001_t000_windows.npz", 0)
+    ),
+    "full_seizure": manifests.windows(("+1+2_s001_t000_windows.npz", 0)),
+    "no_seizure": manifests.windows(
+        ("=1+2_windows.npz", 1),
+        ("-3_windows.npz", 0),
+        ("-3_windows.npz", 1),
+        ("@SUM(A1)_windows.npz", 0),
+        (f"{LINK}_windows.npz", 0),
+        ("plain_s001_t000_windows.npz", 1),
+    ),
+}
 NINTH, TWO_NINTHS = repr(1 / 9), repr(2 / 9)
 
 

@@ -7,30 +7,25 @@ import random
 from pathlib import Path
 from typing import Any
 
+
+def windows(*entries: tuple[str, int]) -> list[dict[str, Any]]:
+    """Manifest entries, one per (cache_file, window_idx)."""
+    return [{"cache_file": name, "window_idx": index} for name, index in entries]
+
+
 # Hand-checked: 3 recordings of 2 patients.
-#   aaaaaaaa_s001_t000: partial 0,1  full 2  no 3,4
-#   aaaaaaaa_s002_t000: partial 0    no 1,2,3
-#   bbbbbbbb_s001_t001: full 0       no 1,2
+#   aaaaaaaa_s001_t000 (A1): partial 0,1  full 2  no 3,4
+#   aaaaaaaa_s002_t000 (A2): partial 0    no 1,2,3
+#   bbbbbbbb_s001_t001 (B1): full 0       no 1,2
 # => partial 3, full 2, no_seizure 7; seizure 5 of 12.
+A1, A2, B1 = (
+    f"{stem}_windows.npz"
+    for stem in ("aaaaaaaa_s001_t000", "aaaaaaaa_s002_t000", "bbbbbbbb_s001_t001")
+)
 SMALL: dict[str, list[dict[str, Any]]] = {
-    "partial_seizure": [
-        {"cache_file": "aaaaaaaa_s001_t000_windows.npz", "window_idx": 0},
-        {"cache_file": "aaaaaaaa_s001_t000_windows.npz", "window_idx": 1},
-        {"cache_file": "aaaaaaaa_s002_t000_windows.npz", "window_idx": 0},
-    ],
-    "full_seizure": [
-        {"cache_file": "aaaaaaaa_s001_t000_windows.npz", "window_idx": 2},
-        {"cache_file": "bbbbbbbb_s001_t001_windows.npz", "window_idx": 0},
-    ],
-    "no_seizure": [
-        {"cache_file": "aaaaaaaa_s001_t000_windows.npz", "window_idx": 3},
-        {"cache_file": "aaaaaaaa_s001_t000_windows.npz", "window_idx": 4},
-        {"cache_file": "aaaaaaaa_s002_t000_windows.npz", "window_idx": 1},
-        {"cache_file": "aaaaaaaa_s002_t000_windows.npz", "window_idx": 2},
-        {"cache_file": "aaaaaaaa_s002_t000_windows.npz", "window_idx": 3},
-        {"cache_file": "bbbbbbbb_s001_t001_windows.npz", "window_idx": 1},
-        {"cache_file": "bbbbbbbb_s001_t001_windows.npz", "window_idx": 2},
-    ],
+    "partial_seizure": windows((A1, 0), (A1, 1), (A2, 0)),
+    "full_seizure": windows((A1, 2), (B1, 0)),
+    "no_seizure": windows((A1, 3), (A1, 4), (A2, 1), (A2, 2), (A2, 3), (B1, 1), (B1, 2)),
 }
 
 
