@@ -23,7 +23,15 @@ from app.cli import main
 from app.ingest.manifest import parse_manifest
 from app.scan import npz
 from app.scan.cache_reader import list_cache_dir, plan_scan, scan_part
-from app.scan.file_result import IssueCode, parse_shard, shard_of
+from app.scan.file_result import (
+    OK,
+    FileResult,
+    IssueCode,
+    as_plain,
+    from_plain,
+    parse_shard,
+    shard_of,
+)
 from seizure_stats.schemas.scans import IssueCodeName
 from tests.support import scan_cache
 from tests.support.scan_cache import BAD_FILES
@@ -424,6 +432,28 @@ def test_reader_never_raises(tmp_path: Path) -> None:
 
 def test_issue_codes_match_the_wire_schema() -> None:
     assert {c.value for c in IssueCode} == set(IssueCodeName.__args__)
+
+
+def test_a_part_payload_keeps_every_field_of_a_result() -> None:
+    """A part waits in the database as JSON until the scan is whole; what comes back out is
+    the result that went in, reused flag and issue code included."""
+    results = [
+        FileResult("a_windows.npz", 10, -5, OK, "", 256, np.array([0, 3, 256], dtype=np.int32)),
+        FileResult("b_windows.npz", 2**40, 2**62, IssueCode.NAN_LABELS, "labels hold NaN"),
+        FileResult("c_windows.npz", 7, 8, OK, "", 512, np.array([1], dtype=np.int32), True),
+    ]
+    for result in results:
+        back = from_plain(json.loads(json.dumps(as_plain(result))))
+        assert (back.name, back.size, back.mtime_ns, back.status, back.reason) == (
+            result.name,
+            result.size,
+            result.mtime_ns,
+            result.status,
+            result.reason,
+        )
+        assert (back.n_samples, back.reused) == (result.n_samples, result.reused)
+        assert back.n_pos.dtype == np.int32
+        assert back.n_pos.tolist() == result.n_pos.tolist()
 
 
 def test_shards_partition_names() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -56,6 +56,9 @@ class FileResult:
         return self.size == size and self.mtime_ns == mtime_ns
 
 
+FIELD_NAMES = tuple(f.name for f in fields(FileResult))
+
+
 def shard_of(name: str, shard_count: int) -> int:
     """The shard a file belongs to: a hash of its name, so machines agree whatever they list."""
     return zlib.crc32(name.encode("utf-8")) % shard_count
@@ -100,6 +103,16 @@ def from_wire(entry: ScanFileIn) -> FileResult:
         n_pos=np.asarray(entry.n_pos, dtype=np.int64).astype(np.int32),
         reused=entry.status == REUSED,
     )
+
+
+def as_plain(result: FileResult) -> dict[str, Any]:
+    """The result as JSON-ready values, by field name (a part's stored payload)."""
+    plain = {name: getattr(result, name) for name in FIELD_NAMES}
+    return plain | {"n_pos": result.n_pos.tolist()}
+
+
+def from_plain(plain: dict[str, Any]) -> FileResult:
+    return FileResult(**plain | {"n_pos": np.asarray(plain["n_pos"], dtype=np.int32)})
 
 
 def pack_counts(n_pos: np.ndarray[Any, Any]) -> bytes:

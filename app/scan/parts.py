@@ -37,7 +37,15 @@ from app.scan.file_records import (
     resolve_reused,
     save_records,
 )
-from app.scan.file_result import OK, REUSED, FileResult, from_wire, shard_of
+from app.scan.file_result import (
+    OK,
+    REUSED,
+    FileResult,
+    as_plain,
+    from_plain,
+    from_wire,
+    shard_of,
+)
 from app.scan.status import scan_out
 from seizure_stats.schemas.scans import ScanOut, ScanPartIn
 
@@ -223,35 +231,11 @@ def _assemble(
 
 
 def _encode(results: Sequence[FileResult], other_files: list[str]) -> bytes:
-    files = [
-        {
-            "name": r.name,
-            "size": r.size,
-            "mtime_ns": r.mtime_ns,
-            "status": str(r.status),
-            "reason": r.reason,
-            "n_samples": r.n_samples,
-            "n_pos": r.n_pos.tolist(),
-            "reused": r.reused,
-        }
-        for r in results
-    ]
+    files = [as_plain(r) for r in results]
     return zlib.compress(json.dumps({"files": files, "others": other_files}).encode(), 6)
 
 
 def _decode(payload: bytes) -> tuple[list[FileResult], list[str]]:
     data = json.loads(zlib.decompress(payload))
-    files = [
-        FileResult(
-            name=f["name"],
-            size=f["size"],
-            mtime_ns=f["mtime_ns"],
-            status=f["status"],
-            reason=f["reason"],
-            n_samples=f["n_samples"],
-            n_pos=np.asarray(f["n_pos"], dtype=np.int32),
-            reused=f["reused"],
-        )
-        for f in data["files"]
-    ]
+    files = [from_plain(f) for f in data["files"]]
     return files, list(data["others"])
