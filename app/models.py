@@ -48,13 +48,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 # Columns several tables declare alike, each written once. A bare Mapped[int], Mapped[bool] or
-# Mapped[bytes] takes its SQL type (INTEGER, BOOLEAN, BLOB) from the annotation.
+# Mapped[bytes] takes its SQL type (Integer, Boolean, LargeBinary) from the annotation.
 RowId = Annotated[int, mapped_column(Integer, primary_key=True)]
 # A row that belongs to a dataset and goes with it.
 DatasetRef = Annotated[int, mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))]
 # When the row was written, in UTC.
 WrittenAt = Annotated[datetime, mapped_column(UTCDateTime, default=utc_now)]
-# Sums and sizes that can pass 2**31.
+# Sums, sizes and nanosecond times that can pass 2**31.
 Int64 = Annotated[int, mapped_column(BigInteger)]
 
 

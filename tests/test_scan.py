@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import json
@@ -9,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +23,14 @@ from fastapi.testclient import TestClient
 import seizure_stats.client
 from app.cli import main
 from app.ingest.manifest import parse_manifest
-from app.scan import npz
+from app.scan import npz, parts
 from app.scan.cache_reader import list_cache_dir, plan_scan, scan_part
 from app.scan.file_result import (
     OK,
     FileResult,
     IssueCode,
-    as_plain,
-    from_plain,
+    as_stored,
+    from_stored,
     parse_shard,
     shard_of,
 )
@@ -434,26 +436,68 @@ def test_issue_codes_match_the_wire_schema() -> None:
     assert {c.value for c in IssueCode} == set(IssueCodeName.__args__)
 
 
-def test_a_part_payload_keeps_every_field_of_a_result() -> None:
-    """A part waits in the database as JSON until the scan is whole; what comes back out is
-    the result that went in, reused flag and issue code included."""
+def same_results(a: FileResult, b: FileResult) -> bool:
+    for name in (f.name for f in dataclasses.fields(FileResult)):
+        x, y = getattr(a, name), getattr(b, name)
+        if isinstance(x, np.ndarray):
+            if x.dtype != y.dtype or x.tolist() != y.tolist():
+                return False
+        elif (x, type(x) is bool) != (y, type(y) is bool):
+            return False
+    return True
+
+
+def test_a_waiting_part_keeps_every_field_of_its_results() -> None:
+    """A part waits in the database as JSON until its scan is whole; what comes back out is
+    what went in, reused flag and issue code included."""
     results = [
         FileResult("a_windows.npz", 10, -5, OK, "", 256, np.array([0, 3, 256], dtype=np.int32)),
         FileResult("b_windows.npz", 2**40, 2**62, IssueCode.NAN_LABELS, "labels hold NaN"),
         FileResult("c_windows.npz", 7, 8, OK, "", 512, np.array([1], dtype=np.int32), True),
     ]
     for result in results:
-        back = from_plain(json.loads(json.dumps(as_plain(result))))
-        assert (back.name, back.size, back.mtime_ns, back.status, back.reason) == (
-            result.name,
-            result.size,
-            result.mtime_ns,
-            result.status,
-            result.reason,
-        )
-        assert (back.n_samples, back.reused) == (result.n_samples, result.reused)
-        assert back.n_pos.dtype == np.int32
-        assert back.n_pos.tolist() == result.n_pos.tolist()
+        assert same_results(from_stored(json.loads(json.dumps(as_stored(result)))), result)
+    files, others = parts._decode(parts._encode(results, ["notes.txt"]))
+    assert others == ["notes.txt"]
+    assert all(same_results(a, b) for a, b in zip(files, results, strict=True))
+
+
+def test_a_part_stored_by_an_earlier_version_still_decodes() -> None:
+    """The stored form, written out as it has been since scans came in parts: a part stored
+    before an upgrade is assembled after it."""
+    stored = {
+        "files": [
+            {
+                "name": "a_windows.npz",
+                "size": 10,
+                "mtime_ns": 20,
+                "status": "ok",
+                "reason": "",
+                "n_samples": 256,
+                "n_pos": [0, 7],
+                "reused": True,
+            },
+            {
+                "name": "b_windows.npz",
+                "size": 3,
+                "mtime_ns": 4,
+                "status": "no_labels",
+                "reason": "no labels member",
+                "n_samples": 0,
+                "n_pos": [],
+                "reused": False,
+            },
+        ],
+        "others": ["README"],
+    }
+    files, others = parts._decode(zlib.compress(json.dumps(stored).encode(), 6))
+    assert others == ["README"]
+    assert same_results(
+        files[0], FileResult("a_windows.npz", 10, 20, OK, "", 256, np.array([0, 7], np.int32), True)
+    )
+    assert same_results(
+        files[1], FileResult("b_windows.npz", 3, 4, IssueCode.NO_LABELS, "no labels member")
+    )
 
 
 def test_shards_partition_names() -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi.responses import StreamingResponse
 
 from app.api.question_routes import POST_SUMMARY, QuestionRoutes, answered_as_json
-from app.api.routers import QUESTION_RESPONSES, datasets_router
+from app.api.routers import QUESTION_RESPONSES, Responses, datasets_router
 from app.api.streams import stream_index
 from seizure_stats.schemas.questions import (
     BalancedIndexParams,
@@ -18,7 +16,7 @@ from seizure_stats.schemas.questions import (
 )
 
 router = datasets_router("statistics", QUESTION_RESPONSES)
-INDEX_CONTENT: dict[int | str, dict[str, Any]] = {
+INDEX_CONTENT: Responses = {
     200: {"content": {"application/x-ndjson": {}, "application/json": {}, "application/x-npz": {}}}
 }
 LONG_LISTS = POST_SUMMARY + " (for long recording lists)"

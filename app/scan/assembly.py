@@ -70,6 +70,7 @@ def assemble(results: Iterable[FileResult], full_threshold: float) -> Assembly:
 
 
 def _issue(result: FileResult, code: str, reason: str) -> ScanIssueOut:
+    # A result's status was validated as a file status when its part arrived (ScanFileIn).
     return ScanIssueOut(cache_file=result.name, code=code, reason=reason)
 
 

@@ -33,7 +33,12 @@ def _no_counts() -> np.ndarray[Any, np.dtype[np.int32]]:
 
 @dataclass(frozen=True)
 class FileResult:
-    """One cache file: its size and mtime when read, and either its counts or its issue."""
+    """One cache file: its size and mtime when read, and either its counts or its issue.
+
+    The field names are also the stored form of a scan part's results (`as_stored`): a part
+    waits in the database under them until its scan is whole, so renaming one breaks parts
+    stored before the change.
+    """
 
     name: str
     size: int
@@ -56,7 +61,7 @@ class FileResult:
         return self.size == size and self.mtime_ns == mtime_ns
 
 
-FIELD_NAMES = tuple(f.name for f in fields(FileResult))
+_STORED_FIELDS = tuple(f.name for f in fields(FileResult))
 
 
 def shard_of(name: str, shard_count: int) -> int:
@@ -105,14 +110,15 @@ def from_wire(entry: ScanFileIn) -> FileResult:
     )
 
 
-def as_plain(result: FileResult) -> dict[str, Any]:
-    """The result as JSON-ready values, by field name (a part's stored payload)."""
-    plain = {name: getattr(result, name) for name in FIELD_NAMES}
-    return plain | {"n_pos": result.n_pos.tolist()}
+def as_stored(result: FileResult) -> dict[str, Any]:
+    """The result as JSON values by field name, as a waiting scan part is stored."""
+    stored = {name: getattr(result, name) for name in _STORED_FIELDS}
+    return stored | {"n_pos": result.n_pos.tolist()}
 
 
-def from_plain(plain: dict[str, Any]) -> FileResult:
-    return FileResult(**plain | {"n_pos": np.asarray(plain["n_pos"], dtype=np.int32)})
+def from_stored(stored: dict[str, Any]) -> FileResult:
+    """The result `as_stored` wrote."""
+    return FileResult(**stored | {"n_pos": np.asarray(stored["n_pos"], dtype=np.int32)})
 
 
 def pack_counts(n_pos: np.ndarray[Any, Any]) -> bytes:

@@ -41,8 +41,8 @@ from app.scan.file_result import (
     OK,
     REUSED,
     FileResult,
-    as_plain,
-    from_plain,
+    as_stored,
+    from_stored,
     from_wire,
     shard_of,
 )
@@ -231,11 +231,11 @@ def _assemble(
 
 
 def _encode(results: Sequence[FileResult], other_files: list[str]) -> bytes:
-    files = [as_plain(r) for r in results]
+    files = [as_stored(r) for r in results]
     return zlib.compress(json.dumps({"files": files, "others": other_files}).encode(), 6)
 
 
 def _decode(payload: bytes) -> tuple[list[FileResult], list[str]]:
     data = json.loads(zlib.decompress(payload))
-    files = [from_plain(f) for f in data["files"]]
+    files = [from_stored(f) for f in data["files"]]
     return files, list(data["others"])
