@@ -70,7 +70,7 @@ def assemble(results: Iterable[FileResult], full_threshold: float) -> Assembly:
 
 
 def _issue(result: FileResult, code: str, reason: str) -> ScanIssueOut:
-    # A result's status was validated as a file status when its part arrived (ScanFileIn).
+    # A status is an IssueCode: set by the file reader, or checked as one when a part arrived.
     return ScanIssueOut(cache_file=result.name, code=code, reason=reason)
 
 
