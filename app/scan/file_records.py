@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import numpy as np
 from sqlalchemy import delete, insert, select
@@ -21,6 +22,7 @@ from app.scan.file_result import FileResult, pack_counts, unpack_counts
 from seizure_stats.schemas.scans import ScanFileRecordOut
 
 NAMES_PER_STATEMENT = 500
+Item = TypeVar("Item")
 
 
 def known_files(session: Session, dataset: Dataset) -> dict[str, tuple[int, int]]:
@@ -128,8 +130,8 @@ def save_records(session: Session, dataset: Dataset, results: Iterable[FileResul
         }
         for r in fresh
     ]
-    for start in range(0, len(rows), NAMES_PER_STATEMENT):
-        session.execute(insert(ScanFile), rows[start : start + NAMES_PER_STATEMENT])
+    for batch in _batches(rows):
+        session.execute(insert(ScanFile), batch)
 
 
 def forget_records(session: Session, dataset: Dataset, names: Sequence[str]) -> None:
@@ -146,6 +148,7 @@ def record_names(session: Session, dataset: Dataset) -> set[str]:
     return set(session.scalars(query))
 
 
-def _batches(names: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(names), NAMES_PER_STATEMENT):
-        yield names[start : start + NAMES_PER_STATEMENT]
+def _batches(items: Sequence[Item]) -> Iterable[Sequence[Item]]:
+    """Rows or names in slices small enough for one statement's parameters."""
+    for start in range(0, len(items), NAMES_PER_STATEMENT):
+        yield items[start : start + NAMES_PER_STATEMENT]
