@@ -100,6 +100,12 @@ class DatasetStates:
             self._known.clear()
             self._writes += 1
 
+    def stamp(self) -> object:
+        """Equal stamps mean nothing was committed in between, by any process."""
+        token = self._changes.token()
+        with self._lock:
+            return (token, self._writes)
+
     def remembered(self, name: str) -> DatasetState | None:
         """The state, if nothing was committed since it was read."""
         with self._lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 
 from fastapi import Request, Response
@@ -79,6 +80,16 @@ async def answer_subset(
     return await send_answer(request, dataset, question, compute, query)
 
 
+@dataclass(frozen=True)
+class Asked:
+    """A question ready to be answered: its dataset, its key and ETag, how to compute it."""
+
+    dataset: str
+    question: Question
+    compute: Compute
+    query: SubsetFilter | None = None  # what a computation built from it is let go of after
+
+
 async def send_answer(
     request: Request,
     dataset: str,
@@ -86,8 +97,19 @@ async def send_answer(
     compute: Compute,
     query: SubsetFilter | None = None,
 ) -> Response:
+    """The answer to `question`; a request that may be asked again in the same words notes
+    what it asked first (app.api.request_memo)."""
+    asked = Asked(dataset, question, compute, query)
+    note: Callable[[Asked], None] | None = getattr(request.state, "note_asked", None)
+    if note is not None:
+        note(asked)
+    return await answer_asked(request, asked)
+
+
+async def answer_asked(request: Request, asked: Asked) -> Response:
     """Serve from memory when possible; the database is asked only for what is not known, and
     only once for the same question asked many times at once."""
+    question = asked.question
     headers = cache_headers(question.etag, question.pinned)
     if not_modified(request, question.etag):
         return Response(status_code=304, headers=headers)
@@ -102,7 +124,13 @@ async def send_answer(
     if flight is not None and isinstance(flight.result, Answer):
         metrics.answers.labels("shared").inc()
         return whole_response(flight.result, headers)
-    work = partial(answer_to_send, dataset=dataset, question=question, compute=compute, cache=cache)
+    work = partial(
+        answer_to_send,
+        dataset=asked.dataset,
+        question=question,
+        compute=asked.compute,
+        cache=cache,
+    )
     try:
         with in_flight.computing(question.key) as flight:
             computed, as_asked = await run_read(request, question.snapshot_ids, work)
@@ -110,8 +138,8 @@ async def send_answer(
                 cache.put(question.key, computed)
                 flight.result = computed
     finally:
-        if query is not None:
-            release_filter_garbage(query)
+        if asked.query is not None:
+            release_filter_garbage(asked.query)
     metrics.answers.labels("computed").inc()
     if not as_asked:
         # Newer than the question's key: no tag, or a later If-None-Match could match it.
