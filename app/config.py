@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         64 * 1024**2,
         description="Bytes of answers kept per process, bodies plus a fixed cost per entry.",
     )
+    request_memo_entries: NonNegative = Field(
+        1024,
+        description="GET requests per process whose question is remembered, so that the same "
+        "request asked again is answered without being parsed again (0 turns this off).",
+    )
     heavy_read_slots: AtLeastOne = Field(
         4,
         description="Reads of large snapshots computed at once (each on a connection of its own).",

@@ -26,6 +26,7 @@ from app.api.middleware.head_requests import HeadAsGetMiddleware
 from app.api.middleware.request_body import RequestBodyMiddleware
 from app.api.middleware.request_context import RequestContextMiddleware
 from app.api.middleware.security_headers import SecurityHeadersMiddleware
+from app.api.request_memo import RequestMemo
 from app.api.single_flight import InFlight
 from app.config import Settings
 from app.dashboard.site import install_dashboard
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application.state.in_flight = InFlight()
     application.state.changes = changes
     application.state.dataset_states = DatasetStates(application.state.session_factory, changes)
+    application.state.request_memo = RequestMemo(settings.request_memo_entries)
     application.state.metrics = Metrics(
         application.state.session_factory,
         dropped_log_records,

@@ -1,5 +1,6 @@
 """What every router under /api/v1/datasets shares: its prefix, read access, the refusal of
-unknown query parameters, guarded bodies, and the error responses its OpenAPI lists."""
+unknown query parameters, guarded bodies, remembered GET requests, and the error responses its
+OpenAPI lists."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from app.api.bodies import BodyGuardRoute
 from app.api.deps import ReadAccess, refuse_unknown_parameters
+from app.api.request_memo import MemoizedRoute
 from seizure_stats.schemas.questions import ErrorResponse
 
 Responses = dict[int | str, dict[str, Any]]
@@ -17,14 +18,15 @@ Responses = dict[int | str, dict[str, Any]]
 def datasets_router(tag: str, responses: Responses) -> APIRouter:
     """A router of /api/v1/datasets routes: each needs read access (writes ask for more), refuses
     query parameters it does not declare, reads each body through the guard that bounds its
-    size and pace, and lists `responses` in its OpenAPI (a route adds its own)."""
+    size and pace, answers a GET request it has answered before without parsing it again
+    (app.api.request_memo), and lists `responses` in its OpenAPI (a route adds its own)."""
     return APIRouter(
         prefix="/api/v1/datasets",
         tags=[tag],
         responses=responses,
         # In this order: a request without a needed token gets 401 whatever its parameters.
         dependencies=[ReadAccess, Depends(refuse_unknown_parameters)],
-        route_class=BodyGuardRoute,
+        route_class=MemoizedRoute,
     )
 
 

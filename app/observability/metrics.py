@@ -81,6 +81,12 @@ class Metrics:
             ["source"],
             registry=self.registry,
         )
+        self.remembered = Counter(
+            "seizure_stats_requests_remembered",
+            "GET requests answered as the same request was before, without parsing it again"
+            " (the request memo).",
+            registry=self.registry,
+        )
         self.import_seconds = Histogram(
             "seizure_stats_import_duration_seconds",
             "Time to receive, parse and store a manifest, by outcome (created, existing, failed).",
