@@ -22,7 +22,7 @@ from app.db import make_engine, make_session_factory, write_session
 from app.main import create_app
 from app.storage.commit_signal import change_signal
 from tests.conftest import make_token
-from tests.support import manifests, oracle
+from tests.support import manifests, oracle, signals
 from tests.support.uploads import load
 
 BASE = "/api/v1/datasets/ds"
@@ -39,18 +39,9 @@ def remembered(client: TestClient) -> int:
 
 
 def settled(client: TestClient) -> None:
-    """Wait until the process has heard of every commit made so far, so that what it notes now
-    stays trusted: on Postgres a commit is heard when its notification arrives, a moment later,
-    and a listener just started hears nothing until it is connected."""
+    """Wait until the process has heard of every commit so far: what it notes now stays trusted."""
     states: DatasetStates = client.app.state.dataset_states  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 5
-    stamp = states.stamp()
-    while True:
-        time.sleep(0.05)
-        if states.stamp() == stamp:
-            return
-        assert time.monotonic() < deadline, "commits kept coming"
-        stamp = states.stamp()
+    signals.settled(states.stamp)
 
 
 def headers_of(response: httpx.Response) -> dict[str, str]:
@@ -133,7 +124,7 @@ def test_every_write_ends_what_was_remembered(client: TestClient, database_url: 
     counted = remembered(client)
     describe_elsewhere(database_url, "changed by another process")
     # SQLite sees the commit at once; Postgres once its notification arrives (milliseconds).
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + signals.TIMEOUT_SECONDS
     while True:
         stats_of(client)
         if remembered(client) == counted:
@@ -185,7 +176,7 @@ def test_the_token_is_part_of_the_request_and_a_revoked_one_is_refused(
                 assert len(revoke_tokens(session, "memo-reader")) == 1
         finally:
             engine.dispose()
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + signals.TIMEOUT_SECONDS
         while (refused := http.get(STATS, headers=with_token)).status_code == 200:
             assert time.monotonic() < deadline, "the revoked token was still accepted"
             time.sleep(0.01)
@@ -261,22 +252,16 @@ def test_the_stamp_moves_with_every_commit_of_any_connection(database_url: str) 
         with write_session(factory) as session:
             catalog.create_dataset(session, "ds")
         states = DatasetStates(factory, signal)
+        signals.settled(states.stamp)  # Postgres: until the listener is connected
         first = states.stamp()
-        deadline = time.monotonic() + 2
-        while first != states.stamp():  # Postgres: until the listener is connected
-            assert time.monotonic() < deadline, "the stamp never settled"
-            time.sleep(0.01)
-            first = states.stamp()
         with write_session(factory) as session:
             catalog.get_dataset(session, "ds").description = "changed here"
+        assert states.stamp() != first  # at once, before any notification
+        signals.settled(states.stamp)  # and this process's own notification heard
         own = states.stamp()
-        assert own != first  # at once, before any notification
         with write_session(make_session_factory(other)) as session:
             catalog.get_dataset(session, "ds").description = "changed elsewhere"
-        deadline = time.monotonic() + 2
-        while states.stamp() == own:
-            assert time.monotonic() < deadline, "another connection's commit was never seen"
-            time.sleep(0.01)
+        signals.moved_from(states.stamp, own)
     finally:
         signal.close()
         engine.dispose()

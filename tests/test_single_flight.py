@@ -18,7 +18,7 @@ from app.api.answer_cache import AnswerCache
 from app.api.single_flight import InFlight
 from app.errors import BusyError
 from app.storage.commit_signal import ChangeSignal
-from tests.support import manifests, oracle
+from tests.support import manifests, oracle, signals
 from tests.support.uploads import load
 
 BASE = "/api/v1/datasets/ds"
@@ -172,7 +172,8 @@ def test_after_a_write_the_dataset_state_is_read_once(
     changes: ChangeSignal = client.app.state.changes  # type: ignore[attr-defined]
     before = changes.token()
     load(client, "ds", MANIFEST)  # a commit: no process remembers the dataset's state now
-    wait_until_the_write_is_signalled(changes, before)
+    signals.moved_from(changes.token, before)
+    signals.settled(changes.token)
     states = client.app.state.dataset_states  # type: ignore[attr-defined]
     in_flight: InFlight = client.app.state.in_flight  # type: ignore[attr-defined]
     loads: list[str] = []
@@ -192,21 +193,3 @@ def test_after_a_write_the_dataset_state_is_read_once(
     assert loads == ["ds"]
     expected = oracle.expected_stats(MANIFEST, set(), {})["counts"]
     assert [response.json()["counts"] for response in answers] == [expected] * ASKERS
-
-
-def wait_until_the_write_is_signalled(changes: ChangeSignal, before: object) -> None:
-    """On Postgres a write's NOTIFY reaches the listener a moment after the commit: a state read
-    before it arrives is stale at once, and every waiter would read the state again. Waits for
-    the token to move from `before` (taken before the write), then to stay put a while."""
-    deadline = time.monotonic() + 30
-    token = changes.token()
-    while token == before:
-        assert time.monotonic() < deadline, "the write was never signalled"
-        time.sleep(0.01)
-        token = changes.token()
-    while True:
-        time.sleep(0.3)
-        if changes.token() == token:
-            return
-        assert time.monotonic() < deadline, "the change signal never settled"
-        token = changes.token()
