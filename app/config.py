@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     request_memo_entries: NonNegative = Field(
         1024,
         description="GET requests per process whose question is remembered, so that the same "
-        "request asked again is answered without being parsed again (0 turns this off).",
+        "request asked again is answered without its parameters being validated again (0 turns "
+        "this off).",
     )
     heavy_read_slots: AtLeastOne = Field(
         4,

@@ -38,6 +38,10 @@ class LruCache(Generic[K, V]):
         self._lock = threading.Lock()
 
     @property
+    def max_entries(self) -> int:
+        return self._max
+
+    @property
     def total_cost(self) -> int:
         """What the entries held now count against `max_cost`."""
         return self._cost
@@ -69,6 +73,12 @@ class LruCache(Generic[K, V]):
             while len(self._entries) > self._max or self._over_budget():
                 _, evicted = self._entries.popitem(last=False)
                 self._cost -= self._cost_of(evicted)
+
+    def discard(self, key: K) -> None:
+        with self._lock:
+            removed = self._entries.pop(key, None)
+            if removed is not None:
+                self._cost -= self._cost_of(removed)
 
     def _over_budget(self) -> bool:
         return self._max_cost is not None and self._cost > self._max_cost

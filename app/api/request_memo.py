@@ -4,20 +4,20 @@ When a sweep starts, a thousand jobs send a few dozen distinct requests between 
 times over and nearly at once. Validating the query model and solving the route's dependencies
 costs about twice what answering from the cache does. So each GET route of the datasets routers
 remembers, per process, what each request it took asked (app.api.answer_path.Asked). The key is
-the request as it came: path, query string, and the headers that the answer or the right to it
-depend on. When the same request comes again, it goes straight to the answer path: 304, cache,
-waiting for the same question being computed, or computing it.
+the request as it came: path, query string, and whether it accepts gzip (the index's encoding
+depends on it). When the same request comes again, it goes straight to the answer path: 304,
+cache, waiting for the same question being computed, or computing it.
 
 An entry is trusted only under the stamp it was noted with (DatasetStates.stamp): nothing
 committed since, by any process. Under that stamp the question's dataset, snapshot and presence
-are what they were, and so is every token. Only a request that got as far as asking a question
-is noted, so a refused one is checked every time it comes. With any other stamp, the request
-takes the full route again.
+are what they were. The token is not part of it: where reads need one, it is checked on every
+request, remembered or not, so a revoked token is refused at once. A request is noted as soon as
+it has asked its question, so that the others of a burst find it while it is computed, and
+forgotten if its answer was not a 200 or a 304: a refused request is checked in full every time.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import partial
 
@@ -26,16 +26,17 @@ from fastapi import Request, Response
 from app.api.answer_cache import DatasetStates
 from app.api.answer_path import Asked, answer_asked
 from app.api.bodies import BodyGuardRoute, Handler
+from app.api.deps import bearer_scheme, require_read_access
+from app.api.streams import accepts_gzip
+from app.config import Settings
 from app.lru import LruCache
 from app.observability.metrics import Metrics
 
-# What the answer, or the right to it, depends on beyond the URL: gzip or not for the index,
-# and the token (kept as its digest).
-KEYED_HEADERS = ("accept-encoding", "authorization")
 # Longer query strings are not noted, so that the memo stays small (long filters come by POST).
 MEMO_QUERY_BYTES = 2048
+ANSWERED = (200, 304)
 
-RequestKey = tuple[str, bytes, str, str]
+RequestKey = tuple[str, bytes, bool]
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,10 @@ class RequestMemo(LruCache[RequestKey, Noted]):
 def request_key(request: Request) -> RequestKey | None:
     """The request as the memo knows it; None for one it does not note."""
     query: bytes = request.scope["query_string"]
-    if len(query) > MEMO_QUERY_BYTES:
+    if request.method != "GET" or len(query) > MEMO_QUERY_BYTES:
         return None
-    encoding, authorization = (request.headers.get(name, "") for name in KEYED_HEADERS)
-    token = hashlib.sha256(authorization.encode()).hexdigest() if authorization else ""
-    return request.scope["path"], query, encoding, token
+    gzip = accepts_gzip(request.headers.get("accept-encoding", ""))
+    return request.scope["path"], query, gzip
 
 
 class MemoizedRoute(BodyGuardRoute):
@@ -75,19 +75,34 @@ class MemoizedRoute(BodyGuardRoute):
             return handler
 
         async def remembering(request: Request) -> Response:
-            key = request_key(request)
+            memo: RequestMemo = request.app.state.request_memo
+            key = request_key(request) if memo.max_entries else None
             if key is None:
                 return await handler(request)
-            memo: RequestMemo = request.app.state.request_memo
             states: DatasetStates = request.app.state.dataset_states
             # Taken first: a commit while the request is answered leaves what it noted stale.
             stamp = states.stamp()
             asked = memo.asked(key, stamp)
             if asked is not None:
+                await check_read_access(request)
                 metrics: Metrics = request.app.state.metrics
                 metrics.remembered.inc()
                 return await answer_asked(request, asked)
             request.state.note_asked = partial(memo.note, key, stamp)
-            return await handler(request)
+            try:
+                response = await handler(request)
+            except BaseException:
+                memo.discard(key)
+                raise
+            if response.status_code not in ANSWERED:
+                memo.discard(key)
+            return response
 
         return remembering
+
+
+async def check_read_access(request: Request) -> None:
+    """The token check of every read, as the route's own dependency makes it."""
+    settings: Settings = request.app.state.settings
+    if settings.require_read_token:
+        await require_read_access(request, settings, await bearer_scheme(request))
