@@ -19,6 +19,7 @@ from app.api.deps import (
     SessionFactoryDep,
     SettingsDep,
     WriteTokenDep,
+    read_endpoint,
 )
 from app.api.routers import datasets_router, error_responses
 from app.api.upload import receive_manifest
@@ -74,6 +75,7 @@ MANIFEST_BODY = {
 
 
 @router.get("", summary="All datasets")
+@read_endpoint
 def list_datasets(session: ReadSessionDep) -> list[DatasetOut]:
     return [catalog.dataset_out(session, d) for d in catalog.list_datasets(session)]
 
@@ -99,6 +101,7 @@ def create_dataset(
     "/{dataset}",
     summary="One dataset and its current snapshot",
 )
+@read_endpoint
 def get_dataset(dataset: str, session: ReadSessionDep) -> DatasetOut:
     return catalog.dataset_out(session, catalog.get_dataset(session, dataset))
 
@@ -107,6 +110,7 @@ def get_dataset(dataset: str, session: ReadSessionDep) -> DatasetOut:
     "/{dataset}/snapshots",
     summary="The dataset's snapshots, newest first",
 )
+@read_endpoint
 def list_snapshots(dataset: str, session: ReadSessionDep) -> list[SnapshotOut]:
     found = catalog.get_dataset(session, dataset)
     return [catalog.snapshot_out(s, found) for s in catalog.list_snapshots(session, found)]
@@ -116,6 +120,7 @@ def list_snapshots(dataset: str, session: ReadSessionDep) -> list[SnapshotOut]:
     "/{dataset}/snapshots/{snapshot_id}",
     summary="One snapshot",
 )
+@read_endpoint
 def get_snapshot(dataset: str, snapshot_id: SnapshotId, session: ReadSessionDep) -> SnapshotOut:
     found = catalog.get_dataset(session, dataset)
     return catalog.snapshot_out(catalog.get_snapshot(session, found, snapshot_id), found)
@@ -181,6 +186,7 @@ def _body_size(body: IO[bytes]) -> int:
     "/{dataset}/recordings",
     summary="The dataset's recordings: names parsed from the stem, and presence on the volume",
 )
+@read_endpoint
 def list_recordings(dataset: str, session: ReadSessionDep) -> list[RecordingOut]:
     found = catalog.get_dataset(session, dataset)
     rows = session.scalars(

@@ -17,6 +17,7 @@ from app.api.deps import (
     SessionFactoryDep,
     SettingsDep,
     WriteTokenDep,
+    read_endpoint,
 )
 from app.api.routers import datasets_router, error_responses
 from app.api.upload import receive_manifest
@@ -98,6 +99,7 @@ def parse_part(body: IO[bytes]) -> ScanPartIn:
     "/{dataset}/scans",
     summary="The dataset's scans, newest first",
 )
+@read_endpoint
 def get_scans(
     dataset: str, session: ReadSessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[ScanOut]:
@@ -109,6 +111,7 @@ def get_scans(
     "/{dataset}/scans/{scan_id}",
     summary="One scan: parts received, its snapshot once complete, the files it left out",
 )
+@read_endpoint
 def get_one_scan(
     dataset: str,
     scan_id: Annotated[str, Path(pattern=SCAN_ID_PATTERN)],
@@ -122,6 +125,7 @@ def get_one_scan(
     "/{dataset}/scan-files",
     summary="What the last scans found per cache file (size and mtime; counts on request)",
 )
+@read_endpoint
 def get_scan_files(
     dataset: str,
     session: ReadSessionDep,
@@ -135,6 +139,7 @@ def get_scan_files(
     "/{dataset}/snapshots/{snapshot_id}/scan-issues",
     summary="Files the scan that produced this snapshot left out, with the reason",
 )
+@read_endpoint
 def get_snapshot_scan_issues(
     dataset: str, snapshot_id: SnapshotId, session: ReadSessionDep
 ) -> SnapshotScanIssues:
