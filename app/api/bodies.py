@@ -25,7 +25,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter
 
-from app.api.deps import bearer_scheme, needs_write_token, require_read_access, require_write_token
+from app.api.deps import check_token_first, needs_write_token
 from app.api.middleware.request_body import declared_length
 from app.config import Settings
 from app.errors import InvalidRequestError, PayloadTooLargeError
@@ -53,12 +53,7 @@ class BodyGuardRoute(APIRoute):
 
         async def guarded(request: Request) -> Response:
             settings: Settings = request.app.state.settings
-            credentials = await bearer_scheme(request)
-            # The dependencies check again later; the identity is cached on the request.
-            if writes:
-                await require_write_token(request, credentials)
-            else:
-                await require_read_access(request, settings, credentials)
+            await check_token_first(request, writes=writes)
             body = await read_body(request, settings.max_body_bytes)
             parsed: BaseModel | None = None
             if body and says_json(request):

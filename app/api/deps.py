@@ -127,6 +127,17 @@ async def require_read_access(
     return await run_in_threadpool(_token_identity, request, credentials, "read")
 
 
+async def check_token_first(request: Request, *, writes: bool) -> None:
+    """The token check a route's dependencies make, made before them: by a route that reads its
+    body (app.api.bodies) or that answers a request it remembers (app.api.request_memo). The
+    identity is cached on the request, so the dependencies, if they run, do not check again."""
+    credentials = await bearer_scheme(request)
+    if writes:
+        await require_write_token(request, credentials)
+    else:
+        await require_read_access(request, request.app.state.settings, credentials)
+
+
 # Endpoints that change anything take a `WriteTokenDep` parameter; routers of readable
 # resources are built with `dependencies=[ReadAccess]`.
 WriteTokenDep = Annotated[TokenIdentity, Depends(require_write_token)]

@@ -26,9 +26,8 @@ from fastapi import Request, Response
 from app.api.answer_cache import DatasetStates
 from app.api.answer_path import Asked, answer_asked
 from app.api.bodies import BodyGuardRoute, Handler
-from app.api.deps import bearer_scheme, require_read_access
+from app.api.deps import check_token_first
 from app.api.streams import accepts_gzip
-from app.config import Settings
 from app.lru import LruCache
 from app.observability.metrics import Metrics
 
@@ -84,7 +83,7 @@ class MemoizedRoute(BodyGuardRoute):
             stamp = states.stamp()
             asked = memo.asked(key, stamp)
             if asked is not None:
-                await check_read_access(request)
+                await check_token_first(request, writes=False)
                 metrics: Metrics = request.app.state.metrics
                 metrics.remembered.inc()
                 return await answer_asked(request, asked)
@@ -99,10 +98,3 @@ class MemoizedRoute(BodyGuardRoute):
             return response
 
         return remembering
-
-
-async def check_read_access(request: Request) -> None:
-    """The token check of every read, as the route's own dependency makes it."""
-    settings: Settings = request.app.state.settings
-    if settings.require_read_token:
-        await require_read_access(request, settings, await bearer_scheme(request))
