@@ -19,7 +19,7 @@ from app.api.deps import (
     SessionFactoryDep,
     SettingsDep,
     WriteTokenDep,
-    read_endpoint,
+    read_route,
 )
 from app.api.routers import datasets_router, error_responses
 from app.api.upload import receive_manifest
@@ -74,8 +74,7 @@ MANIFEST_BODY = {
 }
 
 
-@router.get("", summary="All datasets")
-@read_endpoint
+@read_route(router, "", summary="All datasets")
 def list_datasets(session: ReadSessionDep) -> list[DatasetOut]:
     return [catalog.dataset_out(session, d) for d in catalog.list_datasets(session)]
 
@@ -97,30 +96,18 @@ def create_dataset(
     return run_write(factory, create)
 
 
-@router.get(
-    "/{dataset}",
-    summary="One dataset and its current snapshot",
-)
-@read_endpoint
+@read_route(router, "/{dataset}", summary="One dataset and its current snapshot")
 def get_dataset(dataset: str, session: ReadSessionDep) -> DatasetOut:
     return catalog.dataset_out(session, catalog.get_dataset(session, dataset))
 
 
-@router.get(
-    "/{dataset}/snapshots",
-    summary="The dataset's snapshots, newest first",
-)
-@read_endpoint
+@read_route(router, "/{dataset}/snapshots", summary="The dataset's snapshots, newest first")
 def list_snapshots(dataset: str, session: ReadSessionDep) -> list[SnapshotOut]:
     found = catalog.get_dataset(session, dataset)
     return [catalog.snapshot_out(s, found) for s in catalog.list_snapshots(session, found)]
 
 
-@router.get(
-    "/{dataset}/snapshots/{snapshot_id}",
-    summary="One snapshot",
-)
-@read_endpoint
+@read_route(router, "/{dataset}/snapshots/{snapshot_id}", summary="One snapshot")
 def get_snapshot(dataset: str, snapshot_id: SnapshotId, session: ReadSessionDep) -> SnapshotOut:
     found = catalog.get_dataset(session, dataset)
     return catalog.snapshot_out(catalog.get_snapshot(session, found, snapshot_id), found)
@@ -182,11 +169,11 @@ def _body_size(body: IO[bytes]) -> int:
     return size
 
 
-@router.get(
+@read_route(
+    router,
     "/{dataset}/recordings",
     summary="The dataset's recordings: names parsed from the stem, and presence on the volume",
 )
-@read_endpoint
 def list_recordings(dataset: str, session: ReadSessionDep) -> list[RecordingOut]:
     found = catalog.get_dataset(session, dataset)
     rows = session.scalars(

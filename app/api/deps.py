@@ -10,7 +10,7 @@ import functools
 from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any, ParamSpec, get_type_hints
 
-from fastapi import Depends, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
@@ -87,6 +87,20 @@ def read_endpoint(endpoint: Callable[P, Any]) -> Callable[P, Response]:
         return Response(content, media_type="application/json")
 
     return serialized
+
+
+def read_route(
+    router: APIRouter, path: str, **options: Any
+) -> Callable[[Callable[P, Any]], Callable[P, Response]]:
+    """Register a GET endpoint on ReadSessionDep: `router.get(path, **options)` of its
+    read_endpoint, so that no listing can be registered without it."""
+
+    def register(endpoint: Callable[P, Any]) -> Callable[P, Response]:
+        serialized = read_endpoint(endpoint)
+        router.get(path, **options)(serialized)
+        return serialized
+
+    return register
 
 
 # -- tokens --------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from app.api.deps import (
     SessionFactoryDep,
     SettingsDep,
     WriteTokenDep,
-    read_endpoint,
+    read_route,
 )
 from app.api.routers import datasets_router, error_responses
 from app.api.upload import receive_manifest
@@ -95,11 +95,7 @@ def parse_part(body: IO[bytes]) -> ScanPartIn:
         ) from None
 
 
-@router.get(
-    "/{dataset}/scans",
-    summary="The dataset's scans, newest first",
-)
-@read_endpoint
+@read_route(router, "/{dataset}/scans", summary="The dataset's scans, newest first")
 def get_scans(
     dataset: str, session: ReadSessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[ScanOut]:
@@ -107,11 +103,11 @@ def get_scans(
     return [scan_out(session, found, scan) for scan in list_scans(session, found, limit)]
 
 
-@router.get(
+@read_route(
+    router,
     "/{dataset}/scans/{scan_id}",
     summary="One scan: parts received, its snapshot once complete, the files it left out",
 )
-@read_endpoint
 def get_one_scan(
     dataset: str,
     scan_id: Annotated[str, Path(pattern=SCAN_ID_PATTERN)],
@@ -121,11 +117,11 @@ def get_one_scan(
     return scan_out(session, found, get_scan(session, found, scan_id))
 
 
-@router.get(
+@read_route(
+    router,
     "/{dataset}/scan-files",
     summary="What the last scans found per cache file (size and mtime; counts on request)",
 )
-@read_endpoint
 def get_scan_files(
     dataset: str,
     session: ReadSessionDep,
@@ -135,11 +131,11 @@ def get_scan_files(
     return list_records(session, found, with_counts=counts)
 
 
-@router.get(
+@read_route(
+    router,
     "/{dataset}/snapshots/{snapshot_id}/scan-issues",
     summary="Files the scan that produced this snapshot left out, with the reason",
 )
-@read_endpoint
 def get_snapshot_scan_issues(
     dataset: str, snapshot_id: SnapshotId, session: ReadSessionDep
 ) -> SnapshotScanIssues:
