@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import delete, insert, select
@@ -22,6 +22,7 @@ from app.scan.file_result import FileResult, pack_counts, unpack_counts
 from seizure_stats.schemas.scans import ScanFileRecordOut
 
 NAMES_PER_STATEMENT = 500
+SAME_NAMED_FIELDS = ("size", "mtime_ns", "status", "reason", "n_samples")
 Item = TypeVar("Item")
 
 
@@ -52,12 +53,8 @@ def list_records(
     return [
         ScanFileRecordOut(
             cache_file=r.cache_file,
-            size=r.size,
-            mtime_ns=r.mtime_ns,
-            status=r.status,
-            reason=r.reason,
-            n_samples=r.n_samples,
             n_pos=unpack_counts(r.n_pos).tolist() if with_counts else None,
+            **_same_named_fields(r),
         )
         for r in session.scalars(query)
     ]
@@ -70,15 +67,13 @@ def as_result(record: ScanFile | ScanFileRecordOut, *, reused: bool = True) -> F
     else:
         n_pos = np.asarray(record.n_pos or [], dtype=np.int32)
     return FileResult(
-        name=record.cache_file,
-        size=record.size,
-        mtime_ns=record.mtime_ns,
-        status=record.status,
-        reason=record.reason,
-        n_samples=record.n_samples,
-        n_pos=n_pos,
-        reused=reused,
+        name=record.cache_file, n_pos=n_pos, reused=reused, **_same_named_fields(record)
     )
+
+
+def _same_named_fields(record: ScanFile | ScanFileRecordOut) -> dict[str, Any]:
+    """What a record, its wire form and a file's result hold under the same names, as they are."""
+    return {name: getattr(record, name) for name in SAME_NAMED_FIELDS}
 
 
 def resolve_reused(
