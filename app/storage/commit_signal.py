@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import Protocol
+from typing import Any, Protocol
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy.engine import Engine, make_url
 
 from app.db import CHANGES_CHANNEL
@@ -44,6 +45,28 @@ class SqliteDataVersion:
             self._connection.close()
 
 
+# The listener's connection, as pg_stat_activity shows it.
+LISTENER_NAME = "seizure-stats-changes"
+# A listener only waits, so a server that vanished without closing the connection (its host
+# lost, the network cut) would leave it looking connected, its token unchanged, for ever. TCP
+# keepalives find such a connection dead after about 30 s of silence; from then on every token
+# is new until the listener is back. (libpq ignores these on a Unix socket, which cannot be
+# left half open.)
+LISTENER_KEEPALIVES: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+
+
+def listener_connection(conninfo: str) -> psycopg.Connection[Any]:
+    """A connection for LISTEN; what the database URL sets itself wins over these defaults."""
+    defaults = {"connect_timeout": 5, "application_name": LISTENER_NAME, **LISTENER_KEEPALIVES}
+    return psycopg.connect(**(defaults | conninfo_to_dict(conninfo)), autocommit=True)
+
+
 class PostgresNotifications:
     RECONNECT_SECONDS = 1.0
 
@@ -65,14 +88,14 @@ class PostgresNotifications:
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
-                    target=self._listen, name="seizure-stats-changes", daemon=True
+                    target=self._listen, name=LISTENER_NAME, daemon=True
                 )
                 self._thread.start()
 
     def _listen(self) -> None:
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
+                with listener_connection(self._conninfo) as conn:
                     conn.execute(f"LISTEN {CHANGES_CHANNEL}")
                     with self._lock:
                         # Anything may have happened while we were not listening.
