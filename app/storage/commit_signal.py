@@ -13,15 +13,17 @@ microseconds, never a query:
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from typing import Any, Protocol
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy.engine import Engine, make_url
 
 from app.db import CHANGES_CHANNEL
+
+logger = logging.getLogger(__name__)
 
 
 class ChangeSignal(Protocol):
@@ -45,14 +47,18 @@ class SqliteDataVersion:
             self._connection.close()
 
 
-# The listener's connection, as pg_stat_activity shows it.
+# The listener's connection, as pg_stat_activity shows it unless the database URL (or PGAPPNAME)
+# names it otherwise.
 LISTENER_NAME = "seizure-stats-changes"
 # A listener only waits, so a server that vanished without closing the connection (its host
 # lost, the network cut) would leave it looking connected, its token unchanged, for ever. TCP
-# keepalives find such a connection dead after about 30 s of silence; from then on every token
-# is new until the listener is back. (libpq ignores these on a Unix socket, which cannot be
-# left half open.)
-LISTENER_KEEPALIVES: dict[str, Any] = {
+# keepalives find such a connection dead after about 30 s of silence (tcp_user_timeout; the
+# probes' count and interval decide where the system has no such timeout); from then on every
+# token is new until the listener is back. libpq ignores these on a Unix socket, which cannot
+# be left half open.
+LISTENER_DEFAULTS: dict[str, int | str] = {
+    "connect_timeout": 5,
+    "fallback_application_name": LISTENER_NAME,
     "keepalives": 1,
     "keepalives_idle": 10,
     "keepalives_interval": 5,
@@ -61,17 +67,25 @@ LISTENER_KEEPALIVES: dict[str, Any] = {
 }
 
 
-def listener_connection(conninfo: str) -> psycopg.Connection[Any]:
-    """A connection for LISTEN; what the database URL sets itself wins over these defaults."""
-    defaults = {"connect_timeout": 5, "application_name": LISTENER_NAME, **LISTENER_KEEPALIVES}
-    return psycopg.connect(**(defaults | conninfo_to_dict(conninfo)), autocommit=True)
+def listener_parameters(engine: Engine) -> dict[str, Any]:
+    """The engine's own connection parameters, as its dialect gives them to psycopg (a URL
+    rendered again as a string would lose some), over the listener's defaults: what the
+    database URL sets wins."""
+    _, given = engine.dialect.create_connect_args(engine.url)
+    given.pop("context", None)  # the engine's type adapters, of no use to a listener
+    parameters: dict[str, Any] = {**LISTENER_DEFAULTS, **given}
+    return parameters
+
+
+def listener_connection(parameters: dict[str, Any]) -> psycopg.Connection[Any]:
+    return psycopg.connect(**parameters, autocommit=True)
 
 
 class PostgresNotifications:
     RECONNECT_SECONDS = 1.0
 
-    def __init__(self, conninfo: str) -> None:
-        self._conninfo = conninfo
+    def __init__(self, parameters: dict[str, Any]) -> None:
+        self._parameters = parameters
         self._lock = threading.Lock()
         self._count = 0
         self._connected = False
@@ -93,23 +107,39 @@ class PostgresNotifications:
                 self._thread.start()
 
     def _listen(self) -> None:
+        warned = False
         while not self._stop.is_set():
             try:
-                with listener_connection(self._conninfo) as conn:
-                    conn.execute(f"LISTEN {CHANGES_CHANNEL}")
-                    with self._lock:
-                        # Anything may have happened while we were not listening.
-                        self._count += 1
-                        self._connected = True
-                    while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0):
-                            with self._lock:
-                                self._count += 1
-            except psycopg.Error:
-                pass
+                self._listen_once()
+            except psycopg.Error as exc:
+                if not warned:  # once an outage, not once a second
+                    logger.warning(
+                        "commit signal lost (%s); every answer reads its dataset's state "
+                        "from the database until it is back",
+                        str(exc).strip() or type(exc).__name__,
+                    )
+                warned = True
+            else:
+                warned = False
+            self._stop.wait(self.RECONNECT_SECONDS)
+
+    def _listen_once(self) -> None:
+        """Count notifications until the connection fails or the listener is closed; while it
+        is not connected, every token is new, whatever ended it."""
+        try:
+            with listener_connection(self._parameters) as conn:
+                conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+                with self._lock:
+                    # Anything may have happened while we were not listening.
+                    self._count += 1
+                    self._connected = True
+                while not self._stop.is_set():
+                    for _ in conn.notifies(timeout=1.0):
+                        with self._lock:
+                            self._count += 1
+        finally:
             with self._lock:
                 self._connected = False
-            self._stop.wait(self.RECONNECT_SECONDS)
 
     def close(self) -> None:
         self._stop.set()
@@ -119,5 +149,4 @@ def change_signal(engine: Engine) -> ChangeSignal:
     url = make_url(engine.url)
     if url.get_backend_name() == "sqlite":
         return SqliteDataVersion(url.database or ":memory:")
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    return PostgresNotifications(conninfo)
+    return PostgresNotifications(listener_parameters(engine))
