@@ -23,8 +23,10 @@ from fastapi.testclient import TestClient
 import seizure_stats.client
 from app.cli import main
 from app.ingest.manifest import parse_manifest
+from app.models import ScanFile
 from app.scan import npz, parts
 from app.scan.cache_reader import list_cache_dir, plan_scan, scan_part
+from app.scan.file_records import SAME_NAMED_FIELDS
 from app.scan.file_result import (
     OK,
     FileResult,
@@ -34,7 +36,7 @@ from app.scan.file_result import (
     parse_shard,
     shard_of,
 )
-from seizure_stats.schemas.scans import IssueCodeName
+from seizure_stats.schemas.scans import IssueCodeName, ScanFileRecordOut
 from tests.support import scan_cache
 from tests.support.scan_cache import BAD_FILES
 
@@ -154,6 +156,18 @@ def test_bad_files_alone_are_a_clear_error(run_scan: Any, tmp_path: Path) -> Non
 
 
 # -- incremental ---------------------------------------------------------------------------------
+
+
+def test_the_fields_copied_by_name_are_all_that_a_record_and_a_result_share() -> None:
+    """A stored record, its wire form and a file's result: the fields all three hold under one
+    name are copied by name, so that list must be exactly those (a renamed or added field
+    would otherwise be lost silently); the name and the counts are converted by hand."""
+    shared = (
+        {f.name for f in dataclasses.fields(FileResult)}
+        & set(ScanFileRecordOut.model_fields)
+        & set(ScanFile.__table__.columns.keys())
+    )
+    assert shared - {"n_pos"} == set(SAME_NAMED_FIELDS)
 
 
 def test_unchanged_rescan_loads_no_file(
