@@ -112,7 +112,7 @@ class PostgresNotifications:
             try:
                 self._listen_once()
             except psycopg.Error as exc:
-                if not warned:  # once an outage, not once a second
+                if not warned and not self._stop.is_set():  # once an outage, not once a second
                     logger.warning(
                         "commit signal lost (%s); every answer reads its dataset's state "
                         "from the database until it is back",
