@@ -6,6 +6,7 @@ so that it shows the memo was used, or that it was not, besides what was answere
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -130,6 +131,47 @@ def test_every_write_ends_what_was_remembered(client: TestClient, database_url: 
     signals.moved_from(states.stamp, before)
     stats_of(client)
     assert remembered(client) == counted
+
+
+def ask_at_once(client: TestClient, paths: list[str]) -> list[httpx.Response]:
+    """Every path asked at the same time, on the app's own event loop."""
+
+    async def all_of_them() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            return list(await asyncio.gather(*(http.get(path) for path in paths)))
+
+    assert client.portal is not None
+    return client.portal.call(all_of_them)
+
+
+def test_a_burst_after_a_write_parses_each_distinct_request_once(client: TestClient) -> None:
+    """After a write nothing is remembered, not even the dataset's state: the burst's requests
+    wait for it together, then each distinct one is parsed once and the rest are remembered."""
+    load(client, "ds", manifests.SMALL)
+    patients = sorted({r["patient"] for r in client.get(f"{BASE}/recordings").json()})
+    distinct = [f"{STATS}?exclude_patient={p}" for p in patients] + [f"{BASE}/balanced?seed=1"]
+    load(client, "ds", manifests.generated(6), expect=(201,))
+    settled(client)
+    states: DatasetStates = client.app.state.dataset_states  # type: ignore[attr-defined]
+    assert states.remembered("ds") is None
+    before = remembered(client)
+
+    answers = ask_at_once(client, distinct * 10)
+
+    assert [a.status_code for a in answers] == [200] * len(answers)
+    assert remembered(client) - before == len(distinct) * 9
+    alone = {path: client.get(path).content for path in distinct}
+    assert [a.content for a in answers] == [alone[path] for path in distinct * 10]
+
+
+def test_a_request_refused_while_waiting_for_its_dataset_is_refused_as_before(
+    client: TestClient,
+) -> None:
+    """Waiting for the state of a dataset that does not exist changes nothing of the refusal."""
+    answers = ask_at_once(client, ["/api/v1/datasets/nothing-here/stats"] * 3)
+    assert [a.status_code for a in answers] == [404] * 3
+    assert {a.json()["error"] for a in answers} == {"not_found"}
 
 
 @pytest.mark.parametrize(

@@ -14,10 +14,13 @@ are what they were. The token is not part of it: where reads need one, it is che
 request, remembered or not, so a revoked token is refused at once. A request is noted as soon as
 it has asked its question, so that the others of a burst find it while it is computed, and
 forgotten if its answer was not a 200 or a 304: a refused request is checked in full every time.
+A request whose dataset's state is not remembered (after a write) first waits for it, as the
+others of its burst do, so that they still find the first one noted.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from functools import partial
 
@@ -27,7 +30,9 @@ from app.api.answer_cache import DatasetStates
 from app.api.answer_path import Asked, answer_asked
 from app.api.bodies import BodyGuardRoute, Handler
 from app.api.deps import check_token_first
+from app.api.heavy import dataset_state
 from app.api.streams import accepts_gzip
+from app.errors import AppError
 from app.lru import LruCache
 from app.observability.metrics import Metrics
 
@@ -82,6 +87,9 @@ class MemoizedRoute(BodyGuardRoute):
             # Taken first: a commit while the request is answered leaves what it noted stale.
             stamp = states.stamp()
             asked = memo.asked(key, stamp)
+            if asked is None and await waited_for_dataset_state(request):
+                # The others of a burst waited too: the first of them may have noted it since.
+                asked = memo.asked(key, stamp)
             if asked is not None:
                 await check_token_first(request, writes=False)
                 metrics: Metrics = request.app.state.metrics
@@ -98,3 +106,22 @@ class MemoizedRoute(BodyGuardRoute):
             return response
 
         return remembering
+
+
+async def waited_for_dataset_state(request: Request) -> bool:
+    """Wait for the state of the dataset the request names, if it is not remembered; whether
+    it had to.
+
+    After a write nothing is remembered, and all the requests of a burst would be parsed in
+    full, each up to where its question waits for the dataset's state, before any is noted.
+    Waiting here first, they resume one after the other once the state is read: the first of
+    each distinct request is parsed and noted before the next resumes, which finds it noted.
+    """
+    name = request.path_params.get("dataset")
+    states: DatasetStates = request.app.state.dataset_states
+    if name is None or states.remembered(name) is not None:
+        return False
+    await check_token_first(request, writes=False)  # nothing is read for a refused request
+    with contextlib.suppress(AppError):  # the route refuses it as it would have
+        await dataset_state(request, name)
+    return True
