@@ -6,7 +6,6 @@ so that it shows the memo was used, or that it was not, besides what was answere
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +24,7 @@ from app.models import ApiToken
 from app.storage.commit_signal import change_signal
 from tests.conftest import make_token
 from tests.support import manifests, oracle, signals
+from tests.support.at_once import asked_at_once
 from tests.support.uploads import load
 
 BASE = "/api/v1/datasets/ds"
@@ -133,18 +133,6 @@ def test_every_write_ends_what_was_remembered(client: TestClient, database_url: 
     assert remembered(client) == counted
 
 
-def ask_at_once(client: TestClient, paths: list[str]) -> list[httpx.Response]:
-    """Every path asked at the same time, on the app's own event loop."""
-
-    async def all_of_them() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=client.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            return list(await asyncio.gather(*(http.get(path) for path in paths)))
-
-    assert client.portal is not None
-    return client.portal.call(all_of_them)
-
-
 def test_a_burst_after_a_write_parses_each_distinct_request_once(client: TestClient) -> None:
     """After a write nothing is remembered, not even the dataset's state: the burst's requests
     wait for it together, then each distinct one is parsed once and the rest are remembered."""
@@ -157,7 +145,7 @@ def test_a_burst_after_a_write_parses_each_distinct_request_once(client: TestCli
     assert states.remembered("ds") is None
     before = remembered(client)
 
-    answers = ask_at_once(client, distinct * 10)
+    answers = asked_at_once(client, distinct * 10)
 
     assert [a.status_code for a in answers] == [200] * len(answers)
     assert remembered(client) - before == len(distinct) * 9
@@ -169,7 +157,7 @@ def test_a_request_refused_while_waiting_for_its_dataset_is_refused_as_before(
     client: TestClient,
 ) -> None:
     """Waiting for the state of a dataset that does not exist changes nothing of the refusal."""
-    answers = ask_at_once(client, ["/api/v1/datasets/nothing-here/stats"] * 3)
+    answers = asked_at_once(client, ["/api/v1/datasets/nothing-here/stats"] * 3)
     assert [a.status_code for a in answers] == [404] * 3
     assert {a.json()["error"] for a in answers} == {"not_found"}
 

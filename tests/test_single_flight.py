@@ -3,7 +3,6 @@ when that answer could not be kept, the others compute it themselves instead of 
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from app.api.single_flight import InFlight
 from app.errors import BusyError
 from app.storage.commit_signal import ChangeSignal
 from tests.support import manifests, oracle, signals
+from tests.support.at_once import asked_at_once
 from tests.support.uploads import load
 
 BASE = "/api/v1/datasets/ds"
@@ -56,14 +56,7 @@ def held_until_all_wait(
 
 def ask_at_once(client: TestClient, path: str) -> list[httpx.Response]:
     """ASKERS identical requests at the same time, on the app's own event loop."""
-
-    async def all_of_them() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=client.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            return list(await asyncio.gather(*(http.get(path) for _ in range(ASKERS))))
-
-    assert client.portal is not None
-    return client.portal.call(all_of_them)
+    return asked_at_once(client, [path] * ASKERS)
 
 
 def answers_counted(client: TestClient) -> dict[str, float]:
