@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from app import catalog
 from app.api.answer_cache import DatasetStates
@@ -133,33 +134,54 @@ def test_every_write_ends_what_was_remembered(client: TestClient, database_url: 
     assert remembered(client) == counted
 
 
-def test_a_burst_after_a_write_parses_each_distinct_request_once(client: TestClient) -> None:
-    """After a write nothing is remembered, not even the dataset's state: the burst's requests
-    wait for it together, then each distinct one is parsed once and the rest are remembered."""
-    load(client, "ds", manifests.SMALL)
-    patients = sorted({r["patient"] for r in client.get(f"{BASE}/recordings").json()})
-    distinct = [f"{STATS}?exclude_patient={p}" for p in patients] + [f"{BASE}/balanced?seed=1"]
-    load(client, "ds", manifests.generated(6), expect=(201,))
-    settled(client)
-    states: DatasetStates = client.app.state.dataset_states  # type: ignore[attr-defined]
-    assert states.remembered("ds") is None
-    before = remembered(client)
-
-    answers = asked_at_once(client, distinct * 10)
-
-    assert [a.status_code for a in answers] == [200] * len(answers)
-    assert remembered(client) - before == len(distinct) * 9
-    alone = {path: client.get(path).content for path in distinct}
-    assert [a.content for a in answers] == [alone[path] for path in distinct * 10]
-
-
-def test_a_request_refused_while_waiting_for_its_dataset_is_refused_as_before(
-    client: TestClient,
+@pytest.mark.parametrize("reads", ["open", "closed"])
+def test_a_burst_after_a_write_parses_each_distinct_request_once(
+    settings: Settings, write_token: str, database_url: str, reads: str
 ) -> None:
-    """Waiting for the state of a dataset that does not exist changes nothing of the refusal."""
-    answers = asked_at_once(client, ["/api/v1/datasets/nothing-here/stats"] * 3)
-    assert [a.status_code for a in answers] == [404] * 3
-    assert {a.json()["error"] for a in answers} == {"not_found"}
+    """After a write nothing is remembered, not even the dataset's state: the burst's requests
+    wait for it together, then each distinct one is parsed once and the rest are remembered.
+    Where reads need a token, it is checked before the wait, and again for none after it."""
+    closed = settings.model_copy(update={"require_read_token": reads == "closed"})
+    token = make_token(database_url, "burst-reader", "read") if reads == "closed" else write_token
+    with TestClient(create_app(closed), headers={"Authorization": f"Bearer {token}"}) as http:
+        load(http, "ds", manifests.SMALL, token=write_token)
+        patients = sorted({r["patient"] for r in http.get(f"{BASE}/recordings").json()})
+        distinct = [f"{STATS}?exclude_patient={p}" for p in patients]
+        distinct += [f"{BASE}/balanced?seed=1", f"{BASE}/breakdown?by=patient"]
+        load(http, "ds", manifests.generated(6), token=write_token, expect=(201,))
+        settled(http)
+        states: DatasetStates = http.app.state.dataset_states  # type: ignore[attr-defined]
+        assert states.remembered("ds") is None
+        before = remembered(http)
+
+        answers = asked_at_once(http, distinct * 10, headers=dict(http.headers))
+
+        assert [a.status_code for a in answers] == [200] * len(answers)
+        assert remembered(http) - before == len(distinct) * 9
+        alone = {path: http.get(path).content for path in distinct}
+        assert [a.content for a in answers] == [alone[path] for path in distinct * 10]
+
+
+def test_a_request_waiting_for_its_dataset_is_refused_as_it_would_have_been(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait for the dataset's state leaves every refusal to the route: an unknown parameter
+    is a 422 even for a dataset that does not exist, or when the database cannot be read."""
+    nowhere = "/api/v1/datasets/nothing-here/stats"
+    answers = asked_at_once(client, [nowhere] * 3 + [f"{nowhere}?bogus=1"] * 3)
+    assert [a.status_code for a in answers] == [404] * 3 + [422] * 3
+    assert [a.json()["error"] for a in answers] == ["not_found"] * 3 + ["invalid_request"] * 3
+
+    load(client, "ds", manifests.SMALL)
+    states: DatasetStates = client.app.state.dataset_states  # type: ignore[attr-defined]
+
+    def unreadable(name: str) -> None:
+        raise OperationalError("SELECT", {}, RuntimeError("the database is down"))
+
+    monkeypatch.setattr(states, "load", unreadable)
+    refused = client.get(f"{STATS}?bogus=1")
+    assert refused.status_code == 422, refused.text
+    assert "bogus" in refused.json()["detail"]
 
 
 @pytest.mark.parametrize(

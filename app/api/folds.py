@@ -11,12 +11,12 @@ from sqlalchemy.orm import Session
 from app.api.answer_cache import Answer, make_options_question
 from app.api.answer_path import send_answer
 from app.api.heavy import dataset_state
-from app.api.routers import QUESTION_RESPONSES, datasets_router
+from app.api.routers import questions_router
 from app.models import Dataset, Snapshot
 from app.queries.fold_report import compute_folds, fold_options
 from seizure_stats.schemas.folds import FoldsQuery, FoldsResponse
 
-router = datasets_router("folds", QUESTION_RESPONSES)
+router = questions_router("folds")
 
 
 @router.get(

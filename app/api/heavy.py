@@ -33,7 +33,11 @@ Work = Callable[[sessionmaker[Session]], T]
 
 
 async def dataset_state(request: Request, dataset: str) -> DatasetState:
-    """The dataset's current snapshot and presence version: from memory, or one indexed row."""
+    """The dataset's current snapshot and presence version: from memory, or one indexed row
+    (read once a request: app.api.request_memo may have read it before the route ran)."""
+    waited: tuple[str, DatasetState] | None = getattr(request.state, "dataset_state", None)
+    if waited is not None and waited[0] == dataset:
+        return waited[1]
     states: DatasetStates = request.app.state.dataset_states
     state = states.remembered(dataset)
     if state is not None:

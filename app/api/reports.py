@@ -14,7 +14,7 @@ from app.api.answer_cache import Answer
 from app.api.answer_path import answer, send_answer
 from app.api.heavy import ask_diff_question
 from app.api.question_routes import QuestionRoutes, answered_as_json
-from app.api.routers import QUESTION_RESPONSES, Responses, datasets_router
+from app.api.routers import Responses, questions_router
 from app.api.stats import LONG_LISTS
 from app.api.streams import stream_breakdown_csv
 from app.queries.diff import DEFAULT_RECORDING_LIMIT, diff_snapshots
@@ -30,7 +30,7 @@ from seizure_stats.schemas.reports import (
 )
 from seizure_stats.schemas.reports import BreakdownFormat as Format
 
-router = datasets_router("breakdowns", QUESTION_RESPONSES)
+router = questions_router("breakdowns")
 
 
 async def answer_breakdown(

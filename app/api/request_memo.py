@@ -14,8 +14,9 @@ are what they were. The token is not part of it: where reads need one, it is che
 request, remembered or not, so a revoked token is refused at once. A request is noted as soon as
 it has asked its question, so that the others of a burst find it while it is computed, and
 forgotten if its answer was not a 200 or a 304: a refused request is checked in full every time.
-A request whose dataset's state is not remembered (after a write) first waits for it, as the
-others of its burst do, so that they still find the first one noted.
+On a route of questions (QuestionRoute), a request whose dataset's state is not remembered
+(after a write) first waits for it, as the others of its burst do, so that they still find the
+first one noted.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from fastapi import Request, Response
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.answer_cache import DatasetStates
 from app.api.answer_path import Asked, answer_asked
@@ -73,6 +75,10 @@ def request_key(request: Request) -> RequestKey | None:
 class MemoizedRoute(BodyGuardRoute):
     """A route of the datasets routers: what its GET requests ask is remembered, as said above."""
 
+    # Whether the route's requests ask questions about a dataset (QuestionRoute): only those
+    # wait for the dataset's state before they are parsed; a listing would read it for nothing.
+    asks_questions = False
+
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
         if "GET" not in (self.methods or ()):
@@ -87,7 +93,7 @@ class MemoizedRoute(BodyGuardRoute):
             # Taken first: a commit while the request is answered leaves what it noted stale.
             stamp = states.stamp()
             asked = memo.asked(key, stamp)
-            if asked is None and await waited_for_dataset_state(request):
+            if asked is None and self.asks_questions and await waited_for_dataset_state(request):
                 # The others of a burst waited too: the first of them may have noted it since.
                 asked = memo.asked(key, stamp)
             if asked is not None:
@@ -108,6 +114,13 @@ class MemoizedRoute(BodyGuardRoute):
         return remembering
 
 
+class QuestionRoute(MemoizedRoute):
+    """A route whose requests ask a question about a dataset (stats, balanced, index, breakdown,
+    histogram, diff, folds): remembered, and waiting for the dataset's state first."""
+
+    asks_questions = True
+
+
 async def waited_for_dataset_state(request: Request) -> bool:
     """Wait for the state of the dataset the request names, if it is not remembered; whether
     it had to.
@@ -122,6 +135,8 @@ async def waited_for_dataset_state(request: Request) -> bool:
     if name is None or states.remembered(name) is not None:
         return False
     await check_token_first(request, writes=False)  # nothing is read for a refused request
-    with contextlib.suppress(AppError):  # the route refuses it as it would have
-        await dataset_state(request, name)
+    # What cannot be read is left to the route, which refuses it as it would have (a 422 for
+    # a bad parameter before anything of the database); what is read, the route takes.
+    with contextlib.suppress(AppError, SQLAlchemyError):
+        request.state.dataset_state = (name, await dataset_state(request, name))
     return True

@@ -9,13 +9,15 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from app.api.deps import ReadAccess, refuse_unknown_parameters
-from app.api.request_memo import MemoizedRoute
+from app.api.request_memo import MemoizedRoute, QuestionRoute
 from seizure_stats.schemas.questions import ErrorResponse
 
 Responses = dict[int | str, dict[str, Any]]
 
 
-def datasets_router(tag: str, responses: Responses) -> APIRouter:
+def datasets_router(
+    tag: str, responses: Responses, route_class: type[MemoizedRoute] = MemoizedRoute
+) -> APIRouter:
     """A router of /api/v1/datasets routes: each needs read access (writes ask for more), refuses
     query parameters it does not declare, reads each body through the guard that bounds its
     size and pace, answers a GET request it has answered before without parsing it again
@@ -26,7 +28,7 @@ def datasets_router(tag: str, responses: Responses) -> APIRouter:
         responses=responses,
         # In this order: a request without a needed token gets 401 whatever its parameters.
         dependencies=[ReadAccess, Depends(refuse_unknown_parameters)],
-        route_class=MemoizedRoute,
+        route_class=route_class,
     )
 
 
@@ -39,3 +41,9 @@ def error_responses(*codes: int) -> Responses:
 QUESTION_RESPONSES: Responses = error_responses(400, 401, 403, 404, 422, 429, 503) | {
     304: {"description": "Not modified: the answer for this ETag has not changed."}
 }
+
+
+def questions_router(tag: str) -> APIRouter:
+    """A router of questions about a dataset: its routes list QUESTION_RESPONSES, and their
+    requests wait for the dataset's state before they are parsed (app.api.request_memo)."""
+    return datasets_router(tag, QUESTION_RESPONSES, route_class=QuestionRoute)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.responses import StreamingResponse
 
 from app.api.question_routes import POST_SUMMARY, QuestionRoutes, answered_as_json
-from app.api.routers import QUESTION_RESPONSES, Responses, datasets_router
+from app.api.routers import Responses, questions_router
 from app.api.streams import stream_index
 from seizure_stats.schemas.questions import (
     BalancedIndexParams,
@@ -15,7 +15,7 @@ from seizure_stats.schemas.questions import (
     StatsResponse,
 )
 
-router = datasets_router("statistics", QUESTION_RESPONSES)
+router = questions_router("statistics")
 INDEX_CONTENT: Responses = {
     200: {"content": {"application/x-ndjson": {}, "application/json": {}, "application/x-npz": {}}}
 }
