@@ -140,7 +140,7 @@ def test_a_burst_after_a_write_parses_each_distinct_request_once(
 ) -> None:
     """After a write nothing is remembered, not even the dataset's state: the burst's requests
     wait for it together, then each distinct one is parsed once and the rest are remembered.
-    Where reads need a token, it is checked before the wait, and again for none after it."""
+    Where reads need a token, it is checked before the wait, and the route takes that check."""
     closed = settings.model_copy(update={"require_read_token": reads == "closed"})
     token = make_token(database_url, "burst-reader", "read") if reads == "closed" else write_token
     with TestClient(create_app(closed), headers={"Authorization": f"Bearer {token}"}) as http:
