@@ -148,3 +148,30 @@ def test_a_lost_connection_makes_every_token_new_until_the_listener_is_back(
     lost = [r.getMessage() for r in caplog.records if r.name == commit_signal.__name__]
     assert len(lost) == 1
     assert lost[0].startswith("commit signal lost (")
+
+
+def lose_connection(listener: PostgresNotifications, connection: Any, postgres_url: str) -> None:
+    """End the listener's connection from the server's side; wait until it is back."""
+    admin_url = make_url(postgres_url).set(drivername="postgresql")
+    with psycopg.connect(admin_url.render_as_string(False), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (connection.info.backend_pid,))
+    deadline = time.monotonic() + signals.TIMEOUT_SECONDS
+    while listener.token() == listener.token():
+        assert time.monotonic() < deadline, "the lost connection was never noticed"
+        time.sleep(0.01)
+    signals.settled(listener.token)
+
+
+def test_each_outage_is_logged_once(
+    listener: PostgresNotifications,
+    opened: list[psycopg.Connection[Any]],
+    postgres_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger=commit_signal.__name__)
+    signals.settled(listener.token)
+    lose_connection(listener, opened[0], postgres_url)
+    lose_connection(listener, opened[1], postgres_url)
+    assert len(opened) == 3
+    lost = [r.getMessage() for r in caplog.records if r.name == commit_signal.__name__]
+    assert len(lost) == 2

@@ -109,9 +109,12 @@ class PostgresNotifications:
     def _listen(self) -> None:
         warned = False
         while not self._stop.is_set():
+            connections = self._count  # counted up once each time it connects
             try:
                 self._listen_once()
             except psycopg.Error as exc:
+                if self._count != connections:  # it was connected: this is a new outage
+                    warned = False
                 if not warned and not self._stop.is_set():  # once an outage, not once a second
                     logger.warning(
                         "commit signal lost (%s); every answer reads its dataset's state "
@@ -119,8 +122,6 @@ class PostgresNotifications:
                         str(exc).strip() or type(exc).__name__,
                     )
                 warned = True
-            else:
-                warned = False
             self._stop.wait(self.RECONNECT_SECONDS)
 
     def _listen_once(self) -> None:
