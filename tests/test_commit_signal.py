@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -121,33 +121,11 @@ def test_the_listener_listens_on_a_connection_that_probes(
     assert socket_options(connection) == {k: LISTENER_DEFAULTS[k] for k in TCP_OPTIONS}
 
 
-def test_a_lost_connection_makes_every_token_new_until_the_listener_is_back(
-    listener: PostgresNotifications,
-    opened: list[psycopg.Connection[Any]],
-    postgres_url: str,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+@pytest.fixture
+def warnings_logged(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
+    """The warnings the commit signal has logged so far in the test."""
     caplog.set_level(logging.WARNING, logger=commit_signal.__name__)
-    signals.settled(listener.token)
-    before = listener.token()
-    (first,) = opened
-    first_pid = first.info.backend_pid
-
-    admin_url = make_url(postgres_url).set(drivername="postgresql")
-    with psycopg.connect(admin_url.render_as_string(False), autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (first_pid,))
-    deadline = time.monotonic() + signals.TIMEOUT_SECONDS
-    while listener.token() == listener.token():
-        assert time.monotonic() < deadline, "the lost connection was never noticed"
-        time.sleep(0.01)
-
-    signals.settled(listener.token)
-    assert listener.token() != before
-    assert len(opened) == 2
-    assert opened[1].info.backend_pid != first_pid
-    lost = [r.getMessage() for r in caplog.records if r.name == commit_signal.__name__]
-    assert len(lost) == 1
-    assert lost[0].startswith("commit signal lost (")
+    return lambda: [r.getMessage() for r in caplog.records if r.name == commit_signal.__name__]
 
 
 def lose_connection(listener: PostgresNotifications, connection: Any, postgres_url: str) -> None:
@@ -162,16 +140,36 @@ def lose_connection(listener: PostgresNotifications, connection: Any, postgres_u
     signals.settled(listener.token)
 
 
+def test_a_lost_connection_makes_every_token_new_until_the_listener_is_back(
+    listener: PostgresNotifications,
+    opened: list[psycopg.Connection[Any]],
+    postgres_url: str,
+    warnings_logged: Callable[[], list[str]],
+) -> None:
+    signals.settled(listener.token)
+    before = listener.token()
+    (first,) = opened
+    first_pid = first.info.backend_pid
+
+    lose_connection(listener, first, postgres_url)
+
+    assert listener.token() != before
+    assert len(opened) == 2
+    assert opened[1].info.backend_pid != first_pid
+    lost = warnings_logged()
+    assert len(lost) == 1
+    assert lost[0].startswith("commit signal lost (")
+
+
 def test_each_outage_is_logged_once(
     listener: PostgresNotifications,
     opened: list[psycopg.Connection[Any]],
     postgres_url: str,
-    caplog: pytest.LogCaptureFixture,
+    warnings_logged: Callable[[], list[str]],
 ) -> None:
-    caplog.set_level(logging.WARNING, logger=commit_signal.__name__)
     signals.settled(listener.token)
     lose_connection(listener, opened[0], postgres_url)
     lose_connection(listener, opened[1], postgres_url)
     assert len(opened) == 3
-    lost = [r.getMessage() for r in caplog.records if r.name == commit_signal.__name__]
+    lost = warnings_logged()
     assert len(lost) == 2
